@@ -1,0 +1,1 @@
+"""EmoCap desktop app (PySide6). Imports core; core never imports this."""

@@ -1,0 +1,116 @@
+"""The ``emocap`` command line.
+
+    emocap analyze INPUT --out TAKE [--json] [--device auto|cpu|cuda] [--overwrite]
+    emocap info TAKE [--json]
+    emocap gui [INPUT]          (also: emocap with no argument)
+
+Exit codes: 0 success, 2 a user error (one line on stderr, no traceback), 3 no face found,
+130 cancelled (the take keeps what was done and a new run resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from core.errors import EmoCapError, NoFaceFoundError
+from core.results import ClipSummary
+
+log = logging.getLogger("emocap")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emocap", description="Emotion-faithful 3D face animation from video.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command")
+
+    analyze = sub.add_parser("analyze", help="analyse a video, image or image folder into a take folder")
+    analyze.add_argument("input", type=Path, help="video file, image, or folder of images")
+    analyze.add_argument("--out", type=Path, required=True, help="take folder to write (resumed if interrupted)")
+    analyze.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    analyze.add_argument("--device", default="auto", help="auto (a CUDA GPU when present), cpu, cuda or cuda:N")
+    analyze.add_argument("--overwrite", action="store_true", help="replace an existing take instead of resuming it")
+    analyze.add_argument("--image-fps", type=float, default=30.0, help="frame rate given to image folders")
+
+    info = sub.add_parser("info", help="print the summary of a take")
+    info.add_argument("take", type=Path)
+    info.add_argument("--json", action="store_true")
+
+    gui = sub.add_parser("gui", help="open the desktop app")
+    gui.add_argument("input", type=Path, nargs="?")
+    return parser
+
+
+def print_summary(summary: ClipSummary, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
+        return
+    lines = [
+        f"take      {summary.take} ({summary.status})",
+        f"source    {summary.source}",
+        f"video     {summary.width}x{summary.height}, {summary.fps:.3f} fps"
+        + (" (variable frame rate)" if summary.variable_frame_rate else "")
+        + f", {summary.frames} frames, {summary.seconds:.2f} s",
+        f"face      in {summary.frames_with_face} of {summary.frames} frames",
+    ]
+    lines += [f"warning   {w}" for w in summary.warnings]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from core.pipeline import Pipeline, PipelineConfig
+
+    pipeline = Pipeline(PipelineConfig(device=args.device, image_fps=args.image_fps))
+    bar = tqdm(total=None, unit="frame", desc="analysing", file=sys.stderr, mininterval=0.5, leave=False)
+
+    def on_frame(result) -> None:
+        if bar.total != result.total:
+            bar.total = result.total
+        bar.update(result.position - bar.n)
+
+    try:
+        summary = pipeline.run(args.input, args.out, on_frame=on_frame, overwrite=args.overwrite)
+    finally:
+        bar.close()
+    print_summary(summary, args.json)
+    if summary.no_face:
+        raise NoFaceFoundError(f"no face found in {args.input} ({summary.frames} frames); the take records it")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from core.pipeline import summarize
+    from core.take import Take
+
+    print_summary(summarize(Take.open(args.take)), args.json)
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    raise EmoCapError("the desktop app is not part of this build yet; use 'emocap analyze INPUT --out TAKE'")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    command = {"analyze": cmd_analyze, "info": cmd_info, "gui": cmd_gui, None: cmd_gui}[args.command]
+    try:
+        return command(args)
+    except EmoCapError as err:
+        sys.stderr.write(f"emocap: {err}\n")
+        return err.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("emocap: interrupted; run the same command again to resume\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Indices into MediaPipe's 478-point face mesh (468 surface points + 2 x 5 iris points).
+
+"Left" and "right" are the performer's own sides, as animators and ARKit name them: the performer's
+left eye appears on the right of an unmirrored image.
+"""
+
+from __future__ import annotations
+
+NUM_LANDMARKS = 478
+NUM_SURFACE_LANDMARKS = 468
+
+RIGHT_IRIS_CENTER = 468
+LEFT_IRIS_CENTER = 473
+RIGHT_IRIS = (468, 469, 470, 471, 472)
+LEFT_IRIS = (473, 474, 475, 476, 477)
+
+RIGHT_EYE_OUTER = 33
+RIGHT_EYE_INNER = 133
+LEFT_EYE_INNER = 362
+LEFT_EYE_OUTER = 263
+NOSE_TIP = 1
+MOUTH_RIGHT = 61
+MOUTH_LEFT = 291
+UPPER_LIP_TOP = 0
+LOWER_LIP_BOTTOM = 17
+
+# Points that move with the skull but hardly with expression: forehead, nose bridge, eye corners,
+# cheekbones, temples. Used for the rigid head pose.
+RIGID = (
+    10, 151, 9, 8, 109, 338, 67, 297,
+    168, 6, 197, 195, 5, 4,
+    33, 133, 362, 263,
+    234, 454, 93, 323, 116, 345, 123, 352,
+    127, 356, 162, 389, 21, 251, 54, 284,
+)

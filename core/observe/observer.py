@@ -1,0 +1,158 @@
+"""Follow one performer through a clip and observe their face in every frame.
+
+Per frame: if the performer was seen in the previous frame, the face mesh runs on a square around
+that face (tracking). Otherwise the full-range detector looks at the whole frame: the first time, it
+picks the largest face (ties broken by position) and records how many it saw; after a loss, it picks
+the face nearest to where the performer was last seen. A frame where no face is found is flagged
+with ``has_face=False``; nothing is invented for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+
+from core.observe import landmark_ids as ids
+from core.observe.align import DEFAULT_CROP_SIZE, crop_transform, warp_crop
+from core.observe.detector import FaceDetector
+from core.observe.headpose import estimate_head_pose
+from core.observe.landmarker import CropLandmarker, square_region
+from core.observe.types import ActorSelection, FaceBox, FrameObservation, TrackState
+
+log = logging.getLogger(__name__)
+
+# A detector box is tight around the face; the mesh wants context around it.
+DETECTION_REGION_SCALE = 2.0
+# A box from landmarks spans brows to chin; the tracking square adds a margin for motion.
+TRACKING_REGION_SCALE = 1.7
+
+
+def box_from_landmarks(landmarks: np.ndarray) -> FaceBox:
+    """Bounding box of the 468 surface landmarks (image pixels)."""
+    pts = landmarks[: ids.NUM_SURFACE_LANDMARKS, :2]
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    return FaceBox(float(x0), float(y0), float(x1), float(y1))
+
+
+def nearest_box(boxes: list[FaceBox], reference: FaceBox) -> FaceBox:
+    """The box whose centre is nearest to the reference's, in units of the reference's size."""
+    size = max(reference.width, reference.height, 1.0)
+    return min(boxes, key=lambda b: float(np.linalg.norm(b.center - reference.center)) / size)
+
+
+class FaceObserver:
+    """Observes the performer frame by frame. Not thread-safe; one per worker.
+
+    crop_size: side in pixels of the aligned crop for recognisers (0 = no crop image, only its
+    transform).
+    """
+
+    def __init__(self, *, crop_size: int = DEFAULT_CROP_SIZE, min_confidence: float = 0.5) -> None:
+        self.crop_size = crop_size
+        self._landmarker = CropLandmarker(min_confidence)
+        self._full_detector = FaceDetector(full_range=True, min_score=min_confidence)
+        self._crop_detector = FaceDetector(full_range=False, min_score=0.05)
+        # MediaPipe releases the GIL while it runs: the confidence detector works on this thread
+        # while the mesh runs on the caller's.
+        self._side_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face-confidence")
+        self.state = TrackState()
+
+    def reset(self, state: TrackState | None = None) -> None:
+        """Start a new track from ``state`` (or from scratch): the mesh forgets its tracking.
+
+        The pipeline resets at fixed frame indices so that a resumed run matches an uninterrupted
+        one exactly."""
+        self.state = state if state is not None else TrackState()
+        self._landmarker.reset()
+
+    def observe(self, index: int, timestamp: float, image: np.ndarray) -> FrameObservation:
+        """image: H x W x 3 uint8 RGB."""
+        faces_detected = -1
+        landmarks = None
+        if self.state.last_box is not None:
+            region = square_region(self.state.last_box, TRACKING_REGION_SCALE)
+            crop = self._landmarker.crop(image, region)
+            detections: Future = self._side_thread.submit(self._crop_detector.detect, crop)
+            landmarks = self._landmarker.landmarks(crop, region)
+            if landmarks is None:
+                detections.result()
+        if landmarks is None:
+            boxes = self._full_detector.detect(image)
+            faces_detected = len(boxes)
+            target = self._choose(boxes, index)
+            if target is not None:
+                self._landmarker.reset()
+                region = square_region(target, DETECTION_REGION_SCALE)
+                crop = self._landmarker.crop(image, region)
+                detections = self._side_thread.submit(self._crop_detector.detect, crop)
+                landmarks = self._landmarker.landmarks(crop, region)
+        if landmarks is None:
+            self.state = TrackState(None, self.state.last_seen_box, self.state.selection)
+            return FrameObservation(index, timestamp, False, faces_detected=faces_detected)
+
+        box = box_from_landmarks(landmarks)
+        confidence = self._confidence(detections.result(), region, crop.shape[0], box)
+        box = FaceBox(box.x0, box.y0, box.x1, box.y1, confidence)
+        self.state = TrackState(box, box, self.state.selection)
+        transform = crop_transform(landmarks, self.crop_size or DEFAULT_CROP_SIZE)
+        return FrameObservation(
+            index=index,
+            timestamp=timestamp,
+            has_face=True,
+            confidence=confidence,
+            landmarks=landmarks,
+            box=box,
+            head_pose=estimate_head_pose(landmarks),
+            crop_transform=transform,
+            crop=warp_crop(image, transform, self.crop_size) if self.crop_size else None,
+            faces_detected=faces_detected,
+        )
+
+    def _choose(self, boxes: list[FaceBox], index: int) -> FaceBox | None:
+        if not boxes:
+            return None
+        if self.state.selection is None:
+            chosen = boxes[0]
+            selection = ActorSelection(index, len(boxes), chosen)
+            self.state = TrackState(None, None, selection)
+            if len(boxes) > 1:
+                log.info(
+                    "%d faces in frame %d; following the largest at x=%.0f..%.0f, y=%.0f..%.0f",
+                    len(boxes), index, chosen.x0, chosen.x1, chosen.y0, chosen.y1,
+                )
+            return chosen
+        if self.state.last_seen_box is None:
+            return boxes[0]
+        return nearest_box(boxes, self.state.last_seen_box)
+
+    @staticmethod
+    def _confidence(
+        detections: list[FaceBox], region: tuple[float, float, float], crop_side: int, box: FaceBox
+    ) -> float:
+        """Best short-range detector score (detections in crop pixels) among the detections that
+        overlap the landmark box."""
+        x0, y0, side = region
+        scale = side / crop_side
+        best = 0.0
+        for det in detections:
+            in_image = FaceBox(
+                x0 + det.x0 * scale, y0 + det.y0 * scale, x0 + det.x1 * scale, y0 + det.y1 * scale
+            )
+            if in_image.iou(box) > 0.3:
+                best = max(best, det.score)
+        return float(best)
+
+    def close(self) -> None:
+        self._side_thread.shutdown(wait=True)
+        self._landmarker.close()
+        self._full_detector.close()
+        self._crop_detector.close()
+
+    def __enter__(self) -> FaceObserver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,218 @@
+"""The one pipeline that the GUI, the command line and the tests drive.
+
+``Pipeline.analyze`` is a generator: it yields a :class:`FrameResult` per frame (frames already
+stored by an interrupted run first, then new ones), checks for a cancel between frames, stores
+results in the take folder chunk by chunk, and returns the :class:`ClipSummary`::
+
+    pipeline = Pipeline(PipelineConfig(device="auto"))
+    summary = pipeline.run("clip.mp4", "takes/clip", on_frame=print)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import __version__
+from core.device import select_device
+from core.errors import CancelledError, TakeError, VideoDecodeError
+from core.observe import FaceObserver, FrameObservation, TrackState
+from core.prefetch import prefetch
+from core.results import ClipSummary, FrameResult
+from core.take import ObservationArrays, Take, TakeManifest, source_fingerprint
+from core.take.observations import track_state_from_arrays, track_state_to_arrays
+from core.video import FrameSource, open_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Settings of an analysis. chunk_size: frames per stored chunk (also where tracking restarts,
+    so that resumed and uninterrupted runs agree). crop_size: aligned face crop side, pixels.
+    image_fps: frame rate given to image folders. device: auto | cpu | cuda | cuda:N."""
+
+    device: str = "auto"
+    chunk_size: int = 128
+    crop_size: int = 256
+    image_fps: float = 30.0
+
+    def result_settings(self) -> dict:
+        """The settings that change results; a take is only resumed with the same ones."""
+        return {"chunk_size": self.chunk_size, "crop_size": self.crop_size, "image_fps": self.image_fps}
+
+
+def summarize(take: Take) -> ClipSummary:
+    """The summary of a stored take (what ``emocap info`` prints)."""
+    m = take.manifest
+    video = m.video
+    done = m.frames_done
+    fps = float(video["fps"])
+    return ClipSummary(
+        source=m.source["path"],
+        take=str(take.root),
+        status=m.status,
+        frames=done,
+        frames_with_face=m.frames_with_face,
+        fps=fps,
+        width=int(video["width"]),
+        height=int(video["height"]),
+        seconds=round(done / fps, 3) if fps > 0 else 0.0,
+        variable_frame_rate=bool(video["variable_frame_rate"]),
+        truncated_at=video.get("truncated_at"),
+        actor_faces=int(m.actor["faces_found"]) if m.actor else 0,
+        device=str(m.settings.get("device", "cpu")),
+        warnings=list(m.warnings),
+    )
+
+
+class Pipeline:
+    """Analyses recordings into takes. The compute device is chosen once, here."""
+
+    def __init__(self, config: PipelineConfig | None = None) -> None:
+        self.config = config or PipelineConfig()
+        self.device = select_device(self.config.device)
+
+    def run(
+        self,
+        input_path: str | Path,
+        take_dir: str | Path,
+        *,
+        on_frame: Callable[[FrameResult], None] | None = None,
+        cancel: threading.Event | None = None,
+        overwrite: bool = False,
+    ) -> ClipSummary:
+        """Drain :meth:`analyze`, calling ``on_frame`` for each result; returns the summary."""
+        stream = self.analyze(input_path, take_dir, cancel=cancel, overwrite=overwrite)
+        while True:
+            try:
+                result = next(stream)
+            except StopIteration as stop:
+                return stop.value
+            if on_frame is not None:
+                on_frame(result)
+
+    def analyze(
+        self,
+        input_path: str | Path,
+        take_dir: str | Path,
+        *,
+        cancel: threading.Event | None = None,
+        overwrite: bool = False,
+    ) -> Generator[FrameResult, None, ClipSummary]:
+        with open_source(input_path, image_fps=self.config.image_fps) as source:
+            take = self._open_take(source, Path(take_dir), overwrite)
+            total = source.info.frame_count
+            state = TrackState()
+            position = 0
+            for start in take.stored_chunk_starts():
+                arrays, state = take.read_chunk(start)
+                for row in range(len(arrays)):
+                    position += 1
+                    yield FrameResult(arrays.observation(row), position, total, from_take=True)
+            if take.manifest.status != "complete":
+                yield from self._observe(source, take, state, position, cancel)
+            return summarize(take)
+
+    def _open_take(self, source: FrameSource, root: Path, overwrite: bool) -> Take:
+        fingerprint = source_fingerprint(Path(source.info.path))
+        settings = self.config.result_settings() | {"device": self.device, "version": __version__}
+        if (root / "take.json").exists() and not overwrite:
+            take = Take.open(root)
+            stored = take.manifest
+            if stored.source["sha1"] != fingerprint["sha1"] or stored.source["size"] != fingerprint["size"]:
+                raise TakeError(
+                    f"{root} holds the take of another recording ({stored.source['path']}); "
+                    "use --overwrite or another --out folder"
+                )
+            same = all(stored.settings.get(k) == v for k, v in self.config.result_settings().items())
+            if not same:
+                raise TakeError(f"{root} was analysed with other settings; use --overwrite to redo it")
+            if stored.status != "complete":
+                log.info("resuming %s after frame %d", root, stored.frames_done)
+            return take
+        video = dataclasses.asdict(source.info)
+        return Take.create(root, TakeManifest(fingerprint, video, settings), overwrite=overwrite)
+
+    def _observe(
+        self,
+        source: FrameSource,
+        take: Take,
+        state: TrackState,
+        position: int,
+        cancel: threading.Event | None,
+    ) -> Generator[FrameResult, None, None]:
+        chunk = self.config.chunk_size
+        total = source.info.frame_count
+        manifest = take.manifest
+        buffer: list[FrameObservation] = []
+        manifest.status = "running"
+        with FaceObserver(crop_size=self.config.crop_size) as observer:
+            observer.state = state
+            try:
+                for index, image in prefetch(source.iter_frames(start=position)):
+                    if cancel is not None and cancel.is_set():
+                        manifest.status = "cancelled"
+                        take.save_manifest()
+                        raise CancelledError(
+                            f"analysis cancelled at frame {index}; {manifest.frames_done} frames are "
+                            f"stored in {take.root} and a new run resumes from there"
+                        )
+                    if index % chunk == 0:
+                        # Round-trip through the stored form so that a resumed run starts from
+                        # bit-identical state.
+                        observer.reset(track_state_from_arrays(track_state_to_arrays(observer.state)))
+                    observation = observer.observe(index, float(source.timestamps[index]), image)
+                    buffer.append(dataclasses.replace(observation, crop=None))
+                    position += 1
+                    yield FrameResult(observation, position, total)
+                    if len(buffer) == chunk:
+                        self._store(take, buffer, observer.state)
+                        buffer = []
+            except VideoDecodeError as err:
+                manifest.warnings.append(f"decoding stopped at frame {position}: {err}")
+                manifest.video["truncated_at"] = position
+            if buffer:
+                self._store(take, buffer, observer.state)
+        if source.info.truncated_at is not None and not any("truncated" in w for w in manifest.warnings):
+            manifest.warnings.append(
+                f"the source is truncated: frames from {source.info.truncated_at} on are unreadable"
+            )
+        self._add_face_warnings(take)
+        manifest.status = "complete"
+        take.save_manifest()
+
+    def _store(self, take: Take, buffer: list[FrameObservation], state: TrackState) -> None:
+        arrays = ObservationArrays.from_observations(buffer)
+        take.write_chunk(arrays, state)
+        manifest = take.manifest
+        manifest.frames_with_face += int(arrays.has_face.sum())
+        if state.selection is not None:
+            box = state.selection.box
+            manifest.actor = {
+                "frame": state.selection.frame_index,
+                "faces_found": state.selection.faces_found,
+                "box": [round(v, 1) for v in (box.x0, box.y0, box.x1, box.y1)],
+            }
+        manifest.frames_done = int(arrays.index[-1]) + 1
+        take.save_manifest()
+
+    @staticmethod
+    def _add_face_warnings(take: Take) -> None:
+        m = take.manifest
+        if m.frames_with_face == 0:
+            m.warnings.append(f"no face found in any of the {m.frames_done} frames")
+            return
+        if m.actor and m.actor["faces_found"] > 1:
+            x0, y0, x1, y1 = m.actor["box"]
+            m.warnings.append(
+                f"{m.actor['faces_found']} faces in frame {m.actor['frame']}; following the largest "
+                f"(x {x0:.0f}-{x1:.0f}, y {y0:.0f}-{y1:.0f} px)"
+            )
+        missing = m.frames_done - m.frames_with_face
+        if missing:
+            m.warnings.append(f"no face in {missing} of {m.frames_done} frames (flagged, not filled in)")

@@ -1,0 +1,56 @@
+"""Typed results that cross module boundaries: per-frame results and clip summaries."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from core.observe.types import FrameObservation
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One analysed frame, as the pipeline streams it.
+
+    position: how many frames of the clip are done including this one; total: frames in the clip.
+    from_take: True when the frame was already stored by an earlier (interrupted) run.
+    """
+
+    observation: FrameObservation
+    position: int
+    total: int
+    from_take: bool = False
+
+    @property
+    def index(self) -> int:
+        return self.observation.index
+
+
+@dataclass(frozen=True)
+class ClipSummary:
+    """What an analysis produced; ``emocap analyze --json`` and ``emocap info --json`` print it.
+
+    seconds: duration of the analysed frames of the source. truncated_at: first unreadable frame
+    of a damaged source, else None. actor_faces: faces seen when the performer was chosen.
+    """
+
+    source: str
+    take: str
+    status: str
+    frames: int
+    frames_with_face: int
+    fps: float
+    width: int
+    height: int
+    seconds: float
+    variable_frame_rate: bool
+    truncated_at: int | None
+    actor_faces: int
+    device: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def no_face(self) -> bool:
+        return self.frames_with_face == 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,44 @@
+"""Shared test fixtures. Real recordings live in ../shared/fixtures (beside the checkout)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+
+def fixture_path(name: str) -> Path:
+    path = FIXTURES / name
+    if not path.exists():
+        pytest.fail(f"fixture {path} is missing: ../shared must sit beside the checkout")
+    return path
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``emocap ARGS`` in a fresh interpreter, as a user would."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, timeout=timeout,
+        env=env, cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="session")
+def wolfgang() -> Path:
+    return fixture_path("WolfgangLanger_Pexels.mp4")
+
+
+@pytest.fixture(scope="session")
+def wolfgang_take(tmp_path_factory, wolfgang):
+    """The full pipeline run once on the 472-frame talking-head clip: (summary, take folder)."""
+    from core.pipeline import Pipeline, PipelineConfig
+
+    take_dir = tmp_path_factory.mktemp("takes") / "wolfgang"
+    summary = Pipeline(PipelineConfig(device="cpu")).run(wolfgang, take_dir)
+    return summary, take_dir

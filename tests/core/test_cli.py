@@ -1,0 +1,74 @@
+"""The emocap command line, as a user runs it: exit codes, one-line errors, JSON summaries."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.conftest import fixture_path, run_cli
+
+SUMMARY_KEYS = {"frames", "frames_with_face", "fps", "width", "height", "seconds", "warnings"}
+
+
+def assert_one_line_error(result, code, text):
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("emocap:")]
+    assert len(lines) == 1 and text in lines[0], result.stderr
+
+
+def test_analyze_json_then_info_json(tmp_path):
+    result = run_cli("analyze", str(fixture_path("single_face.mp4")), "--out", str(tmp_path / "t"), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert SUMMARY_KEYS <= summary.keys()
+    assert summary["frames"] > 0 and summary["frames_with_face"] == summary["frames"]
+    info = run_cli("info", str(tmp_path / "t"), "--json")
+    assert info.returncode == 0
+    assert json.loads(info.stdout) == summary
+    text = run_cli("info", str(tmp_path / "t"))
+    assert "face      in" in text.stdout
+
+
+def test_missing_path(tmp_path):
+    assert_one_line_error(run_cli("analyze", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "t")), 2, "nope.mp4")
+
+
+def test_folder_without_images(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("hello")
+    assert_one_line_error(run_cli("analyze", str(tmp_path / "empty"), "--out", str(tmp_path / "t")), 2, "no images")
+
+
+def test_text_file_renamed_mp4(tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("this is not a video\n" * 50)
+    assert_one_line_error(run_cli("analyze", str(fake), "--out", str(tmp_path / "t")), 2, "fake.mp4")
+
+
+def test_no_face_video_is_a_clean_no_face_result(tmp_path):
+    result = run_cli("analyze", str(fixture_path("no_face.mp4")), "--out", str(tmp_path / "t"), "--json")
+    assert_one_line_error(result, 3, "no face found")
+    assert json.loads(result.stdout)["frames_with_face"] == 0
+
+
+def test_group_photo_names_how_many_faces(tmp_path):
+    result = run_cli("analyze", str(fixture_path("multi_face.jpg")), "--out", str(tmp_path / "t"), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["frames_with_face"] == 1 and summary["actor_faces"] >= 2
+    assert any(f"{summary['actor_faces']} faces" in w and "largest" in w for w in summary["warnings"])
+
+
+def test_info_on_a_folder_that_is_not_a_take(tmp_path):
+    assert_one_line_error(run_cli("info", str(tmp_path)), 2, "not a take folder")
+
+
+def test_unknown_device(tmp_path):
+    result = run_cli("analyze", str(fixture_path("single_face.jpg")), "--out", str(tmp_path / "t"), "--device", "tpu")
+    assert_one_line_error(result, 2, "unknown device")
+
+
+@pytest.mark.parametrize("args", [(), ("gui",)])
+def test_gui_says_it_is_not_there_yet(args):
+    assert_one_line_error(run_cli(*args), 2, "desktop app")

@@ -1,0 +1,89 @@
+"""Face observation on the real fixtures."""
+
+import numpy as np
+import pytest
+
+from core.observe import FaceObserver
+from core.observe import landmark_ids as ids
+from core.video import open_source
+from tests.conftest import fixture_path
+
+
+def observe_all(path, stop=None):
+    with open_source(path) as source, FaceObserver() as observer:
+        return [
+            observer.observe(i, float(source.timestamps[i]), image)
+            for i, image in source.iter_frames(stop=stop)
+        ], source.info
+
+
+def test_talking_head_is_found_with_plausible_landmarks(wolfgang):
+    observations, info = observe_all(wolfgang, stop=48)
+    assert all(o.has_face for o in observations)
+    for obs in observations:
+        lms = obs.landmarks
+        assert lms.shape == (478, 3) and lms.dtype == np.float32
+        assert (lms[:, 0] >= 0).all() and (lms[:, 0] < info.width).all()
+        assert (lms[:, 1] >= 0).all() and (lms[:, 1] < info.height).all()
+        # image left to right: performer's right eye, nose, performer's left eye
+        assert lms[ids.RIGHT_EYE_OUTER, 0] < lms[ids.NOSE_TIP, 0] < lms[ids.LEFT_EYE_OUTER, 0]
+        # each iris centre lies between the corners of its own eye
+        assert lms[ids.RIGHT_EYE_OUTER, 0] < lms[ids.RIGHT_IRIS_CENTER, 0] < lms[ids.RIGHT_EYE_INNER, 0]
+        assert lms[ids.LEFT_EYE_INNER, 0] < lms[ids.LEFT_IRIS_CENTER, 0] < lms[ids.LEFT_EYE_OUTER, 0]
+        assert 0.5 < obs.confidence <= 1.0
+        assert obs.crop.shape == (256, 256, 3) and obs.crop.dtype == np.uint8
+    # tracked frames do not rerun the full-frame detector
+    assert observations[0].faces_detected == 1
+    assert all(o.faces_detected == -1 for o in observations[1:])
+
+
+def test_aligned_crop_puts_the_eyes_level_and_centred(wolfgang):
+    observations, _ = observe_all(wolfgang, stop=5)
+    for obs in observations:
+        t = obs.crop_transform
+        eyes = obs.landmarks[[ids.RIGHT_IRIS_CENTER, ids.LEFT_IRIS_CENTER], :2].astype(np.float64)
+        in_crop = eyes @ t[:, :2].T + t[:, 2]
+        assert abs(in_crop[0, 1] - in_crop[1, 1]) < 256 * 0.03  # level
+        assert in_crop[0, 0] < 128 < in_crop[1, 0]  # either side of the centre
+        assert 256 * 0.25 < in_crop.mean(axis=0)[1] < 256 * 0.55
+
+
+def test_mirrored_image_mirrors_the_head_pose():
+    import cv2
+
+    image = cv2.cvtColor(cv2.imread(str(fixture_path("single_face.jpg"))), cv2.COLOR_BGR2RGB)
+    with FaceObserver() as a, FaceObserver() as b:
+        pose = a.observe(0, 0.0, image).head_pose
+        mirrored = b.observe(0, 0.0, np.ascontiguousarray(image[:, ::-1])).head_pose
+    yaw, pitch, roll = pose.yaw_pitch_roll_deg
+    m_yaw, m_pitch, m_roll = mirrored.yaw_pitch_roll_deg
+    assert m_yaw == pytest.approx(-yaw, abs=3.0)
+    assert m_roll == pytest.approx(-roll, abs=3.0)
+    assert m_pitch == pytest.approx(pitch, abs=3.0)
+
+
+def test_group_photo_follows_the_largest_face_deterministically():
+    path = fixture_path("multi_face.jpg")
+    runs = [observe_all(path)[0][0] for _ in range(2)]
+    first, second = runs
+    assert first.has_face and first.faces_detected >= 2
+    assert np.array_equal(first.landmarks, second.landmarks)
+    with FaceObserver() as observer:
+        observer.observe(0, 0.0, open_source(path).read(0))
+        selection = observer.state.selection
+    assert selection.faces_found == first.faces_detected
+    # the chosen face is the one whose landmarks we got
+    assert selection.box.iou(first.box) > 0.3
+
+
+def test_no_face_is_flagged_and_nothing_is_invented():
+    observations, _ = observe_all(fixture_path("no_face.mp4"))
+    assert observations and not any(o.has_face for o in observations)
+    assert all(o.landmarks is None and o.confidence == 0.0 for o in observations)
+
+
+def test_face_leaving_the_frame_is_flagged_then_found_again():
+    observations, _ = observe_all(fixture_path("face_noface.mov"))
+    flags = np.array([o.has_face for o in observations])
+    assert flags.any() and not flags.all()
+    assert all(o.landmarks is None for o in observations if not o.has_face)

@@ -1,0 +1,1 @@
+"""Training code for EmoCap's learned models. Imports core; core never imports this."""
