@@ -34,11 +34,13 @@ log = logging.getLogger(__name__)
 class PipelineConfig:
     """Settings of an analysis. chunk_size: frames per stored chunk (also where tracking restarts,
     so that resumed and uninterrupted runs agree). crop_size: aligned face crop side, pixels.
-    image_fps: frame rate given to image folders. device: auto | cpu | cuda | cuda:N."""
+    crop_images: whether streamed observations carry the crop image (the take stores only the
+    transform; recognisers that sample frames warp their own crops). image_fps: frame rate given to image folders. device: auto | cpu | cuda | cuda:N."""
 
     device: str = "auto"
     chunk_size: int = 128
     crop_size: int = 256
+    crop_images: bool = False
     image_fps: float = 30.0
 
     def result_settings(self) -> dict:
@@ -151,7 +153,7 @@ class Pipeline:
         manifest = take.manifest
         buffer: list[FrameObservation] = []
         manifest.status = "running"
-        with FaceObserver(crop_size=self.config.crop_size) as observer:
+        with FaceObserver(crop_size=self.config.crop_size, crop_images=self.config.crop_images) as observer:
             observer.state = state
             try:
                 for index, image in prefetch(source.iter_frames(start=position)):

@@ -46,12 +46,16 @@ def nearest_box(boxes: list[FaceBox], reference: FaceBox) -> FaceBox:
 class FaceObserver:
     """Observes the performer frame by frame. Not thread-safe; one per worker.
 
-    crop_size: side in pixels of the aligned crop for recognisers (0 = no crop image, only its
-    transform).
+    crop_size: side in pixels of the aligned crop for recognisers. crop_images: whether each
+    observation carries the crop image too (else only its transform, and
+    ``align.warp_crop(frame, observation.crop_transform)`` makes it when needed).
     """
 
-    def __init__(self, *, crop_size: int = DEFAULT_CROP_SIZE, min_confidence: float = 0.5) -> None:
+    def __init__(
+        self, *, crop_size: int = DEFAULT_CROP_SIZE, crop_images: bool = True, min_confidence: float = 0.5
+    ) -> None:
         self.crop_size = crop_size
+        self.crop_images = crop_images
         self._landmarker = CropLandmarker(min_confidence)
         self._full_detector = FaceDetector(full_range=True, min_score=min_confidence)
         self._crop_detector = FaceDetector(full_range=False, min_score=0.05)
@@ -97,7 +101,7 @@ class FaceObserver:
         confidence = self._confidence(detections.result(), region, crop.shape[0], box)
         box = FaceBox(box.x0, box.y0, box.x1, box.y1, confidence)
         self.state = TrackState(box, box, self.state.selection)
-        transform = crop_transform(landmarks, self.crop_size or DEFAULT_CROP_SIZE)
+        transform = crop_transform(landmarks, self.crop_size)
         return FrameObservation(
             index=index,
             timestamp=timestamp,
@@ -107,7 +111,7 @@ class FaceObserver:
             box=box,
             head_pose=estimate_head_pose(landmarks),
             crop_transform=transform,
-            crop=warp_crop(image, transform, self.crop_size) if self.crop_size else None,
+            crop=warp_crop(image, transform, self.crop_size) if self.crop_images else None,
             faces_detected=faces_detected,
         )
 
