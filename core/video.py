@@ -54,6 +54,9 @@ _FORWARD_DECODE_MAX_GAP = 12
 _SEEK_RETRIES = 3
 """Earlier keyframes tried when a seek lands after the wanted frame, before seeking to the start."""
 
+_THREADED_CONVERSION_PIXELS = 1_500_000
+"""Frames with at least this many pixels are converted to RGB with several threads (0 = auto)."""
+
 _TAIL_CHECK_GOPS = 4
 """Keyframe intervals (from the end) tried when checking that the last indexed frames decode."""
 
@@ -118,8 +121,9 @@ class FrameSource(abc.ABC):
     def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, rgb)`` for frames ``start .. stop - 1`` in order, in constant memory.
 
-        ``stop=None`` (or beyond the end) means up to ``frame_count``. A frame that cannot be decoded
-        is skipped with a warning, so the indices show the gap.
+        ``stop=None`` (or beyond the end) means up to ``frame_count``. Indices are consecutive: when
+        a frame cannot be decoded, the frames before it have been yielded and ``VideoDecodeError``
+        is raised; ``iter_frames(index + 1)`` or :meth:`read` can go on after it.
         """
 
     def close(self) -> None:
@@ -152,9 +156,7 @@ class FrameSource(abc.ABC):
     def _check_index(self, index: int) -> int:
         index = operator.index(index)
         if not 0 <= index < self.info.frame_count:
-            raise IndexError(
-                f"frame {index} out of range [0, {self.info.frame_count}) in {self.info.path}"
-            )
+            raise IndexError(f"frame {index} out of range [0, {self.info.frame_count}) in {self.info.path}")
         return index
 
     def _frame_range(self, start: int, stop: int | None) -> range:
@@ -251,7 +253,9 @@ class _Decoder:
         """
         target_pts = int(self._index.pts[target])
         k = self._index.key_at_or_before(target_pts)
-        tries: list[int | None] = [int(self._index.key_pts[j]) for j in range(k, max(k - _SEEK_RETRIES, -1), -1)]
+        tries: list[int | None] = [
+            int(self._index.key_pts[j]) for j in range(k, max(k - _SEEK_RETRIES, -1), -1)
+        ]
         tries.append(None)
         for seek_pts in tries:
             self._seek(seek_pts)
@@ -330,8 +334,10 @@ class _RgbConverter:
         self._reformatter = VideoReformatter()  # reused: keeps its scaler context between frames
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+        # Scaler threads only pay off for big frames; the decoder already keeps the cores busy.
+        threads = 1 if frame.width * frame.height < _THREADED_CONVERSION_PIXELS else 0
         rgb = self._reformatter.reformat(
-            frame, format="rgb24", src_color_range=frame.color_range or None
+            frame, format="rgb24", src_color_range=frame.color_range or None, threads=threads
         ).to_ndarray()
         if self._rotation:
             rgb = np.rot90(rgb, self._rotation)
@@ -356,7 +362,7 @@ class VideoFileSource(FrameSource):
             container.close()
 
         index = _VideoIndex(stream_index, scan.pts, scan.key_pts, scan.dts_limit, rotation=0)
-        index, first = _check_decodable(path, index, scan.check_tail)
+        index, first = _check_decodable(path, index)
         pts = index.pts
         n = len(pts)
         truncated_at = n if (scan.cut or n < len(scan.pts)) else None
@@ -436,14 +442,12 @@ class VideoFileSource(FrameSource):
             decoder.frames_from(wanted.start)
             expected = wanted.start
             for i, frame in decoder.frames or ():
-                if i >= wanted.stop:
+                if i != expected or i >= wanted.stop:
                     break
-                if i != expected:
-                    logger.warning("%s: frames %d..%d cannot be decoded, skipped", self._path, expected, i - 1)
                 yield i, self._to_rgb(frame)
-                expected = i + 1
+                expected += 1
             if expected < wanted.stop:
-                logger.warning("%s: frames %d..%d cannot be decoded, skipped", self._path, expected, wanted.stop - 1)
+                raise VideoDecodeError(f"frame {expected} of {self._path} cannot be decoded")
         finally:
             self._iterators.discard(decoder)
             decoder.close()
@@ -482,8 +486,6 @@ class _PacketScan:
     """Frames the container says it has; 0 when it does not say."""
     cut: bool
     """The file looks cut or damaged: packets are missing or partial, or demuxing failed."""
-    check_tail: bool
-    """Whether to check by decoding that the last frames exist (cut, or frame count unknown)."""
 
 
 def _scan_packets(container: av.container.InputContainer, stream: av.VideoStream, path: str) -> _PacketScan:
@@ -535,7 +537,6 @@ def _scan_packets(container: av.container.InputContainer, stream: av.VideoStream
         dts_limit=dts_limit,
         listed=max(declared - discarded, 0),
         cut=cut,
-        check_tail=cut or declared == 0,
     )
 
 
@@ -552,9 +553,9 @@ def _nominal_fps(rate: Fraction | None, seconds: np.ndarray) -> float:
     return measured
 
 
-def _check_decodable(path: str, index: _VideoIndex, check_tail: bool) -> tuple[_VideoIndex, av.VideoFrame]:
-    """Decode frame 0 (for size and rotation) and, when ``check_tail``, the last keyframe interval;
-    shrink the index to the frames that really decode. Returns the new index and frame 0."""
+def _check_decodable(path: str, index: _VideoIndex) -> tuple[_VideoIndex, av.VideoFrame]:
+    """Decode frame 0 (for size and rotation) and the frames from the last keyframe on; shrink the
+    index to the frames that really decode (a damaged tail). Returns the new index and frame 0."""
     pts_to_index = {int(p): i for i, p in enumerate(index.pts)}
     decoder = _Decoder(path, index, pts_to_index)
     try:
@@ -564,11 +565,7 @@ def _check_decodable(path: str, index: _VideoIndex, check_tail: bool) -> tuple[_
             raise VideoDecodeError(f"the first frame of {path} cannot be decoded")
         frame = first[1]
         rotation = _quarter_turns(frame)
-        n = len(index.pts)
-        if check_tail:
-            n = _decodable_prefix(decoder, index, pts_to_index)
-            if n == 0:
-                raise VideoDecodeError(f"no frame of {path} can be decoded")
+        n = _decodable_prefix(decoder, index, pts_to_index)
         return _VideoIndex(index.stream_index, index.pts[:n], index.key_pts, index.dts_limit, rotation), frame
     finally:
         decoder.close()
@@ -600,9 +597,9 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
     """Counterclockwise quarter turns (0..3) the frame's display matrix asks for."""
     try:
         degrees = frame.rotation
-    except Exception:  # noqa: BLE001 - no or odd display matrix: show as stored
+    except Exception:  # no or odd display matrix: show the frame as stored
         return 0
-    return int(round((degrees or 0) / 90.0)) % 4
+    return round((degrees or 0) / 90.0) % 4
 
 
 def _open_container(path: str) -> av.container.InputContainer:
@@ -664,6 +661,8 @@ def _bmff_box_past_end(f: BinaryIO, size: int) -> bool:
     while offset + 8 <= size:
         f.seek(offset)
         header = f.read(16)
+        if not header[4:8].isalnum():
+            return False  # not a box: trailing bytes we do not understand
         box = int.from_bytes(header[:4], "big")
         if box == 1 and len(header) >= 16:
             box = int.from_bytes(header[8:16], "big")
@@ -713,11 +712,9 @@ class ImageSequenceSource(FrameSource):
         info: VideoInfo,
         first: np.ndarray | None = None,
     ) -> None:
-        fps = info.fps
-        super().__init__(info, np.arange(info.frame_count, dtype=np.float64) / fps)
+        super().__init__(info, np.arange(info.frame_count, dtype=np.float64) / info.fps)
         self._files = files
-        self._first = first
-        """Frame 0 when already decoded (kept for a single image)."""
+        self._first = first  # frame 0, decoded at open time
 
     @classmethod
     def from_image(cls, path: Path, image_fps: float) -> ImageSequenceSource:
@@ -792,7 +789,7 @@ class ImageSequenceSource(FrameSource):
 def natural_sort_key(name: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key that orders runs of digits by value: ``frame_2`` before ``frame_10``."""
     parts = re.split(r"(\d+)", name)
-    return tuple((1, int(t)) if t.isdigit() else (0, t.casefold()) for t in parts) + ((0, name),)
+    return (*((1, int(t)) if t.isdigit() else (0, t.casefold()) for t in parts), (0, name))
 
 
 def _image_info(path: Path, kind: str, count: int, fps: float, width: int, height: int) -> VideoInfo:
@@ -830,17 +827,13 @@ def _image_size(path: Path) -> tuple[int, int] | None:
     """``(width, height)`` as :func:`_decode_image` would return it, from the header when Pillow is
     available (fast for big folders), else by decoding. None when the file is not an image."""
     try:
-        from PIL import Image
-    except ImportError:
-        Image = None  # noqa: N806
-    if Image is not None:
-        try:
-            with Image.open(path) as im:
-                width, height = im.size
-                if im.getexif().get(_EXIF_ORIENTATION, 1) in _EXIF_TRANSPOSED:
-                    width, height = height, width
-                return width, height
-        except Exception:  # noqa: BLE001 - unknown to Pillow: let OpenCV decide
-            pass
-    rgb = _decode_image(path)
-    return None if rgb is None else (rgb.shape[1], rgb.shape[0])
+        from PIL import Image  # optional: only makes checking a big folder fast
+
+        with Image.open(path) as im:
+            width, height = im.size
+            if im.getexif().get(_EXIF_ORIENTATION, 1) in _EXIF_TRANSPOSED:
+                width, height = height, width
+            return width, height
+    except Exception:  # no Pillow, or a file Pillow does not know: let OpenCV decide
+        rgb = _decode_image(path)
+        return None if rgb is None else (rgb.shape[1], rgb.shape[0])
