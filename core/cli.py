@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--device", default="auto", help="auto (a CUDA GPU when present), cpu, cuda or cuda:N")
     analyze.add_argument("--overwrite", action="store_true", help="replace an existing take instead of resuming it")
     analyze.add_argument("--image-fps", type=float, default=30.0, help="frame rate given to image folders")
+    analyze.add_argument("--model", choices=("open", "flame"), default="open",
+                         help="face model to fit: the built-in open ARKit-52 model (default) or your FLAME file")
+    analyze.add_argument("--flame", help="path to your FLAME file (generic_model.pkl, flame2023.pkl or .npz)")
+    analyze.add_argument("--shape-components", type=int, default=100, help="FLAME identity components (1-300)")
+    analyze.add_argument("--expression-components", type=int, default=50, help="FLAME expression components (1-100)")
 
     info = sub.add_parser("info", help="print the summary of a take")
     info.add_argument("take", type=Path)
@@ -56,6 +61,10 @@ def print_summary(summary: ClipSummary, as_json: bool) -> None:
         + f", {summary.frames} frames, {summary.seconds:.2f} s",
         f"face      in {summary.frames_with_face} of {summary.frames} frames",
     ]
+    if summary.model:
+        strongest = sorted(summary.curves.items(), key=lambda kv: -kv[1]["max"])[:5]
+        lines.append(f"model     {summary.model}, fit residual {100 * (summary.fit_residual or 0):.2f} % of the eye distance")
+        lines.append("strongest " + ", ".join(f"{name} {c['max']:.2f}" for name, c in strongest))
     lines += [f"warning   {w}" for w in summary.warnings]
     sys.stdout.write("\n".join(lines) + "\n")
 
@@ -63,12 +72,18 @@ def print_summary(summary: ClipSummary, as_json: bool) -> None:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from core.facemodel.loading import ModelChoice
     from core.pipeline import Pipeline, PipelineConfig
+    from core.results import FitProgress
 
-    pipeline = Pipeline(PipelineConfig(device=args.device, image_fps=args.image_fps))
-    bar = tqdm(total=None, unit="frame", desc="analysing", file=sys.stderr, mininterval=0.5, leave=False)
+    model = ModelChoice(args.model, args.flame, args.shape_components, args.expression_components)
+    pipeline = Pipeline(PipelineConfig(device=args.device, image_fps=args.image_fps, model=model))
+    bar = tqdm(total=None, unit="frame", desc="observing", file=sys.stderr, mininterval=0.5, leave=False)
 
     def on_frame(result) -> None:
+        if isinstance(result, FitProgress) and bar.desc != "fitting":
+            bar.set_description("fitting")
+            bar.reset(total=result.total)
         if bar.total != result.total:
             bar.total = result.total
         bar.update(result.position - bar.n)

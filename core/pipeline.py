@@ -1,8 +1,9 @@
 """The one pipeline that the GUI, the command line and the tests drive.
 
-``Pipeline.analyze`` is a generator: it yields a :class:`FrameResult` per frame (frames already
-stored by an interrupted run first, then new ones), checks for a cancel between frames, stores
-results in the take folder chunk by chunk, and returns the :class:`ClipSummary`::
+``Pipeline.analyze`` is a generator. It yields a :class:`FrameResult` per observed frame (frames
+already stored by an interrupted run first, then new ones), then a :class:`FitProgress` per fitted
+window of frames; it checks for a cancel between frames and windows, stores everything in the take
+folder as it goes (a rerun resumes), and returns the :class:`ClipSummary`::
 
     pipeline = Pipeline(PipelineConfig(device="auto"))
     summary = pipeline.run("clip.mp4", "takes/clip", on_frame=print)
@@ -17,12 +18,17 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from core import __version__
 from core.device import select_device
 from core.errors import CancelledError, TakeError, VideoDecodeError
+from core.facemodel.loading import ModelChoice, load_face_model
+from core.fit.fitter import FitConfig, Fitter, slice_observations
+from core.fit.params import FitParams
 from core.observe import FaceObserver, FrameObservation, TrackState
 from core.prefetch import prefetch
-from core.results import ClipSummary, FrameResult
+from core.results import ClipSummary, FitProgress, FrameResult
 from core.take import ObservationArrays, Take, TakeManifest, source_fingerprint
 from core.take.observations import track_state_from_arrays, track_state_to_arrays
 from core.video import FrameSource, open_source
@@ -35,17 +41,52 @@ class PipelineConfig:
     """Settings of an analysis. chunk_size: frames per stored chunk (also where tracking restarts,
     so that resumed and uninterrupted runs agree). crop_size: aligned face crop side, pixels.
     crop_images: whether streamed observations carry the crop image (the take stores only the
-    transform; recognisers that sample frames warp their own crops). image_fps: frame rate given to image folders. device: auto | cpu | cuda | cuda:N."""
+    transform; recognisers that sample frames warp their own crops). image_fps: frame rate given to image folders. device: auto | cpu | cuda | cuda:N.
+    model: which face model to fit (None: observe only). fit: fitting weights and schedule."""
 
     device: str = "auto"
     chunk_size: int = 128
     crop_size: int = 256
     crop_images: bool = False
     image_fps: float = 30.0
+    model: ModelChoice | None = ModelChoice()
+    fit: FitConfig = FitConfig()
 
     def result_settings(self) -> dict:
         """The settings that change results; a take is only resumed with the same ones."""
         return {"chunk_size": self.chunk_size, "crop_size": self.crop_size, "image_fps": self.image_fps}
+
+
+def load_fit(take: Take) -> FitParams | None:
+    """All fitted windows of a take, or None when it has no fit."""
+    starts = take.fit_window_starts() if take.manifest.fit else []
+    if not starts:
+        return None
+    return FitParams.concatenate([FitParams.from_npz_dict(take.read_fit_arrays(f"{s:08d}")) for s in starts])
+
+
+def _fit_summary(take: Take) -> dict:
+    fit = take.manifest.fit
+    params = load_fit(take)
+    if fit is None or params is None:
+        return {}
+    names = fit["expression_names"]
+    faces = params.has_face
+    curves = {}
+    if faces.any():
+        values = params.expression[faces]
+        curves = {
+            name: {"min": round(float(values[:, i].min()), 4), "max": round(float(values[:, i].max()), 4),
+                   "mean": round(float(values[:, i].mean()), 4)}
+            for i, name in enumerate(names)
+        }
+    return {
+        "model": fit["model"],
+        "parameter_sizes": {"identity": fit["num_shape"], "expression": len(names), "rotation": 3, "neck": 3,
+                            "jaw": 3, "eyes": 6, "camera": 4},
+        "curves": curves,
+        "fit_residual": round(float(np.nanmean(params.residual)), 5) if faces.any() else None,
+    }
 
 
 def summarize(take: Take) -> ClipSummary:
@@ -57,7 +98,8 @@ def summarize(take: Take) -> ClipSummary:
     return ClipSummary(
         source=m.source["path"],
         take=str(take.root),
-        status=m.status,
+        status="complete" if m.status == "complete" and (m.fit is None or m.fit["status"] == "complete") else (
+            m.status if m.status != "complete" else "fitting"),
         frames=done,
         frames_with_face=m.frames_with_face,
         fps=fps,
@@ -69,6 +111,7 @@ def summarize(take: Take) -> ClipSummary:
         actor_faces=int(m.actor["faces_found"]) if m.actor else 0,
         device=str(m.settings.get("device", "cpu")),
         warnings=list(m.warnings),
+        **_fit_summary(take),
     )
 
 
@@ -84,7 +127,7 @@ class Pipeline:
         input_path: str | Path,
         take_dir: str | Path,
         *,
-        on_frame: Callable[[FrameResult], None] | None = None,
+        on_frame: Callable[[FrameResult | FitProgress], None] | None = None,
         cancel: threading.Event | None = None,
         overwrite: bool = False,
     ) -> ClipSummary:
@@ -105,7 +148,7 @@ class Pipeline:
         *,
         cancel: threading.Event | None = None,
         overwrite: bool = False,
-    ) -> Generator[FrameResult, None, ClipSummary]:
+    ) -> Generator[FrameResult | FitProgress, None, ClipSummary]:
         with open_source(input_path, image_fps=self.config.image_fps) as source:
             take = self._open_take(source, Path(take_dir), overwrite)
             total = source.info.frame_count
@@ -118,6 +161,8 @@ class Pipeline:
                     yield FrameResult(arrays.observation(row), position, total, from_take=True)
             if take.manifest.status != "complete":
                 yield from self._observe(source, take, state, position, cancel)
+            if self.config.model is not None and take.manifest.frames_with_face:
+                yield from self._fit(take, cancel)
             return summarize(take)
 
     def _open_take(self, source: FrameSource, root: Path, overwrite: bool) -> Take:
@@ -186,6 +231,46 @@ class Pipeline:
             )
         self._add_face_warnings(take)
         manifest.status = "complete"
+        take.save_manifest()
+
+    def _fit(self, take: Take, cancel: threading.Event | None) -> Generator[FitProgress, None, None]:
+        """Fit the face model to the stored observations, window by window, resumably."""
+        settings = self.config.model.settings() | {"fit": dataclasses.asdict(self.config.fit)}
+        manifest = take.manifest
+        if manifest.fit is None or manifest.fit["settings"] != settings:
+            take.reset_fit()
+            manifest.fit = {"settings": settings, "status": "running"}
+        model = load_face_model(self.config.model)
+        manifest.fit |= {"model": model.name, "num_shape": model.num_shape,
+                         "expression_names": list(model.expression_names)}
+        take.save_manifest()
+        observations = take.load_observations()
+        total = len(observations)
+        fitter = Fitter(model, self.config.fit)
+        stored = take.read_fit_arrays("identity")
+        if stored is None:
+            identity = fitter.fit_identity(observations)
+            take.write_fit_arrays("identity", {"identity": identity})
+        else:
+            identity = stored["identity"]
+        done = set(take.fit_window_starts())
+        previous = None
+        for start in range(0, total, self.config.fit.window):
+            if cancel is not None and cancel.is_set():
+                manifest.fit["status"] = "cancelled"
+                take.save_manifest()
+                raise CancelledError(f"fitting cancelled at frame {start}; a new run resumes from there")
+            name = f"{start:08d}"
+            if start in done:
+                previous = FitParams.from_npz_dict(take.read_fit_arrays(name))
+                from_take = True
+            else:
+                window = slice_observations(observations, start, start + self.config.fit.window)
+                previous = fitter.fit_window(window, identity, previous)
+                take.write_fit_arrays(name, previous.to_npz_dict())
+                from_take = False
+            yield FitProgress(previous, min(start + self.config.fit.window, total), total, from_take)
+        manifest.fit["status"] = "complete"
         take.save_manifest()
 
     def _store(self, take: Take, buffer: list[FrameObservation], state: TrackState) -> None:

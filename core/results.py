@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from core.fit.params import FitParams
 from core.observe.types import FrameObservation
 
 
@@ -26,11 +27,24 @@ class FrameResult:
 
 
 @dataclass(frozen=True)
+class FitProgress:
+    """One fitted window of frames. position: frames fitted so far, total: frames in the clip."""
+
+    params: FitParams
+    position: int
+    total: int
+    from_take: bool = False
+
+
+@dataclass(frozen=True)
 class ClipSummary:
     """What an analysis produced; ``emocap analyze --json`` and ``emocap info --json`` print it.
 
     seconds: duration of the analysed frames of the source. truncated_at: first unreadable frame
     of a damaged source, else None. actor_faces: faces seen when the performer was chosen.
+    model: the fitted face model ("open", "flame2020", ...), None before fitting. parameter_sizes:
+    components per parameter group. curves: {expression name: {min, max, mean}} over frames with a
+    face. fit_residual: mean 2D landmark error of the fit, as a fraction of the inter-ocular distance.
     """
 
     source: str
@@ -47,6 +61,10 @@ class ClipSummary:
     actor_faces: int
     device: str
     warnings: list[str] = field(default_factory=list)
+    model: str | None = None
+    parameter_sizes: dict[str, int] | None = None
+    curves: dict[str, dict[str, float]] | None = None
+    fit_residual: float | None = None
 
     @property
     def no_face(self) -> bool:

@@ -52,11 +52,13 @@ def rigid_transforms(rotations: torch.Tensor, joints: torch.Tensor, parents: lis
 
 def linear_blend_skinning(
     vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor
-) -> torch.Tensor:
-    """vertices: B x V x 3 rest pose, weights: V x J, transforms: B x J x 4 x 4 -> B x V x 3."""
-    per_vertex = torch.einsum("vj,bjrc->bvrc", weights, transforms)  # B x V x 4 x 4
-    homogeneous = F.pad(vertices, (0, 1), value=1.0)
-    return torch.einsum("bvrc,bvc->bvr", per_vertex, homogeneous)[..., :3]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """vertices: B x V x 3 rest pose, weights: V x J, transforms: B x J x 4 x 4.
+
+    Returns posed vertices B x V x 3 and the blended 3 x 3 linear parts B x V x 3 x 3."""
+    per_vertex = torch.einsum("vj,bjrc->bvrc", weights, transforms[:, :, :3])  # B x V x 3 x 4
+    posed = torch.einsum("bvrc,bvc->bvr", per_vertex[..., :3], vertices) + per_vertex[..., 3]
+    return posed, per_vertex[..., :3]
 
 
 def barycentric_points(

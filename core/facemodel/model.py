@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -11,7 +14,6 @@ from core.facemodel.lbs import (
     blend_shapes,
     linear_blend_skinning,
     rigid_transforms,
-    vertices_to_joints,
 )
 from core.facemodel.types import JOINT_PARENTS, NUM_JOINTS, FaceModelData, FaceModelOutput, FaceParams
 
@@ -21,7 +23,8 @@ class FaceModel(nn.Module):
 
     ``forward(params)`` computes, for B faces:
     rest = template + shape_basis . shape + expression_basis . expression + pose_basis . pose_feature;
-    joints regressed from template + identity (so expressions do not move joints);
+    joints regressed from template + identity (so expressions do not move joints; the regression is
+    linear, so it is precomputed as joint_template + joint_shape_basis . shape);
     vertices = LBS(rest, rotations of root, neck, jaw, eyes) + translation;
     landmarks = barycentric points of the posed mesh; landmark i is MediaPipe point landmark_ids[i].
     """
@@ -48,6 +51,38 @@ class FaceModel(nn.Module):
         self.register_buffer("landmark_faces", torch.as_tensor(data.landmark_faces, dtype=torch.long))
         self.register_buffer("landmark_barycentric", f32(data.landmark_barycentric))
         self.register_buffer("landmark_ids", torch.as_tensor(data.landmark_ids, dtype=torch.long))
+        regressor = torch.as_tensor(data.joint_regressor, dtype=torch.float64)
+        self.register_buffer("joint_template", (regressor @ torch.as_tensor(data.template, dtype=torch.float64)).float())
+        self.register_buffer(
+            "joint_shape_basis",
+            torch.einsum("jv,vck->jck", regressor, torch.as_tensor(data.shape_basis, dtype=torch.float64)).float(),
+        )
+        self._data = data
+
+    def landmark_model(self) -> FaceModel:
+        """The same model restricted to the vertices its landmarks need (a few hundred instead of
+        thousands for FLAME): identical landmarks and joints, much faster for fitting."""
+        data = self._data
+        used = np.unique(data.faces[data.landmark_faces])
+        remap = np.full(data.num_vertices, -1, np.int64)
+        remap[used] = np.arange(len(used))
+        faces = remap[data.faces[data.landmark_faces]]
+        pose = data.pose_basis.reshape(-1, data.num_vertices, 3)[:, used].reshape(len(data.pose_basis), -1)
+        subset = replace(
+            data,
+            template=data.template[used],
+            faces=faces,
+            shape_basis=data.shape_basis[used],
+            expression_basis=data.expression_basis[used],
+            pose_basis=pose,
+            joint_regressor=np.zeros((data.joint_regressor.shape[0], len(used)), np.float32),
+            skinning_weights=data.skinning_weights[used],
+            landmark_faces=np.arange(len(faces)),
+        )
+        model = FaceModel(subset)
+        model.joint_template.copy_(self.joint_template)
+        model.joint_shape_basis.copy_(self.joint_shape_basis)
+        return model.to(self.template.device)
 
     @property
     def num_shape(self) -> int:
@@ -67,7 +102,7 @@ class FaceModel(nn.Module):
     def forward(self, params: FaceParams) -> FaceModelOutput:
         batch = params.batch_size
         identity = self.template[None] + blend_shapes(params.shape, self.shape_basis)
-        rest_joints = vertices_to_joints(self.joint_regressor, identity)
+        rest_joints = self.joint_template[None] + blend_shapes(params.shape, self.joint_shape_basis)
         rest = identity + blend_shapes(params.expression, self.expression_basis)
 
         rotations = batch_rodrigues(params.full_pose().reshape(-1, 3)).view(batch, NUM_JOINTS, 3, 3)
@@ -76,8 +111,8 @@ class FaceModel(nn.Module):
         rest = rest + torch.matmul(pose_feature, self.pose_basis).view(batch, -1, 3)
 
         joints, transforms = rigid_transforms(rotations, rest_joints, self.parents)
-        vertices = linear_blend_skinning(rest, self.skinning_weights, transforms)
+        vertices, vertex_rotations = linear_blend_skinning(rest, self.skinning_weights, transforms)
         offset = params.translation[:, None]
         vertices = vertices + offset
         landmarks = barycentric_points(vertices, self.faces, self.landmark_faces, self.landmark_barycentric)
-        return FaceModelOutput(vertices=vertices, joints=joints + offset, landmarks=landmarks)
+        return FaceModelOutput(vertices, joints + offset, landmarks, vertex_rotations)

@@ -118,8 +118,11 @@ class FaceParams:
 
 @dataclass(frozen=True)
 class FaceModelOutput:
-    """vertices: B x V x 3, joints: B x J x 3 (posed), landmarks: B x L x 3, all metres."""
+    """vertices: B x V x 3, joints: B x J x 3 (posed), landmarks: B x L x 3, all metres.
+    vertex_rotations: B x V x 3 x 3, the skinning-blended linear part that maps a rest-pose offset
+    of each vertex to its posed offset (what fitting needs for the expression Jacobian)."""
 
     vertices: torch.Tensor
     joints: torch.Tensor
     landmarks: torch.Tensor
+    vertex_rotations: torch.Tensor

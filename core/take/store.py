@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 TAKE_FORMAT = 1
 MANIFEST_NAME = "take.json"
 OBSERVATIONS_DIR = "observations"
+FIT_DIR = "fit"
 
 
 def source_fingerprint(path: Path) -> dict[str, Any]:
@@ -65,6 +66,7 @@ class TakeManifest:
     frames_done: int = 0
     frames_with_face: int = 0
     actor: dict[str, Any] | None = None  # how the performer was chosen: frame, faces_found, box
+    fit: dict[str, Any] | None = None  # model, sizes, expression names, status of the fitting stage
     warnings: list[str] = field(default_factory=list)
     format: int = TAKE_FORMAT
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
@@ -155,6 +157,30 @@ class Take:
                 return ObservationArrays.from_npz_dict(data), track_state_from_arrays(data)
         except (OSError, ValueError, KeyError) as err:
             raise TakeError(f"chunk {self.chunk_path(start).name} of {self.root} is unreadable: {err}") from err
+
+    # ---- fitted parameters: fit/identity.npz and fit/<first frame>.npz per window ----------------
+    def reset_fit(self) -> None:
+        shutil.rmtree(self.root / FIT_DIR, ignore_errors=True)
+        (self.root / FIT_DIR).mkdir()
+
+    def write_fit_arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        try:
+            write_npz_atomic(self.root / FIT_DIR / f"{name}.npz", arrays)
+        except OSError as err:
+            raise TakeError(f"cannot write to take {self.root}: {err.strerror}") from err
+
+    def read_fit_arrays(self, name: str) -> dict[str, np.ndarray] | None:
+        path = self.root / FIT_DIR / f"{name}.npz"
+        if not path.exists():
+            return None
+        try:
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError) as err:
+            raise TakeError(f"{path} is unreadable: {err}") from err
+
+    def fit_window_starts(self) -> list[int]:
+        return sorted(int(p.stem) for p in (self.root / FIT_DIR).glob("[0-9]*.npz"))
 
     def load_observations(self) -> ObservationArrays:
         """All stored frames, in order."""

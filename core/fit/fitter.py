@@ -1,0 +1,398 @@
+"""Analysis-by-synthesis fitting of a face model to observed landmarks (Gauss-Newton).
+
+Two stages, both vectorised over frames:
+
+1. identity: the model's identity (shape) coefficients, once per clip, from the clip's most neutral
+   frames (those whose landmarks, after removing head motion, are closest to the clip's median
+   face), alternating per-frame expression/pose steps (with a stronger expression prior, so that
+   what persists through the clip is explained as identity) and identity steps;
+2. motion: per frame expression, head rotation, camera, and for models whose expression space does
+   not contain them (FLAME) jaw and eye rotations, window by window with the identity fixed and an
+   acceleration penalty inside runs of frames with a face. Each window starts from the last two
+   frames of the previous one, so windows join without a kink; nothing is smoothed across a gap.
+
+Each Gauss-Newton step solves one sparse system for the whole window (core/fit/solver.py).
+Jacobians are analytic (expression through the skinning's blended rotations, head rotation by a
+left-multiplied small rotation, camera), except FLAME's jaw and eye rotations (forward-mode AD).
+
+The open model's ARKit expressions include the jaw (jawOpen ...) and gaze (eyeLook*), so its jaw and
+eye rotations stay zero and the 52 curves carry them, as an ARKit rig expects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from core.facemodel.model import FaceModel
+from core.facemodel.types import FaceParams
+from core.fit.camera import AXIS_FLIP, project
+from core.fit.params import FitParams
+from core.fit.rigid import initial_rigid, rigid_rows
+from core.fit.solver import second_difference_matrix, solve_step
+from core.fit.temporal import segments, valid_centres
+from core.observe import landmark_ids as ids
+from core.observe.headpose import similarity_align
+from core.take.observations import ObservationArrays
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Weights and schedule. Energies are per frame, with landmark errors in units of the
+    inter-ocular distance (outer eye corners, "IOD"), so they do not depend on the image size.
+
+    z_weight: weight of MediaPipe's (less reliable) depth against x, y. expression_prior: L1 on
+    bounded weights (the open model's ARKit curves), L2 on unbounded FLAME coefficients.
+    temporal: weight of the squared second difference (jitter) per frame of every fitted quantity
+    (expression, rotation in radians, log scale, translation in IOD). pose_prior: L2 on jaw and eye
+    rotations (radians). identity_prior: L2 on identity coefficients.
+    """
+
+    window: int = 256
+    iterations: int = 6
+    identity_frames: int = 32
+    identity_rounds: int = 4
+    z_weight: float = 0.2
+    expression_prior: float = 1e-5
+    identity_prior: float = 1e-4
+    identity_expression_factor: float = 10.0
+    temporal: float = 0.02
+    pose_prior: float = 1e-3
+
+
+def interocular(landmarks: np.ndarray) -> np.ndarray:
+    """N x 478 x 3 -> N inter-ocular distances (outer eye corners, 2D, pixels)."""
+    return np.linalg.norm(landmarks[:, ids.LEFT_EYE_OUTER, :2] - landmarks[:, ids.RIGHT_EYE_OUTER, :2], axis=1)
+
+
+def neutral_rows(landmarks: np.ndarray, count: int) -> np.ndarray:
+    """Rows (of N x 478 x 3 observed landmarks) whose non-rigid shape is nearest the median shape."""
+    rigid = list(ids.RIGID)
+    reference = np.median(landmarks, axis=0)
+    deviation = []
+    for frame in landmarks:
+        r, t, s = similarity_align(frame[rigid].astype(np.float64), reference[rigid])
+        aligned = s * frame @ r.T + t
+        deviation.append(np.sqrt(((aligned - reference)[:, :2] ** 2).sum(axis=1).mean()))
+    return np.sort(np.argsort(deviation, kind="stable")[:count])
+
+
+@dataclass
+class _State:
+    """Per-frame values of M frames being fitted (float32 tensors)."""
+
+    expression: torch.Tensor
+    jaw: torch.Tensor
+    eyes: torch.Tensor
+    rotation: torch.Tensor
+    camera: torch.Tensor
+
+    def copy(self) -> _State:
+        return _State(*(getattr(self, f.name).clone() for f in fields(self)))
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Observed data of M frames: landmarks M x L x 3 (pixels), iod M (pixels)."""
+
+    observed: torch.Tensor
+    iod: torch.Tensor
+    iod_ref: float
+
+
+class Fitter:
+    """Fits one face model to a clip's observations (see module docstring)."""
+
+    def __init__(self, model: FaceModel, config: FitConfig | None = None) -> None:
+        self.config = config or FitConfig()
+        self.model = model.landmark_model()
+        self.bounds = model.expression_bounds
+        self.fit_jaw_eyes = self.bounds is None
+        self.num_expression = self.model.num_expression
+        self.ids = self.model.landmark_ids.numpy()
+        self.rigid = rigid_rows(self.ids)
+        with torch.no_grad():
+            neutral = self.model(self.model.zero_params(1))
+        self.neutral_landmarks = neutral.landmarks[0].numpy().astype(np.float64)
+        self.root_joint = neutral.joints[0, 0].numpy().astype(np.float64)
+        num_landmarks = len(self.ids)
+        weights = torch.tensor([1.0, 1.0, self.config.z_weight]) / num_landmarks
+        self.sqrt_weights = weights.sqrt()
+        self.corners = self.model.faces[self.model.landmark_faces]  # L x 3 vertex ids
+        self.dims = self.num_expression + (9 if self.fit_jaw_eyes else 0) + 6
+        lower = np.full(self.dims, -np.inf)
+        upper = np.full(self.dims, np.inf)
+        if self.bounds is not None:
+            lower[: self.num_expression], upper[: self.num_expression] = self.bounds
+        self.lower, self.upper = lower, upper
+
+    # ---- state <-> vector --------------------------------------------------------------------
+    def _vector(self, state: _State, problem: _Problem) -> np.ndarray:
+        """M x D: the quantities the temporal and prior terms act on."""
+        parts = [state.expression]
+        if self.fit_jaw_eyes:
+            parts += [state.jaw, state.eyes]
+        parts += [state.rotation, state.camera[:, :1], state.camera[:, 1:3] / problem.iod_ref]
+        return torch.cat(parts, dim=1).double().numpy()
+
+    def _apply(self, state: _State, delta: np.ndarray, problem: _Problem) -> _State:
+        new = state.copy()
+        d = torch.as_tensor(delta, dtype=torch.float32)
+        e = self.num_expression
+        new.expression += d[:, :e]
+        k = e
+        if self.fit_jaw_eyes:
+            new.jaw += d[:, k : k + 3]
+            new.eyes += d[:, k + 3 : k + 9]
+            k += 9
+        rotation = Rotation.from_rotvec(delta[:, k : k + 3]) * Rotation.from_rotvec(state.rotation.double().numpy())
+        new.rotation = torch.as_tensor(rotation.as_rotvec(), dtype=torch.float32)
+        new.camera[:, :1] += d[:, k + 3 : k + 4]
+        new.camera[:, 1:3] += d[:, k + 4 : k + 6] * problem.iod_ref
+        if self.bounds is not None:
+            new.expression.clamp_(*self.bounds)
+        return new
+
+    def _params(self, state: _State, identity: torch.Tensor) -> FaceParams:
+        m = len(state.rotation)
+        return FaceParams(
+            shape=identity.expand(m, -1), expression=state.expression, rotation=state.rotation,
+            neck=torch.zeros(m, 3), jaw=state.jaw, eyes=state.eyes, translation=torch.zeros(m, 3),
+        )
+
+    # ---- residuals and Jacobians -------------------------------------------------------------
+    def _to_residual_space(self, image_delta: torch.Tensor, iod: torch.Tensor) -> torch.Tensor:
+        """Image-space quantities M x L x 3 (x K) -> weighted residual units, z mean removed."""
+        scaled = image_delta / iod.view(-1, *([1] * (image_delta.dim() - 1)))
+        z = scaled[:, :, 2:3]
+        scaled = torch.cat([scaled[:, :, :2], z - z.mean(dim=1, keepdim=True)], dim=2)
+        shape = [1, 1, 3] + [1] * (image_delta.dim() - 3)
+        return scaled * self.sqrt_weights.view(shape)
+
+    def _residual(self, state: _State, identity: torch.Tensor, problem: _Problem):
+        output = self.model(self._params(state, identity))
+        image = project(output.landmarks, state.camera)
+        return self._to_residual_space(image - problem.observed, problem.iod), output
+
+    def _blend_jacobian(self, output, basis: torch.Tensor) -> torch.Tensor:
+        """d landmarks / d coefficients of a rest-pose basis (V x 3 x K): M x L x 3 x K, model space."""
+        rotations = output.vertex_rotations  # M x V x 3 x 3
+        bary = self.model.landmark_barycentric
+        out = 0
+        for c in range(3):
+            vertex = self.corners[:, c]
+            out = out + bary[None, :, c, None, None] * torch.einsum("mlij,ljk->mlik", rotations[:, vertex], basis[vertex])
+        return out
+
+    def _jacobian(self, state: _State, identity: torch.Tensor, problem: _Problem, output) -> torch.Tensor:
+        """M x (L*3) x D Jacobian of the weighted residual."""
+        scale = torch.exp(state.camera[:, 0]).view(-1, 1, 1, 1)
+        flip = torch.tensor(AXIS_FLIP).view(1, 1, 3, 1)
+        columns = [self._blend_jacobian(output, self.model.expression_basis)]
+        if self.fit_jaw_eyes:
+            columns.append(self._pose_jacobian(state, identity))
+        landmarks = output.landmarks
+        relative = landmarks - output.joints[:, :1]
+        basis = torch.eye(3)
+        rotation_columns = torch.stack([torch.cross(basis[k].expand_as(relative), relative, dim=2) for k in range(3)], dim=3)
+        columns.append(rotation_columns)
+        model_space = torch.cat(columns, dim=3)  # M x L x 3 x K
+        image = scale * flip * model_space
+        log_scale = (scale[..., 0] * flip[..., 0] * landmarks)[..., None]
+        translation = torch.zeros(*landmarks.shape, 2)
+        translation[:, :, 0, 0] = problem.iod_ref
+        translation[:, :, 1, 1] = problem.iod_ref
+        image = torch.cat([image, log_scale, translation], dim=3)
+        jac = self._to_residual_space(image, problem.iod)
+        return jac.reshape(jac.shape[0], -1, jac.shape[3])
+
+    def _pose_jacobian(self, state: _State, identity: torch.Tensor) -> torch.Tensor:
+        """d landmarks / d (jaw, eyes): M x L x 3 x 9 by forward-mode differentiation."""
+        def landmarks_of(jaw: torch.Tensor, eyes: torch.Tensor) -> torch.Tensor:
+            params = self._params(state, identity)
+            params.jaw, params.eyes = jaw, eyes
+            return self.model(params).landmarks
+
+        out = []
+        for k in range(9):
+            t_jaw, t_eyes = torch.zeros_like(state.jaw), torch.zeros_like(state.eyes)
+            (t_jaw if k < 3 else t_eyes)[:, k if k < 3 else k - 3] = 1.0
+            out.append(torch.func.jvp(landmarks_of, (state.jaw, state.eyes), (t_jaw, t_eyes))[1])
+        return torch.stack(out, dim=3)
+
+    # ---- energies ----------------------------------------------------------------------------
+    def _prior_gradient_and_curvature(self, vector: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+        """Half-convention prior gradient and diagonal curvature, M x D each."""
+        cfg = self.config
+        gradient = np.zeros_like(vector)
+        curvature = np.zeros_like(vector)
+        e = self.num_expression
+        if self.bounds is not None:
+            gradient[:, :e] = 0.5 * cfg.expression_prior * factor
+        else:
+            gradient[:, :e] = cfg.expression_prior * factor * vector[:, :e]
+            curvature[:, :e] = cfg.expression_prior * factor
+        if self.fit_jaw_eyes:
+            gradient[:, e : e + 9] = cfg.pose_prior * vector[:, e : e + 9]
+            curvature[:, e : e + 9] = cfg.pose_prior
+        return gradient, curvature
+
+    def _energy(self, residual: torch.Tensor, vector: np.ndarray, factor: float, temporal_term) -> float:
+        cfg = self.config
+        e = self.num_expression
+        data = float((residual**2).sum())
+        if self.bounds is not None:
+            prior = cfg.expression_prior * factor * np.abs(vector[:, :e]).sum()
+        else:
+            prior = cfg.expression_prior * factor * (vector[:, :e] ** 2).sum()
+        if self.fit_jaw_eyes:
+            prior += cfg.pose_prior * (vector[:, e : e + 9] ** 2).sum()
+        return data + prior + (temporal_term(vector) if temporal_term else 0.0)
+
+    def _gauss_newton(self, state, identity, problem, iterations, factor=1.0, anchor=None, k_matrix=None):
+        """Minimise the window energy; anchor: F x D fixed leading frames for the temporal term."""
+        temporal = self.config.temporal if k_matrix is not None else 0.0
+        num_fixed = 0 if anchor is None else len(anchor)
+
+        def full(vector: np.ndarray) -> np.ndarray:
+            return vector if anchor is None else np.concatenate([anchor, vector])
+
+        def temporal_term(vector: np.ndarray) -> float:
+            if not temporal:
+                return 0.0
+            x = full(vector)
+            return float(temporal * np.einsum("td,td->", x, k_matrix @ x))
+
+        damping = 1e-3
+        with torch.no_grad():
+            residual, output = self._residual(state, identity, problem)
+        vector = self._vector(state, problem)
+        energy = self._energy(residual, vector, factor, temporal_term)
+        for _ in range(iterations):
+            with torch.no_grad():
+                jac = self._jacobian(state, identity, problem, output)
+                r = residual.reshape(len(jac), -1, 1)
+                blocks = torch.bmm(jac.transpose(1, 2), jac).double().numpy()
+                gradient = torch.bmm(jac.transpose(1, 2), r)[..., 0].double().numpy()
+            prior_gradient, prior_curvature = self._prior_gradient_and_curvature(vector, factor)
+            blocks = blocks + prior_curvature[:, :, None] * np.eye(self.dims)[None]
+            for _attempt in range(4):
+                delta = solve_step(blocks, gradient + prior_gradient, full(vector), temporal, k_matrix,
+                                   num_fixed, self.lower, self.upper, damping)
+                candidate = self._apply(state, delta, problem)
+                with torch.no_grad():
+                    cand_residual, cand_output = self._residual(candidate, identity, problem)
+                cand_vector = self._vector(candidate, problem)
+                cand_energy = self._energy(cand_residual, cand_vector, factor, temporal_term)
+                if cand_energy <= energy:
+                    state, residual, output, vector, energy = candidate, cand_residual, cand_output, cand_vector, cand_energy
+                    damping = max(damping / 3, 1e-6)
+                    break
+                damping *= 10
+            else:
+                break
+        return state, residual
+
+    # ---- stages ------------------------------------------------------------------------------
+    def _prepare(self, observations: ObservationArrays, rows: np.ndarray) -> tuple[_State, _Problem]:
+        landmarks = observations.landmarks[rows][:, self.ids].astype(np.float64)
+        iod = interocular(observations.landmarks[rows]).astype(np.float32)
+        rotation0, camera0 = initial_rigid(self.neutral_landmarks, self.root_joint, landmarks, self.rigid)
+        m = len(rows)
+        state = _State(
+            expression=torch.zeros(m, self.num_expression), jaw=torch.zeros(m, 3), eyes=torch.zeros(m, 6),
+            rotation=torch.as_tensor(rotation0), camera=torch.as_tensor(camera0),
+        )
+        problem = _Problem(torch.as_tensor(landmarks, dtype=torch.float32), torch.as_tensor(iod), float(iod.mean()))
+        return state, problem
+
+    def fit_identity(self, observations: ObservationArrays) -> np.ndarray:
+        """Identity coefficients (S,) from the clip's most neutral frames with a face."""
+        cfg = self.config
+        with_face = np.nonzero(observations.has_face)[0]
+        identity = torch.zeros(1, self.model.num_shape)
+        if len(with_face) == 0 or self.model.num_shape == 0:
+            return identity[0].numpy()
+        chosen = with_face[neutral_rows(observations.landmarks[with_face], min(cfg.identity_frames, len(with_face)))]
+        state, problem = self._prepare(observations, chosen)
+        for _ in range(cfg.identity_rounds):
+            state, residual = self._gauss_newton(state, identity, problem, 3, factor=cfg.identity_expression_factor)
+            with torch.no_grad():
+                output = self.model(self._params(state, identity))
+                scale = torch.exp(state.camera[:, 0]).view(-1, 1, 1, 1)
+                flip = torch.tensor(AXIS_FLIP).view(1, 1, 3, 1)
+                jac = self._to_residual_space(scale * flip * self._blend_jacobian(output, self.model.shape_basis), problem.iod)
+                jac = jac.reshape(len(chosen) * jac.shape[1] * 3, -1).double()
+                r = residual.reshape(-1).double()
+                hessian = jac.T @ jac + cfg.identity_prior * torch.eye(jac.shape[1], dtype=torch.float64)
+                gradient = jac.T @ r + cfg.identity_prior * identity[0].double()
+                identity = identity - torch.linalg.solve(hessian, gradient).float()[None]
+        state, residual = self._gauss_newton(state, identity, problem, 3, factor=cfg.identity_expression_factor)
+        log.info("identity from %d neutral frames", len(chosen))
+        return identity[0].numpy().astype(np.float32)
+
+    def fit_window(
+        self, observations: ObservationArrays, identity: np.ndarray, previous: FitParams | None = None
+    ) -> FitParams:
+        """Fit the frames of ``observations`` (one window) with the identity fixed. ``previous``:
+        the window before it; its last two frames anchor the temporal term at the seam."""
+        result = FitParams.empty(observations.index, identity, self.num_expression)
+        rows = np.nonzero(observations.has_face)[0]
+        if len(rows) == 0:
+            return result
+        state, problem = self._prepare(observations, rows)
+        identity_t = torch.as_tensor(identity, dtype=torch.float32)[None]
+
+        segment_ids = np.full(len(observations), -1)
+        for k, (a, b) in enumerate(segments(observations.has_face)):
+            segment_ids[a:b] = k
+        anchor = self._anchor(previous, observations, problem)
+        sequence_ids = segment_ids[rows]
+        if anchor is not None:
+            sequence_ids = np.concatenate([np.full(len(anchor), segment_ids[0]), sequence_ids])
+        centres = valid_centres(sequence_ids)
+        k_matrix = second_difference_matrix(len(sequence_ids), centres) if len(centres) else None
+
+        state, residual = self._gauss_newton(state, identity_t, problem, self.config.iterations, anchor=anchor, k_matrix=k_matrix)
+        with torch.no_grad():
+            output = self.model(self._params(state, identity_t))
+            error = (project(output.landmarks, state.camera) - problem.observed)[..., :2].norm(dim=2).mean(dim=1) / problem.iod
+        result.has_face[rows] = True
+        result.expression[rows] = state.expression.numpy()
+        result.rotation[rows] = state.rotation.numpy()
+        result.neck[rows] = 0.0
+        result.jaw[rows] = state.jaw.numpy()
+        result.eyes[rows] = state.eyes.numpy()
+        result.camera[rows] = state.camera.numpy()
+        result.residual[rows] = error.numpy()
+        return result
+
+    def _anchor(self, previous: FitParams | None, observations: ObservationArrays, problem: _Problem):
+        """The previous window's last two frames as fixed temporal neighbours, when they are the
+        frames right before this window and the face continues."""
+        if previous is None or len(previous) < 2 or not previous.has_face[-2:].all() or not observations.has_face[0]:
+            return None
+        if int(previous.frame_index[-1]) + 1 != int(observations.index[0]):
+            return None
+        last = _State(*(torch.as_tensor(getattr(previous, name)[-2:]) for name in ("expression", "jaw", "eyes", "rotation", "camera")))
+        return self._vector(last, problem)
+
+    def fit(self, observations: ObservationArrays) -> Iterator[FitParams]:
+        """Identity first, then the clip window by window; yields each window's FitParams."""
+        identity = self.fit_identity(observations)
+        previous = None
+        for start in range(0, len(observations), self.config.window):
+            window = slice_observations(observations, start, start + self.config.window)
+            previous = self.fit_window(window, identity, previous)
+            yield previous
+
+
+def slice_observations(observations: ObservationArrays, start: int, stop: int) -> ObservationArrays:
+    return ObservationArrays(**{f.name: getattr(observations, f.name)[start:stop] for f in fields(observations)})
