@@ -44,3 +44,7 @@ class CancelledError(EmoCapError):
 
 class DeviceError(EmoCapError):
     """The requested compute device is not available."""
+
+
+class FaceModelError(EmoCapError):
+    """The face model file is missing, not FLAME, or has the wrong shapes."""
