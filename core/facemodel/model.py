@@ -115,4 +115,6 @@ class FaceModel(nn.Module):
         offset = params.translation[:, None]
         vertices = vertices + offset
         landmarks = barycentric_points(vertices, self.faces, self.landmark_faces, self.landmark_barycentric)
-        return FaceModelOutput(vertices, joints + offset, landmarks, vertex_rotations)
+        return FaceModelOutput(
+            vertices, joints + offset, landmarks, vertex_rotations, rest, rest_joints, transforms[:, :, :3, :3]
+        )

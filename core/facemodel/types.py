@@ -120,9 +120,13 @@ class FaceParams:
 class FaceModelOutput:
     """vertices: B x V x 3, joints: B x J x 3 (posed), landmarks: B x L x 3, all metres.
     vertex_rotations: B x V x 3 x 3, the skinning-blended linear part that maps a rest-pose offset
-    of each vertex to its posed offset (what fitting needs for the expression Jacobian)."""
+    of each vertex to its posed offset. rest_vertices: B x V x 3 before skinning; rest_joints:
+    B x J x 3; joint_rotations: B x J x 3 x 3 world rotations (what fitting needs for Jacobians)."""
 
     vertices: torch.Tensor
     joints: torch.Tensor
     landmarks: torch.Tensor
     vertex_rotations: torch.Tensor
+    rest_vertices: torch.Tensor
+    rest_joints: torch.Tensor
+    joint_rotations: torch.Tensor

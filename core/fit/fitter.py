@@ -197,7 +197,7 @@ class Fitter:
         flip = torch.tensor(AXIS_FLIP).view(1, 1, 3, 1)
         columns = [self._blend_jacobian(output, self.model.expression_basis)]
         if self.fit_jaw_eyes:
-            columns.append(self._pose_jacobian(state, identity))
+            columns.append(self._pose_jacobian(output))
         landmarks = output.landmarks
         relative = landmarks - output.joints[:, :1]
         basis = torch.eye(3)
@@ -213,19 +213,24 @@ class Fitter:
         jac = self._to_residual_space(image, problem.iod)
         return jac.reshape(jac.shape[0], -1, jac.shape[3])
 
-    def _pose_jacobian(self, state: _State, identity: torch.Tensor) -> torch.Tensor:
-        """d landmarks / d (jaw, eyes): M x L x 3 x 9 by forward-mode differentiation."""
-        def landmarks_of(jaw: torch.Tensor, eyes: torch.Tensor) -> torch.Tensor:
-            params = self._params(state, identity)
-            params.jaw, params.eyes = jaw, eyes
-            return self.model(params).landmarks
+    def _pose_jacobian(self, output) -> torch.Tensor:
+        """d landmarks / d (jaw, left eye, right eye) rotations: M x L x 3 x 9.
 
-        out = []
-        for k in range(9):
-            t_jaw, t_eyes = torch.zeros_like(state.jaw), torch.zeros_like(state.eyes)
-            (t_jaw if k < 3 else t_eyes)[:, k if k < 3 else k - 3] = 1.0
-            out.append(torch.func.jvp(landmarks_of, (state.jaw, state.eyes), (t_jaw, t_eyes))[1])
-        return torch.stack(out, dim=3)
+        The three joints are leaves of the skeleton, so a small rotation delta of joint j moves a
+        vertex by w_vj R_j (delta x (rest_v - J_j)); pose correctives are left out of the Jacobian
+        (the energy check of each step still uses the full model)."""
+        columns = []
+        basis = torch.eye(3)
+        for joint in (2, 3, 4):  # jaw, eye_left, eye_right (JOINT_NAMES)
+            weight = self.model.skinning_weights[:, joint]  # V
+            relative = output.rest_vertices - output.rest_joints[:, joint : joint + 1]  # M x V x 3
+            rotation = output.joint_rotations[:, joint]  # M x 3 x 3
+            for k in range(3):
+                moved = torch.cross(basis[k].expand_as(relative), relative, dim=2)
+                columns.append(weight[None, :, None] * torch.einsum("mij,mvj->mvi", rotation, moved))
+        per_vertex = torch.stack(columns, dim=3)  # M x V x 3 x 9
+        bary = self.model.landmark_barycentric
+        return sum(bary[None, :, c, None, None] * per_vertex[:, self.corners[:, c]] for c in range(3))
 
     # ---- energies ----------------------------------------------------------------------------
     def _prior_gradient_and_curvature(self, vector: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
