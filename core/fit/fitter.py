@@ -3,9 +3,9 @@
 Two stages, both vectorised over frames:
 
 1. identity: the model's identity (shape) coefficients, once per clip, from the clip's most neutral
-   frames (those whose landmarks, after removing head motion, are closest to the clip's median
-   face), alternating per-frame expression/pose steps (with a stronger expression prior, so that
-   what persists through the clip is explained as identity) and identity steps;
+   frames (the least expression activity in a quick fit with the template's identity), jointly
+   with those frames' expression and pose (a stronger expression prior makes what persists
+   through the clip identity);
 2. motion: per frame expression, head rotation, camera, and for models whose expression space does
    not contain them (FLAME) jaw and eye rotations, window by window with the identity fixed and an
    acceleration penalty inside runs of frames with a face. Each window starts from the last two
@@ -37,7 +37,6 @@ from core.fit.rigid import initial_rigid, rigid_rows
 from core.fit.solver import second_difference_matrix, solve_step
 from core.fit.temporal import segments, valid_centres
 from core.observe import landmark_ids as ids
-from core.observe.headpose import similarity_align
 from core.take.observations import ObservationArrays
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,8 @@ class FitConfig:
     window: int = 256
     iterations: int = 6
     identity_frames: int = 32
-    identity_rounds: int = 4
+    identity_candidates: int = 256
+    identity_iterations: int = 12
     z_weight: float = 0.2
     expression_prior: float = 1e-5
     identity_prior: float = 1e-4
@@ -70,18 +70,6 @@ class FitConfig:
 def interocular(landmarks: np.ndarray) -> np.ndarray:
     """N x 478 x 3 -> N inter-ocular distances (outer eye corners, 2D, pixels)."""
     return np.linalg.norm(landmarks[:, ids.LEFT_EYE_OUTER, :2] - landmarks[:, ids.RIGHT_EYE_OUTER, :2], axis=1)
-
-
-def neutral_rows(landmarks: np.ndarray, count: int) -> np.ndarray:
-    """Rows (of N x 478 x 3 observed landmarks) whose non-rigid shape is nearest the median shape."""
-    rigid = list(ids.RIGID)
-    reference = np.median(landmarks, axis=0)
-    deviation = []
-    for frame in landmarks:
-        r, t, s = similarity_align(frame[rigid].astype(np.float64), reference[rigid])
-        aligned = s * frame @ r.T + t
-        deviation.append(np.sqrt(((aligned - reference)[:, :2] ** 2).sum(axis=1).mean()))
-    return np.sort(np.argsort(deviation, kind="stable")[:count])
 
 
 @dataclass
@@ -318,28 +306,90 @@ class Fitter:
         problem = _Problem(torch.as_tensor(landmarks, dtype=torch.float32), torch.as_tensor(iod), float(iod.mean()))
         return state, problem
 
+    def _neutral_frames(self, observations: ObservationArrays, with_face: np.ndarray) -> np.ndarray:
+        """The frames that show the least expression: a quick expression fit with the template's
+        identity on up to ``identity_candidates`` frames spread over the clip, ranked by expression
+        activity (L1 of bounded weights, L2 of FLAME coefficients)."""
+        cfg = self.config
+        spread = np.linspace(0, len(with_face) - 1, min(cfg.identity_candidates, len(with_face))).round().astype(int)
+        candidates = with_face[np.unique(spread)]
+        state, problem = self._prepare(observations, candidates)
+        state, _ = self._gauss_newton(state, torch.zeros(1, self.model.num_shape), problem, 3)
+        expression = state.expression.numpy()
+        activity = np.abs(expression).sum(axis=1) if self.bounds is not None else (expression**2).sum(axis=1)
+        return np.sort(candidates[np.argsort(activity, kind="stable")[: cfg.identity_frames]])
+
     def fit_identity(self, observations: ObservationArrays) -> np.ndarray:
-        """Identity coefficients (S,) from the clip's most neutral frames with a face."""
+        """Identity coefficients (S,) from the clip's most neutral frames with a face.
+
+        Joint Gauss-Newton over the identity and every chosen frame's values; the system is an
+        arrow (per-frame blocks plus one identity block) solved by its Schur complement."""
         cfg = self.config
         with_face = np.nonzero(observations.has_face)[0]
         identity = torch.zeros(1, self.model.num_shape)
         if len(with_face) == 0 or self.model.num_shape == 0:
             return identity[0].numpy()
-        chosen = with_face[neutral_rows(observations.landmarks[with_face], min(cfg.identity_frames, len(with_face)))]
+        chosen = self._neutral_frames(observations, with_face)
         state, problem = self._prepare(observations, chosen)
-        for _ in range(cfg.identity_rounds):
-            state, residual = self._gauss_newton(state, identity, problem, 3, factor=cfg.identity_expression_factor)
+        factor = cfg.identity_expression_factor
+        lower, upper = np.tile(self.lower, (len(chosen), 1)), np.tile(self.upper, (len(chosen), 1))
+
+        def total_energy(residual, vector, beta) -> float:
+            return self._energy(residual, vector, factor, None) + cfg.identity_prior * float((beta**2).sum())
+
+        with torch.no_grad():
+            residual, output = self._residual(state, identity, problem)
+        vector = self._vector(state, problem)
+        energy = total_energy(residual, vector, identity)
+        damping = 1e-3
+        for _ in range(cfg.identity_iterations):
             with torch.no_grad():
-                output = self.model(self._params(state, identity))
+                jac = self._jacobian(state, identity, problem, output).double()  # M x R x D
                 scale = torch.exp(state.camera[:, 0]).view(-1, 1, 1, 1)
                 flip = torch.tensor(AXIS_FLIP).view(1, 1, 3, 1)
-                jac = self._to_residual_space(scale * flip * self._blend_jacobian(output, self.model.shape_basis), problem.iod)
-                jac = jac.reshape(len(chosen) * jac.shape[1] * 3, -1).double()
-                r = residual.reshape(-1).double()
-                hessian = jac.T @ jac + cfg.identity_prior * torch.eye(jac.shape[1], dtype=torch.float64)
-                gradient = jac.T @ r + cfg.identity_prior * identity[0].double()
-                identity = identity - torch.linalg.solve(hessian, gradient).float()[None]
-        state, residual = self._gauss_newton(state, identity, problem, 3, factor=cfg.identity_expression_factor)
+                jac_beta = self._to_residual_space(scale * flip * self._blend_jacobian(output, self.model.shape_basis), problem.iod)
+                jac_beta = jac_beta.reshape(len(chosen), -1, self.model.num_shape).double()
+                r = residual.reshape(len(chosen), -1, 1).double()
+                h = torch.bmm(jac.transpose(1, 2), jac)
+                g = torch.bmm(jac.transpose(1, 2), r)[..., 0]
+                coupling = torch.bmm(jac.transpose(1, 2), jac_beta)  # M x D x S
+                h_beta = torch.einsum("mrs,mrt->st", jac_beta, jac_beta)
+                g_beta = torch.einsum("mrs,mr->s", jac_beta, r[..., 0])
+            prior_gradient, prior_curvature = self._prior_gradient_and_curvature(vector, factor)
+            g = g + torch.as_tensor(prior_gradient)
+            h = h + torch.diag_embed(torch.as_tensor(prior_curvature))
+            h_beta = h_beta + cfg.identity_prior * torch.eye(self.model.num_shape, dtype=torch.float64)
+            g_beta = g_beta + cfg.identity_prior * identity[0].double()
+            # projected Newton: expression weights at a bound that the gradient pushes outward stay
+            x = torch.as_tensor(vector)
+            frozen = ((x <= torch.as_tensor(lower) + 1e-6) & (g > 0)) | ((x >= torch.as_tensor(upper) - 1e-6) & (g < 0))
+            keep = (~frozen).double()
+            h = h * keep[:, :, None] * keep[:, None, :] + torch.diag_embed(1.0 - keep)
+            g, coupling = g * keep, coupling * keep[:, :, None]
+            for _attempt in range(4):
+                h_damped = h + damping * torch.diag_embed(torch.diagonal(h, dim1=1, dim2=2) + 1e-9)
+                hb_damped = h_beta + damping * torch.diag(torch.diagonal(h_beta) + 1e-9)
+                inv_coupling = torch.linalg.solve(h_damped, coupling)
+                inv_g = torch.linalg.solve(h_damped, g[..., None])[..., 0]
+                schur = hb_damped - torch.einsum("mds,mdt->st", coupling, inv_coupling)
+                rhs = -(g_beta - torch.einsum("mds,md->s", coupling, inv_g))
+                delta_beta = torch.linalg.solve(schur, rhs)
+                delta = -(inv_g + torch.einsum("mds,s->md", inv_coupling, delta_beta)) * keep
+                delta = np.clip(vector + delta.numpy(), lower, upper) - vector
+                candidate = self._apply(state, delta, problem)
+                cand_identity = identity + delta_beta.float()[None]
+                with torch.no_grad():
+                    cand_residual, cand_output = self._residual(candidate, cand_identity, problem)
+                cand_vector = self._vector(candidate, problem)
+                cand_energy = total_energy(cand_residual, cand_vector, cand_identity)
+                if cand_energy <= energy:
+                    state, identity, residual, output = candidate, cand_identity, cand_residual, cand_output
+                    vector, energy = cand_vector, cand_energy
+                    damping = max(damping / 3, 1e-6)
+                    break
+                damping *= 10
+            else:
+                break
         log.info("identity from %d neutral frames", len(chosen))
         return identity[0].numpy().astype(np.float32)
 

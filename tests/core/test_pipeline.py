@@ -13,6 +13,7 @@ import pytest
 
 from core.errors import CancelledError, TakeError
 from core.pipeline import Pipeline, PipelineConfig, summarize
+from core.results import FrameResult
 from core.take import Take
 from tests.conftest import ROOT, fixture_path
 
@@ -67,8 +68,9 @@ def test_cancel_keeps_whole_chunks_and_resume_equals_an_uninterrupted_run(wolfga
     take = Take.open(tmp_path / "t")
     assert take.manifest.status == "cancelled"
     assert take.manifest.frames_done == 256  # two whole chunks of 128; the partial one is redone
-    resumed = []
-    summary = pipeline.run(wolfgang, tmp_path / "t", on_frame=resumed.append)
+    results = []
+    summary = pipeline.run(wolfgang, tmp_path / "t", on_frame=results.append)
+    resumed = [r for r in results if isinstance(r, FrameResult)]
     assert summary.status == "complete" and summary.frames == 472
     assert sum(r.from_take for r in resumed) == 256
     assert [r.index for r in resumed] == list(range(472))
@@ -98,6 +100,7 @@ def test_a_completed_take_is_not_recomputed(wolfgang, wolfgang_take):
     summary, take_dir = wolfgang_take
     results = []
     again = Pipeline(PipelineConfig(device="cpu")).run(wolfgang, take_dir, on_frame=results.append)
+    assert len(results) == 472 + 2  # stored frames, then the two stored fit windows
     assert again == summarize(Take.open(take_dir)) and again.frames == summary.frames
     assert all(r.from_take for r in results)
 

@@ -1,0 +1,98 @@
+"""Fitting both face models: recovery of known parameters, gaps, one frame, real footage."""
+
+import numpy as np
+import pytest
+import torch
+
+from core.facemodel import FaceModel
+from core.facemodel.open_model import load_open_model
+from core.fit.camera import project
+from core.fit.fitter import FitConfig, Fitter
+from core.fit.params import FitParams
+from core.take.observations import ObservationArrays
+
+
+@pytest.fixture(scope="module")
+def open_model():
+    return FaceModel(load_open_model())
+
+
+def observations_from(model, params, camera, noise_px=0.0, seed=0):
+    """Landmark observations of a posed model, as MediaPipe would report them (478 ids)."""
+    with torch.no_grad():
+        image = project(model(params).landmarks, camera).numpy()
+    image = image + np.random.default_rng(seed).normal(scale=noise_px, size=image.shape)
+    n = len(image)
+    obs = ObservationArrays.empty(n)
+    obs.index[:] = np.arange(n)
+    obs.timestamp[:] = np.arange(n) / 30.0
+    obs.has_face[:] = True
+    obs.landmarks[:, model.landmark_ids.numpy()] = image
+    return obs
+
+
+def smooth_open_sequence(model, n, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 30.0
+    active = rng.choice(model.num_expression, 8, replace=False)
+    expression = np.zeros((n, model.num_expression), np.float32)
+    # a performance starts from a neutral face (what the identity is fitted on), then moves
+    envelope = np.clip((t - 0.5) / 0.5, 0.0, 1.0)
+    for k, index in enumerate(active):
+        expression[:, index] = envelope * (0.45 + 0.4 * np.sin(2 * np.pi * (0.3 + 0.15 * k) * t + k))
+    params = model.zero_params(n)
+    params.expression[:] = torch.tensor(expression)
+    params.shape[:] = torch.tensor(rng.normal(scale=0.5, size=model.num_shape), dtype=torch.float32)
+    params.rotation[:] = torch.tensor(np.stack([0.1 * np.sin(t), 0.35 * np.sin(0.7 * t), 0.05 * np.cos(t)], 1), dtype=torch.float32)
+    camera = torch.tensor(np.stack([np.full(n, np.log(2200.0)), 320 + 15 * np.sin(t), 200 + 8 * np.cos(t), np.zeros(n)], 1), dtype=torch.float32)
+    return params, camera, expression
+
+
+def test_open_model_recovers_known_parameters(open_model):
+    params, camera, expression = smooth_open_sequence(open_model, 90)
+    obs = observations_from(open_model, params, camera, noise_px=0.3)
+    fit = FitParams.concatenate(list(Fitter(open_model).fit(obs)))
+    assert fit.has_face.all()
+    assert np.nanmean(fit.residual) < 0.006  # about the noise level, in IOD
+    assert np.abs(fit.expression - expression).mean() < 0.05
+    true_rotation = params.rotation.numpy()
+    assert np.degrees(np.abs(fit.rotation - true_rotation)).mean() < 0.5
+    # vertices of the fitted identity + expression against the truth, in mm
+    fitted = open_model(fit.to_face_params()).vertices
+    truth = open_model(params).vertices
+    with torch.no_grad():
+        error_mm = 1000 * (fitted - truth).norm(dim=2).mean().item()
+    assert error_mm < 1.5
+
+
+def test_frames_without_a_face_stay_empty_and_are_not_smoothed_across(open_model):
+    n = 60
+    params = open_model.zero_params(n)
+    smile = open_model.expression_names.index("mouthSmileLeft")
+    params.expression[30:, smile] = 0.9  # a sudden change hidden in a gap
+    camera = torch.tensor([[np.log(2000.0), 320.0, 200.0, 0.0]]).repeat(n, 1)
+    obs = observations_from(open_model, params, camera)
+    obs.has_face[27:30] = False
+    obs.landmarks[27:30] = np.nan
+    fit = FitParams.concatenate(list(Fitter(open_model, FitConfig(temporal=1.0)).fit(obs)))
+    assert not fit.has_face[27:30].any() and np.isnan(fit.expression[27:30]).all()
+    assert fit.expression[26, smile] < 0.1
+    assert fit.expression[30, smile] == pytest.approx(0.9, abs=0.1)
+
+
+def test_one_frame_clip(open_model):
+    params, camera, expression = smooth_open_sequence(open_model, 1)
+    fit = FitParams.concatenate(list(Fitter(open_model).fit(observations_from(open_model, params, camera))))
+    assert fit.has_face.all() and np.nanmean(fit.residual) < 0.01
+
+
+def test_temporal_term_reduces_jitter_on_noisy_landmarks(open_model):
+    params, camera, _ = smooth_open_sequence(open_model, 120, seed=3)
+    obs = observations_from(open_model, params, camera, noise_px=1.0, seed=3)
+    rough = FitParams.concatenate(list(Fitter(open_model, FitConfig(temporal=0.0)).fit(obs)))
+    smooth = FitParams.concatenate(list(Fitter(open_model).fit(obs)))
+
+    def jitter(fit):
+        return np.abs(np.diff(fit.expression, n=2, axis=0)).mean()
+
+    assert jitter(smooth) < 0.5 * jitter(rough)
