@@ -27,8 +27,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
-from scipy.spatial.transform import Rotation
 
+from core.facemodel.lbs import batch_rodrigues
 from core.facemodel.model import FaceModel
 from core.facemodel.types import FaceParams
 from core.fit.camera import AXIS_FLIP, project
@@ -49,27 +49,52 @@ class FitConfig:
 
     z_weight: weight of MediaPipe's (less reliable) depth against x, y. expression_prior: L1 on
     bounded weights (the open model's ARKit curves), L2 on unbounded FLAME coefficients.
-    temporal: weight of the squared second difference (jitter) per frame of every fitted quantity
-    (expression, rotation in radians, log scale, translation in IOD). pose_prior: L2 on jaw and eye
+    temporal: weight of the squared second difference (jitter) per frame of the expression (and
+    FLAME's jaw and eyes); temporal_pose: the same for the head (rotation in radians, log scale,
+    translation in IOD), whose noise from MediaPipe is larger while real head motion is smoother. pose_prior: L2 on jaw and eye
     rotations (radians). identity_prior: L2 on identity coefficients.
     """
 
     window: int = 256
-    iterations: int = 6
+    iterations: int = 10
+    tolerance: float = 1e-3
     identity_frames: int = 32
-    identity_candidates: int = 256
-    identity_iterations: int = 12
+    identity_candidates: int = 64
+    identity_iterations: int = 8
     z_weight: float = 0.2
     expression_prior: float = 1e-5
     identity_prior: float = 1e-4
     identity_expression_factor: float = 10.0
     temporal: float = 0.02
+    temporal_pose: float = 0.5
     pose_prior: float = 1e-3
 
 
 def interocular(landmarks: np.ndarray) -> np.ndarray:
     """N x 478 x 3 -> N inter-ocular distances (outer eye corners, 2D, pixels)."""
     return np.linalg.norm(landmarks[:, ids.LEFT_EYE_OUTER, :2] - landmarks[:, ids.RIGHT_EYE_OUTER, :2], axis=1)
+
+
+def so3_left_jacobian(rotation: torch.Tensor) -> torch.Tensor:
+    """Left Jacobian of SO(3) at axis-angle vectors M x 3 -> M x 3 x 3:
+    J = I + (1 - cos t) / t^2 [r]x + (t - sin t) / t^3 [r]x^2, t = |r|."""
+    theta = rotation.double().norm(dim=1).clamp_min(1e-8)[:, None, None]
+    x, y, z = rotation.double().unbind(dim=1)
+    zero = torch.zeros_like(x)
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=1).view(-1, 3, 3)
+    a = (1 - torch.cos(theta)) / theta**2
+    b = (theta - torch.sin(theta)) / theta**3
+    return (torch.eye(3, dtype=torch.float64)[None] + a * skew + b * skew @ skew).float()
+
+
+@dataclass(frozen=True)
+class _RootOnlyOutput:
+    """The parts of a FaceModelOutput the fitter uses, for root-only models: landmarks M x L x 3,
+    joints M x 1 x 3 (the root), joint_rotations M x 1 x 3 x 3."""
+
+    landmarks: torch.Tensor
+    joints: torch.Tensor
+    joint_rotations: torch.Tensor
 
 
 @dataclass
@@ -114,6 +139,16 @@ class Fitter:
         weights = torch.tensor([1.0, 1.0, self.config.z_weight]) / num_landmarks
         self.sqrt_weights = weights.sqrt()
         self.corners = self.model.faces[self.model.landmark_faces]  # L x 3 vertex ids
+        self.landmark_expression_basis = self._landmark_basis(self.model.expression_basis)
+        self.landmark_shape_basis = self._landmark_basis(self.model.shape_basis)
+        # With no jaw/eye rotation and no pose correctives (the open model) every landmark turns
+        # with the root: landmarks are a matrix product and one rotation, no skinning needed.
+        self.root_only = not self.fit_jaw_eyes and not bool(self.model.pose_basis.abs().max() > 0)
+        self.landmark_template = self._landmark_basis(self.model.template[:, :, None])[..., 0]  # L x 3
+        basis = self.landmark_expression_basis.double()  # L x 3 x E
+        # Gram of the expression basis per pair of axes, and its mean over landmarks (fast path)
+        self.expression_gram = torch.einsum("lik,ljn->ijkn", basis, basis).reshape(9, -1)
+        self.expression_mean = basis.mean(dim=0)  # 3 x E
         self.dims = self.num_expression + (9 if self.fit_jaw_eyes else 0) + 6
         lower = np.full(self.dims, -np.inf)
         upper = np.full(self.dims, np.inf)
@@ -140,8 +175,7 @@ class Fitter:
             new.jaw += d[:, k : k + 3]
             new.eyes += d[:, k + 3 : k + 9]
             k += 9
-        rotation = Rotation.from_rotvec(delta[:, k : k + 3]) * Rotation.from_rotvec(state.rotation.double().numpy())
-        new.rotation = torch.as_tensor(rotation.as_rotvec(), dtype=torch.float32)
+        new.rotation += d[:, k : k + 3]
         new.camera[:, :1] += d[:, k + 3 : k + 4]
         new.camera[:, 1:3] += d[:, k + 4 : k + 6] * problem.iod_ref
         if self.bounds is not None:
@@ -164,13 +198,36 @@ class Fitter:
         shape = [1, 1, 3] + [1] * (image_delta.dim() - 3)
         return scaled * self.sqrt_weights.view(shape)
 
+    def _evaluate(self, state: _State, identity: torch.Tensor):
+        """Posed landmarks (and what the Jacobians need) of the model for these values."""
+        if not self.root_only:
+            return self.model(self._params(state, identity))
+        rest = (
+            self.landmark_template
+            + torch.einsum("ljs,s->lj", self.landmark_shape_basis, identity[0])
+            + torch.einsum("ljk,mk->mlj", self.landmark_expression_basis, state.expression)
+        )
+        root = self.model.joint_template[0] + self.model.joint_shape_basis[0] @ identity[0]  # 3
+        rotation = batch_rodrigues(state.rotation)  # M x 3 x 3
+        landmarks = torch.matmul(rest - root, rotation.transpose(1, 2)) + root
+        return _RootOnlyOutput(landmarks, root.expand(len(rotation), 1, 3), rotation[:, None])
+
     def _residual(self, state: _State, identity: torch.Tensor, problem: _Problem):
-        output = self.model(self._params(state, identity))
+        output = self._evaluate(state, identity)
         image = project(output.landmarks, state.camera)
         return self._to_residual_space(image - problem.observed, problem.iod), output
 
-    def _blend_jacobian(self, output, basis: torch.Tensor) -> torch.Tensor:
-        """d landmarks / d coefficients of a rest-pose basis (V x 3 x K): M x L x 3 x K, model space."""
+    def _landmark_basis(self, basis: torch.Tensor) -> torch.Tensor:
+        """A vertex basis V x 3 x K evaluated at the landmarks (barycentric): L x 3 x K."""
+        bary = self.model.landmark_barycentric
+        return sum(bary[:, c, None, None] * basis[self.corners[:, c]] for c in range(3))
+
+    def _blend_jacobian(self, output, basis: torch.Tensor, landmark_basis: torch.Tensor) -> torch.Tensor:
+        """d landmarks / d coefficients of a rest-pose basis (V x 3 x K; L x 3 x K at the
+        landmarks): M x L x 3 x K in model space. Without jaw or eye rotations every vertex turns
+        with the root, and the landmark basis is simply rotated."""
+        if not self.fit_jaw_eyes:
+            return torch.matmul(output.joint_rotations[:, 0, None], landmark_basis[None])
         rotations = output.vertex_rotations  # M x V x 3 x 3
         bary = self.model.landmark_barycentric
         out = 0
@@ -181,25 +238,69 @@ class Fitter:
 
     def _jacobian(self, state: _State, identity: torch.Tensor, problem: _Problem, output) -> torch.Tensor:
         """M x (L*3) x D Jacobian of the weighted residual."""
-        scale = torch.exp(state.camera[:, 0]).view(-1, 1, 1, 1)
-        flip = torch.tensor(AXIS_FLIP).view(1, 1, 3, 1)
-        columns = [self._blend_jacobian(output, self.model.expression_basis)]
-        if self.fit_jaw_eyes:
-            columns.append(self._pose_jacobian(output))
         landmarks = output.landmarks
+        m, num_landmarks = landmarks.shape[:2]
+        e = self.num_expression
+        jac = torch.empty(m, num_landmarks, 3, self.dims)
+        jac[..., :e] = self._blend_jacobian(output, self.model.expression_basis, self.landmark_expression_basis)
+        if self.fit_jaw_eyes:
+            jac[..., e : e + 9] = self._pose_jacobian(output)
+        deform = self.dims - 6
+        scale_flip = torch.exp(state.camera[:, 0]).view(-1, 1, 1) * torch.tensor(AXIS_FLIP).view(1, 1, 3)
+        jac[..., :deform] *= (scale_flip * self.sqrt_weights.view(1, 1, 3) / problem.iod.view(-1, 1, 1))[..., None]
+        jac[:, :, 2, :deform] -= jac[:, :, 2, :deform].mean(dim=1, keepdim=True)
+        jac[..., deform:] = self._rigid_columns(state, problem, output)
+        return jac.reshape(m, -1, self.dims)
+
+    def _normal_equations(self, state: _State, identity: torch.Tensor, problem: _Problem, output, residual):
+        """Gauss-Newton blocks M x D x D and gradients M x D (float64 NumPy) of the data term."""
+        r = residual.double()
+        if self.fit_jaw_eyes:
+            jac = self._jacobian(state, identity, problem, output).double()
+            flat = r.reshape(len(jac), -1, 1)
+            return torch.bmm(jac.transpose(1, 2), jac).numpy(), torch.bmm(jac.transpose(1, 2), flat)[..., 0].numpy()
+        # Without jaw/eye rotations the expression columns are Q_m B_l with a per-frame 3 x 3 Q_m
+        # (rotation, scale, axis flip, weights, 1/IOD): their products come from precomputed Grams,
+        # and only the six rigid columns are built per landmark.
+        m, num_landmarks = output.landmarks.shape[:2]
+        e = self.num_expression
+        scale = torch.exp(state.camera[:, 0]).double()
+        axis = torch.tensor(AXIS_FLIP, dtype=torch.float64) * self.sqrt_weights.double()
+        factor = scale[:, None] * axis[None] / problem.iod.double()[:, None]  # M x 3
+        q = factor[:, :, None] * output.joint_rotations[:, 0].double()  # M x 3 x 3
+        rigid = self._rigid_columns(state, problem, output).double()  # M x L x 3 x 6 (z mean removed)
+        basis = self.landmark_expression_basis.double().reshape(num_landmarks * 3, e)
+        gram = (q.transpose(1, 2) @ q).reshape(m, 9) @ self.expression_gram
+        mean_z = q[:, 2] @ self.expression_mean  # M x E
+        h_ee = gram.reshape(m, e, e) - num_landmarks * mean_z[:, :, None] * mean_z[:, None, :]
+        rotated_rigid = torch.einsum("mlia,mij->mlja", rigid, q).reshape(m, num_landmarks * 3, 6)
+        h_re = rotated_rigid.transpose(1, 2) @ basis  # M x 6 x E
+        rigid_flat = rigid.reshape(m, num_landmarks * 3, 6)
+        h_rr = rigid_flat.transpose(1, 2) @ rigid_flat
+        rotated_r = torch.einsum("mij,mli->mlj", q, r).reshape(m, num_landmarks * 3)
+        g_e = rotated_r @ basis
+        g_r = torch.einsum("mna,mn->ma", rigid_flat, r.reshape(m, -1))
+        blocks = torch.cat([torch.cat([h_ee, h_re.transpose(1, 2)], dim=2), torch.cat([h_re, h_rr], dim=2)], dim=1)
+        return blocks.numpy(), torch.cat([g_e, g_r], dim=1).numpy()
+
+    def _rigid_columns(self, state: _State, problem: _Problem, output) -> torch.Tensor:
+        """Weighted-residual Jacobian of head rotation (3), log scale (1), translation (2):
+        M x L x 3 x 6, z mean removed."""
+        landmarks = output.landmarks
+        jac = torch.zeros(*landmarks.shape, 6)
+        # changing the head's axis-angle r by delta turns the head by J_l(r) delta (SO(3)'s left
+        # Jacobian) about the root, moving a landmark by (J_l(r) delta) x (landmark - root)
         relative = landmarks - output.joints[:, :1]
-        basis = torch.eye(3)
-        rotation_columns = torch.stack([torch.cross(basis[k].expand_as(relative), relative, dim=2) for k in range(3)], dim=3)
-        columns.append(rotation_columns)
-        model_space = torch.cat(columns, dim=3)  # M x L x 3 x K
-        image = scale * flip * model_space
-        log_scale = (scale[..., 0] * flip[..., 0] * landmarks)[..., None]
-        translation = torch.zeros(*landmarks.shape, 2)
-        translation[:, :, 0, 0] = problem.iod_ref
-        translation[:, :, 1, 1] = problem.iod_ref
-        image = torch.cat([image, log_scale, translation], dim=3)
-        jac = self._to_residual_space(image, problem.iod)
-        return jac.reshape(jac.shape[0], -1, jac.shape[3])
+        left_jacobian = so3_left_jacobian(state.rotation)  # M x 3 x 3
+        for k in range(3):
+            jac[..., k] = torch.cross(left_jacobian[:, None, :, k].expand_as(relative), relative, dim=2)
+        jac[..., 3] = landmarks
+        jac[..., :4] *= (torch.exp(state.camera[:, 0]).view(-1, 1, 1) * torch.tensor(AXIS_FLIP).view(1, 1, 3))[..., None]
+        jac[:, :, 0, 4] = problem.iod_ref
+        jac[:, :, 1, 5] = problem.iod_ref
+        jac *= (self.sqrt_weights.view(1, 1, 3) / problem.iod.view(-1, 1, 1))[..., None]
+        jac[:, :, 2] -= jac[:, :, 2].mean(dim=1, keepdim=True)
+        return jac
 
     def _pose_jacobian(self, output) -> torch.Tensor:
         """d landmarks / d (jaw, left eye, right eye) rotations: M x L x 3 x 9.
@@ -237,59 +338,67 @@ class Fitter:
             curvature[:, e : e + 9] = cfg.pose_prior
         return gradient, curvature
 
-    def _energy(self, residual: torch.Tensor, vector: np.ndarray, factor: float, temporal_term) -> float:
+    def _prior_per_frame(self, vector: np.ndarray, factor: float) -> np.ndarray:
+        """Prior energy of each frame: M."""
         cfg = self.config
         e = self.num_expression
-        data = float((residual**2).sum())
         if self.bounds is not None:
-            prior = cfg.expression_prior * factor * np.abs(vector[:, :e]).sum()
+            prior = cfg.expression_prior * factor * np.abs(vector[:, :e]).sum(axis=1)
         else:
-            prior = cfg.expression_prior * factor * (vector[:, :e] ** 2).sum()
+            prior = cfg.expression_prior * factor * (vector[:, :e] ** 2).sum(axis=1)
         if self.fit_jaw_eyes:
-            prior += cfg.pose_prior * (vector[:, e : e + 9] ** 2).sum()
+            prior = prior + cfg.pose_prior * (vector[:, e : e + 9] ** 2).sum(axis=1)
+        return prior
+
+    def _energy(self, residual: torch.Tensor, vector: np.ndarray, factor: float, temporal_term) -> float:
+        data = float((residual**2).sum())
+        prior = float(self._prior_per_frame(vector, factor).sum())
         return data + prior + (temporal_term(vector) if temporal_term else 0.0)
 
     def _gauss_newton(self, state, identity, problem, iterations, factor=1.0, anchor=None, k_matrix=None):
         """Minimise the window energy; anchor: F x D fixed leading frames for the temporal term."""
-        temporal = self.config.temporal if k_matrix is not None else 0.0
+        temporal = np.zeros(self.dims)
+        if k_matrix is not None:
+            temporal[: self.dims - 6] = self.config.temporal
+            temporal[self.dims - 6 :] = self.config.temporal_pose
         num_fixed = 0 if anchor is None else len(anchor)
 
         def full(vector: np.ndarray) -> np.ndarray:
             return vector if anchor is None else np.concatenate([anchor, vector])
 
         def temporal_term(vector: np.ndarray) -> float:
-            if not temporal:
+            if not temporal.any():
                 return 0.0
             x = full(vector)
-            return float(temporal * np.einsum("td,td->", x, k_matrix @ x))
+            return float(np.einsum("td,td,d->", x, k_matrix @ x, temporal))
 
-        damping = 1e-3
+        damping = 1e-4
         with torch.no_grad():
             residual, output = self._residual(state, identity, problem)
         vector = self._vector(state, problem)
         energy = self._energy(residual, vector, factor, temporal_term)
         for _ in range(iterations):
             with torch.no_grad():
-                jac = self._jacobian(state, identity, problem, output)
-                r = residual.reshape(len(jac), -1, 1)
-                blocks = torch.bmm(jac.transpose(1, 2), jac).double().numpy()
-                gradient = torch.bmm(jac.transpose(1, 2), r)[..., 0].double().numpy()
+                blocks, gradient = self._normal_equations(state, identity, problem, output, residual)
             prior_gradient, prior_curvature = self._prior_gradient_and_curvature(vector, factor)
             blocks = blocks + prior_curvature[:, :, None] * np.eye(self.dims)[None]
             for _attempt in range(4):
                 delta = solve_step(blocks, gradient + prior_gradient, full(vector), temporal, k_matrix,
                                    num_fixed, self.lower, self.upper, damping)
-                candidate = self._apply(state, delta, problem)
+                candidate = self._apply(state, np.clip(vector + delta, self.lower, self.upper) - vector, problem)
                 with torch.no_grad():
                     cand_residual, cand_output = self._residual(candidate, identity, problem)
                 cand_vector = self._vector(candidate, problem)
                 cand_energy = self._energy(cand_residual, cand_vector, factor, temporal_term)
                 if cand_energy <= energy:
+                    converged = energy - cand_energy <= self.config.tolerance * energy
                     state, residual, output, vector, energy = candidate, cand_residual, cand_output, cand_vector, cand_energy
                     damping = max(damping / 3, 1e-6)
                     break
                 damping *= 10
             else:
+                break
+            if converged:
                 break
         return state, residual
 
@@ -347,7 +456,7 @@ class Fitter:
                 jac = self._jacobian(state, identity, problem, output).double()  # M x R x D
                 scale = torch.exp(state.camera[:, 0]).view(-1, 1, 1, 1)
                 flip = torch.tensor(AXIS_FLIP).view(1, 1, 3, 1)
-                jac_beta = self._to_residual_space(scale * flip * self._blend_jacobian(output, self.model.shape_basis), problem.iod)
+                jac_beta = self._to_residual_space(scale * flip * self._blend_jacobian(output, self.model.shape_basis, self.landmark_shape_basis), problem.iod)
                 jac_beta = jac_beta.reshape(len(chosen), -1, self.model.num_shape).double()
                 r = residual.reshape(len(chosen), -1, 1).double()
                 h = torch.bmm(jac.transpose(1, 2), jac)
@@ -417,7 +526,7 @@ class Fitter:
 
         state, residual = self._gauss_newton(state, identity_t, problem, self.config.iterations, anchor=anchor, k_matrix=k_matrix)
         with torch.no_grad():
-            output = self.model(self._params(state, identity_t))
+            output = self._evaluate(state, identity_t)
             error = (project(output.landmarks, state.camera) - problem.observed)[..., :2].norm(dim=2).mean(dim=1) / problem.iod
         result.has_face[rows] = True
         result.expression[rows] = state.expression.numpy()

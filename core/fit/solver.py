@@ -2,17 +2,23 @@
 
 Each frame t has D unknowns; its data and prior terms give a D x D block H_t and a gradient g_t.
 The acceleration penalty couples frames t-1, t, t+1 and is the same for every dimension, so the
-whole window is ``(blockdiag(H_t) + lambda K (x) I_D) delta = -(g + lambda (K (x) I_D) x)``, with
+whole window is ``(blockdiag(H_t) + K (x) diag(w)) delta = -(g + (K (x) diag(w)) x)``, with
 K = D2^T D2 built from the second-difference rows of the valid centres. Frames given as fixed
 anchors (the end of the previous window) enter the gradient but not the unknowns. Bounded
 dimensions at a bound whose gradient points outward are frozen (projected Newton).
+
+Each dimension may have its own temporal weight (coupling K (x) diag(w)). With the unknowns
+ordered frame by frame the matrix is banded: inside a frame offsets up to D - 1,
+and the coupling joins only the same dimension of frames t +- 1 and t +- 2 (offsets D and 2D). It
+is solved exactly by a banded Cholesky factorisation (LAPACK), about (M D) (2 D)^2 operations.
+Frozen entries stay in the system as identity rows, so the band is never broken.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import spsolve
+from scipy.linalg import solveh_banded
 
 
 def second_difference_matrix(num_frames: int, centres: np.ndarray) -> sp.csr_matrix:
@@ -28,7 +34,7 @@ def solve_step(
     blocks: np.ndarray,
     gradient: np.ndarray,
     state: np.ndarray,
-    temporal: float,
+    temporal: np.ndarray,
     k_matrix: sp.csr_matrix | None,
     num_fixed: int,
     lower: np.ndarray,
@@ -39,27 +45,52 @@ def solve_step(
 
     blocks: M x D x D, gradient: M x D (data + priors of the free frames), state: (F + M) x D the
     current values including F = num_fixed anchor frames first (used by the temporal term), k_matrix
-    over F + M frames, lower/upper: D bounds (-inf/inf where unbounded). Returns delta: M x D,
+    over F + M frames, temporal: D weights of the coupling per dimension, lower/upper: D bounds (-inf/inf where unbounded). Returns delta: M x D,
     zero for entries frozen at a bound, and clipped so that state + delta stays in bounds."""
     m, d = gradient.shape
     diag = np.einsum("mii->mi", blocks)
     blocks = blocks + (damping * (diag + 1e-9))[:, :, None] * np.eye(d)[None]
-    hessian = sp.block_diag(list(blocks), format="csr")
-    rhs = -gradient.ravel()
-    if temporal > 0 and k_matrix is not None and k_matrix.nnz:
-        coupling = temporal * sp.kron(k_matrix, sp.identity(d), format="csr")
-        full_gradient = coupling @ state.ravel()
-        free = slice(num_fixed * d, None)
-        hessian = hessian + coupling[free, free]
-        rhs = rhs - full_gradient[free]
-    current = state[num_fixed:].ravel()
-    lo, hi = np.tile(lower, m), np.tile(upper, m)
+    coupling = None
+    rhs = -gradient
+    weights = np.broadcast_to(np.asarray(temporal, dtype=np.float64), (d,))
+    if weights.any() and k_matrix is not None and k_matrix.nnz:
+        rhs = rhs - (k_matrix @ state)[num_fixed:] * weights
+        coupling = k_matrix[num_fixed:, num_fixed:].tocsr()
+    current = state[num_fixed:]
+    lo, hi = lower[None], upper[None]
     eps = 1e-6
     frozen = ((current <= lo + eps) & (rhs < 0)) | ((current >= hi - eps) & (rhs > 0))
-    keep = ~frozen
-    delta = np.zeros(m * d)
-    if keep.any():
-        reduced = hessian[keep][:, keep].tocsc()
-        delta[keep] = spsolve(reduced, rhs[keep])
-    delta = np.clip(current + delta, lo, hi) - current
-    return delta.reshape(m, d)
+    keep = (~frozen).astype(np.float64)
+    masked = blocks * keep[:, :, None] * keep[:, None, :] + (1 - keep)[:, :, None] * np.eye(d)[None]
+    coupling_diagonals = []
+    if coupling is not None:
+        coupling = coupling.todia() if hasattr(coupling, "todia") else coupling
+        coupling_diagonals = [coupling.diagonal(k) for k in range(3)]
+    band = banded_upper(masked, coupling_diagonals, keep, weights)
+    return solveh_banded(band, (rhs * keep).ravel(), check_finite=False).reshape(m, d)
+
+
+def banded_upper(
+    blocks: np.ndarray, coupling_diagonals: list[np.ndarray], keep: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """LAPACK upper band storage of blockdiag(blocks) + (coupling (x) diag(weights)) on the kept
+    entries.
+
+    blocks: M x D x D. coupling_diagonals: [main, first, second] diagonals of the M x M coupling
+    (empty: none). keep: M x D (0 = frozen). weights: D. Returns (2D + 1) x (M D) with
+    ab[u + i - j, j] = A[i, j]."""
+    m, d = blocks.shape[:2]
+    n, u = m * d, 2 * d
+    ab = np.zeros((u + 1, n))
+    a, b = np.triu_indices(d)
+    rows = u + a - b
+    cols = (np.arange(m)[:, None] * d + b[None]).ravel()
+    ab[np.tile(rows, m), cols] = blocks[:, a, b].ravel()
+    flat_keep = (keep * np.sqrt(weights)[None]).ravel()
+    for offset, diagonal in enumerate(coupling_diagonals):
+        if offset == 0:
+            ab[u] += np.repeat(diagonal, d) * flat_keep**2
+        else:
+            values = np.repeat(diagonal, d) * flat_keep[: len(diagonal) * d] * flat_keep[offset * d :]
+            ab[u - offset * d, offset * d :] += values
+    return ab

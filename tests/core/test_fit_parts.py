@@ -32,7 +32,7 @@ def test_solver_reaches_the_minimum_of_a_known_quadratic():
     target = rng.normal(size=(m, d))
     k = second_difference_matrix(m, np.arange(1, m - 1))
     blocks = np.tile(np.eye(d), (m, 1, 1))
-    delta = solve_step(blocks, -target, np.zeros((m, d)), lam, k, 0, np.full(d, -np.inf), np.full(d, np.inf), 0.0)
+    delta = solve_step(blocks, -target, np.zeros((m, d)), np.full(d, lam), k, 0, np.full(d, -np.inf), np.full(d, np.inf), 0.0)
     expected = np.linalg.solve(np.eye(m) + lam * k.toarray(), target)
     assert np.allclose(delta, expected, atol=1e-9)
 
@@ -41,12 +41,14 @@ def test_solver_respects_bounds_and_fixed_anchor_frames():
     m, d = 4, 1
     blocks = np.tile(np.eye(d), (m, 1, 1))
     target = np.array([[2.0], [-1.0], [0.5], [0.25]])
-    delta = solve_step(blocks, -target, np.zeros((m, d)), 0.0, None, 0, np.zeros(d), np.ones(d), 0.0)
-    assert np.allclose(delta, [[1.0], [0.0], [0.5], [0.25]])
+    delta = solve_step(blocks, -target, np.zeros((m, d)), np.zeros(d), None, 0, np.zeros(d), np.ones(d), 0.0)
+    # the value at its lower bound whose gradient points outward is frozen
+    assert np.allclose(delta, [[2.0], [0.0], [0.5], [0.25]])
+
     # with two fixed frames at 1.0 before, strong smoothing pulls free frames toward 1.0
     k = second_difference_matrix(m + 2, np.arange(1, m + 1))
     state = np.concatenate([np.ones((2, d)), np.zeros((m, d))])
-    smooth = solve_step(blocks * 1e-6, np.zeros((m, d)), state, 10.0, k, 2, np.full(d, -np.inf), np.full(d, np.inf), 0.0)
+    smooth = solve_step(blocks * 1e-6, np.zeros((m, d)), state, np.full(d, 10.0), k, 2, np.full(d, -np.inf), np.full(d, np.inf), 0.0)
     assert np.allclose(smooth, 1.0, atol=1e-3)
 
 
