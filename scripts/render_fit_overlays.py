@@ -51,7 +51,7 @@ def main() -> None:
     fit = load_fit(take)
     observations = take.load_observations()
     with_face = np.nonzero(fit.has_face)[0]
-    frames = [int(f) for f in args.frames.split(",")] if args.frames else list(with_face[np.linspace(0, len(with_face) - 1, 4).astype(int)])
+    frames = [int(f) for f in args.frames.split(",")] if args.frames else sorted(set(with_face[np.linspace(0, len(with_face) - 1, 4).astype(int)].tolist()))
     tiles = []
     with open_source(take.manifest.source["path"]) as source:
         for frame in frames:
