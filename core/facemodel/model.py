@@ -86,15 +86,15 @@ class FaceModel(nn.Module):
 
     @property
     def num_shape(self) -> int:
-        return int(self.shape_basis.shape[2])
+        return self._data.num_shape
 
     @property
     def num_expression(self) -> int:
-        return int(self.expression_basis.shape[2])
+        return self._data.num_expression
 
     @property
     def num_vertices(self) -> int:
-        return int(self.template.shape[0])
+        return self._data.num_vertices
 
     def zero_params(self, batch: int = 1) -> FaceParams:
         return FaceParams.zeros(batch, self.num_shape, self.num_expression, device=self.template.device)

@@ -627,23 +627,22 @@ class ExpressionAuthor:
         handles.update(self.rotate_about_eye(lower, follow_lower * angle * profile, axis))
         return self.mesh.deform(handles, radius=0.010, anchors=LEFT_BROW_UPPER + LEFT_BROW_LOWER)
 
-    def eye_squint(self) -> np.ndarray:
+    def lids_moved(self, upper_down_m: float, lower_up_m: float, radius: float) -> np.ndarray:
+        """Both lids turned about the eyeball (corners still): the upper lid down and the lower lid
+        up by the given arc lengths in metres (negative: the other way) at the lid's middle."""
         upper, lower, corners = self.lids()
         r = self.lid_radius()
         profile = lid_profile(len(upper))
         handles = {i: np.zeros(3) for i in corners}
-        handles.update(self.rotate_about_eye(lower, -(0.0025 / r) * profile))  # lower lid up 2.5 mm
-        handles.update(self.rotate_about_eye(upper, (0.001 / r) * profile))  # upper lid down 1 mm
-        return self.mesh.deform(handles, radius=0.014, anchors=LEFT_BROW_UPPER + LEFT_BROW_LOWER)
+        handles.update(self.rotate_about_eye(lower, -(lower_up_m / r) * profile))
+        handles.update(self.rotate_about_eye(upper, (upper_down_m / r) * profile))
+        return self.mesh.deform(handles, radius=radius, anchors=LEFT_BROW_UPPER + LEFT_BROW_LOWER)
+
+    def eye_squint(self) -> np.ndarray:
+        return self.lids_moved(upper_down_m=0.001, lower_up_m=0.0025, radius=0.014)
 
     def eye_wide(self) -> np.ndarray:
-        upper, lower, corners = self.lids()
-        r = self.lid_radius()
-        profile = lid_profile(len(upper))
-        handles = {i: np.zeros(3) for i in corners}
-        handles.update(self.rotate_about_eye(upper, -(0.0035 / r) * profile))  # upper lid up 3.5 mm
-        handles.update(self.rotate_about_eye(lower, (0.001 / r) * profile))  # lower lid down 1 mm
-        return self.mesh.deform(handles, radius=0.012, anchors=LEFT_BROW_UPPER + LEFT_BROW_LOWER)
+        return self.lids_moved(upper_down_m=-0.0035, lower_up_m=-0.001, radius=0.012)
 
     # --- jaw -------------------------------------------------------------------------------------
     def jaw_open(self) -> np.ndarray:
