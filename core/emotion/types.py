@@ -1,0 +1,24 @@
+"""Typed emotion values shared by recognisers, timelines and the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# EmoCap's emotion classes, in EmoNet's (AffectNet's) order. Recognisers with fewer classes
+# (FER2013 has no contempt) report 0 for the ones they lack.
+EMOTIONS = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
+
+
+@dataclass(frozen=True)
+class EmotionScores:
+    """Emotion of N faces. probabilities: N x 8 float32 over EMOTIONS (rows sum to 1).
+    valence, arousal: N float32 in [-1, 1], or None when the recogniser does not estimate them."""
+
+    probabilities: np.ndarray
+    valence: np.ndarray | None = None
+    arousal: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
