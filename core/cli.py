@@ -2,6 +2,7 @@
 
     emocap analyze INPUT --out TAKE [--json] [--device auto|cpu|cuda] [--overwrite]
     emocap info TAKE [--json]
+    emocap models install | list [--json]
     emocap gui [INPUT]          (also: emocap with no argument)
 
 Exit codes: 0 success, 2 a user error (one line on stderr, no traceback), 3 no face found,
@@ -39,10 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--flame", help="path to your FLAME file (generic_model.pkl, flame2023.pkl or .npz)")
     analyze.add_argument("--shape-components", type=int, default=100, help="FLAME identity components (1-300)")
     analyze.add_argument("--expression-components", type=int, default=50, help="FLAME expression components (1-100)")
+    analyze.add_argument("--emotion", action="store_true",
+                         help="also measure emotion timelines and the reconstruction's emotion consistency")
+    analyze.add_argument("--recognisers", default="fer,emonet",
+                         help="emotion recognisers to run (see 'emocap models list'): fer, emonet or both")
 
     info = sub.add_parser("info", help="print the summary of a take")
     info.add_argument("take", type=Path)
     info.add_argument("--json", action="store_true")
+
+    from core.emotion.cli_models import add_models_parser
+
+    add_models_parser(sub)
 
     gui = sub.add_parser("gui", help="open the desktop app")
     gui.add_argument("input", type=Path, nargs="?")
@@ -65,6 +74,10 @@ def print_summary(summary: ClipSummary, as_json: bool) -> None:
         strongest = sorted(summary.curves.items(), key=lambda kv: -kv[1]["max"])[:5]
         lines.append(f"model     {summary.model}, fit residual {100 * (summary.fit_residual or 0):.2f} % of the eye distance")
         lines.append("strongest " + ", ".join(f"{name} {c['max']:.2f}" for name, c in strongest))
+    if summary.dominant_emotion:
+        consistency = ", ".join(f"{k} {v:.2f}" for k, v in summary.mean_consistency.items() if v is not None)
+        lines.append(f"emotion   mostly {summary.dominant_emotion} ({summary.emotion_recogniser}); "
+                     f"{len(summary.emotion_segments)} segments; consistency with the reconstruction: {consistency}")
     lines += [f"warning   {w}" for w in summary.warnings]
     sys.stdout.write("\n".join(lines) + "\n")
 
@@ -74,15 +87,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     from core.facemodel.loading import ModelChoice
     from core.pipeline import Pipeline, PipelineConfig
-    from core.results import FitProgress
+    from core.emotion.stage import EmotionConfig
+    from core.results import FitProgress, StageProgress
 
     model = ModelChoice(args.model, args.flame, args.shape_components, args.expression_components)
-    pipeline = Pipeline(PipelineConfig(device=args.device, image_fps=args.image_fps, model=model))
+    emotion = EmotionConfig(recognisers=tuple(n.strip() for n in args.recognisers.split(",") if n.strip())) if args.emotion else None
+    pipeline = Pipeline(PipelineConfig(device=args.device, image_fps=args.image_fps, model=model, emotion=emotion))
     bar = tqdm(total=None, unit="frame", desc="observing", file=sys.stderr, mininterval=0.5, leave=False)
 
     def on_frame(result) -> None:
-        if isinstance(result, FitProgress) and bar.desc != "fitting":
-            bar.set_description("fitting")
+        stage = "fitting" if isinstance(result, FitProgress) else result.step if isinstance(result, StageProgress) else "observing"
+        if bar.desc != stage:
+            bar.set_description(stage)
             bar.reset(total=result.total)
         if bar.total != result.total:
             bar.total = result.total
@@ -116,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    command = {"analyze": cmd_analyze, "info": cmd_info, "gui": cmd_gui, None: cmd_gui}[args.command]
+    from core.emotion.cli_models import run_models
+
+    command = {"analyze": cmd_analyze, "info": cmd_info, "models": run_models, "gui": cmd_gui, None: cmd_gui}[args.command]
     try:
         return command(args)
     except EmoCapError as err:

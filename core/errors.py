@@ -48,3 +48,11 @@ class DeviceError(EmoCapError):
 
 class FaceModelError(EmoCapError):
     """The face model file is missing, not FLAME, or has the wrong shapes."""
+
+
+class ModelNotInstalledError(EmoCapError):
+    """A model EmoCap can use is not in the model store; ``emocap models install`` fetches it."""
+
+
+class ModelIntegrityError(EmoCapError):
+    """A file in the model store does not match its recorded SHA-256; it is not used."""

@@ -2,7 +2,8 @@
 
 ``Pipeline.analyze`` is a generator. It yields a :class:`FrameResult` per observed frame (frames
 already stored by an interrupted run first, then new ones), then a :class:`FitProgress` per fitted
-window of frames; it checks for a cancel between frames and windows, stores everything in the take
+window of frames, then :class:`StageProgress` of the emotion stage when asked for; it checks for a
+cancel between frames and windows, stores everything in the take
 folder as it goes (a rerun resumes), and returns the :class:`ClipSummary`::
 
     pipeline = Pipeline(PipelineConfig(device="auto"))
@@ -23,12 +24,13 @@ import numpy as np
 from core import __version__
 from core.device import select_device
 from core.errors import CancelledError, TakeError, VideoDecodeError
+from core.emotion.stage import EmotionConfig
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.fit.fitter import FitConfig, Fitter, slice_observations
 from core.fit.params import FitParams
 from core.observe import FaceObserver, FrameObservation, TrackState
 from core.prefetch import prefetch
-from core.results import ClipSummary, FitProgress, FrameResult
+from core.results import ClipSummary, FitProgress, FrameResult, StageProgress
 from core.take import ObservationArrays, Take, TakeManifest, source_fingerprint
 from core.take.observations import track_state_from_arrays, track_state_to_arrays
 from core.video import FrameSource, open_source
@@ -42,7 +44,8 @@ class PipelineConfig:
     so that resumed and uninterrupted runs agree). crop_size: aligned face crop side, pixels.
     crop_images: whether streamed observations carry the crop image (the take stores only the
     transform; recognisers that sample frames warp their own crops). image_fps: frame rate given to image folders. device: auto | cpu | cuda | cuda:N.
-    model: which face model to fit (None: observe only). fit: fitting weights and schedule."""
+    model: which face model to fit (None: observe only). fit: fitting weights and schedule.
+    emotion: the emotion stage's settings (None: no emotion analysis)."""
 
     device: str = "auto"
     chunk_size: int = 128
@@ -51,10 +54,20 @@ class PipelineConfig:
     image_fps: float = 30.0
     model: ModelChoice | None = ModelChoice()
     fit: FitConfig = FitConfig()
+    emotion: EmotionConfig | None = None
 
     def result_settings(self) -> dict:
         """The settings that change results; a take is only resumed with the same ones."""
         return {"chunk_size": self.chunk_size, "crop_size": self.crop_size, "image_fps": self.image_fps}
+
+
+def json_ready(value):
+    """Tuples to lists, recursively, so settings compare equal after a JSON round trip."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
 
 
 def load_fit(take: Take) -> FitParams | None:
@@ -112,6 +125,7 @@ def summarize(take: Take) -> ClipSummary:
         device=str(m.settings.get("device", "cpu")),
         warnings=list(m.warnings),
         **_fit_summary(take),
+        **((m.emotion or {}).get("summary") or {}),
     )
 
 
@@ -127,7 +141,7 @@ class Pipeline:
         input_path: str | Path,
         take_dir: str | Path,
         *,
-        on_frame: Callable[[FrameResult | FitProgress], None] | None = None,
+        on_frame: Callable[[FrameResult | FitProgress | StageProgress], None] | None = None,
         cancel: threading.Event | None = None,
         overwrite: bool = False,
     ) -> ClipSummary:
@@ -148,7 +162,7 @@ class Pipeline:
         *,
         cancel: threading.Event | None = None,
         overwrite: bool = False,
-    ) -> Generator[FrameResult | FitProgress, None, ClipSummary]:
+    ) -> Generator[FrameResult | FitProgress | StageProgress, None, ClipSummary]:
         with open_source(input_path, image_fps=self.config.image_fps) as source:
             take = self._open_take(source, Path(take_dir), overwrite)
             total = source.info.frame_count
@@ -163,6 +177,8 @@ class Pipeline:
                 yield from self._observe(source, take, state, position, cancel)
             if self.config.model is not None and take.manifest.frames_with_face:
                 yield from self._fit(take, cancel)
+            if self.config.emotion is not None and take.manifest.frames_with_face:
+                yield from self._emotion(take, source, cancel)
             return summarize(take)
 
     def _open_take(self, source: FrameSource, root: Path, overwrite: bool) -> Take:
@@ -271,6 +287,38 @@ class Pipeline:
                 from_take = False
             yield FitProgress(previous, min(start + self.config.fit.window, total), total, from_take)
         manifest.fit["status"] = "complete"
+        take.save_manifest()
+
+    def _emotion(self, take: Take, source: FrameSource, cancel: threading.Event | None) -> Generator[StageProgress, None, None]:
+        """Emotion timelines of the performer and of the reconstruction (core/emotion/stage.py),
+        stored as TAKE/emotion/timelines.npz; a complete result with the same settings is kept."""
+        from core.emotion.recognisers import load_recogniser
+        from core.emotion.stage import analyse_emotion, param_model_state
+
+        settings = dataclasses.asdict(self.config.emotion) | {"fit": (take.manifest.fit or {}).get("settings")}
+        settings = json_ready(settings)
+        existing = take.manifest.emotion
+        if existing and existing.get("status") == "complete" and existing.get("settings") == settings:
+            return
+        recognisers = {name: load_recogniser(name, device=self.device) for name in self.config.emotion.recognisers}
+        fit = load_fit(take) if take.manifest.fit and take.manifest.fit.get("status") == "complete" else None
+        model = load_face_model(self.config.model) if fit is not None and self.config.model is not None else None
+        observations = take.load_observations()
+        result = yield from analyse_emotion(
+            source, observations, fit if model is not None else None, model, recognisers, self.config.emotion, cancel
+        )
+        arrays: dict[str, np.ndarray] = {}
+        for timeline in result.timelines.values():
+            arrays |= timeline.to_npz_dict()
+        if result.param_model is not None:
+            arrays |= param_model_state(result.param_model)
+        take.write_arrays("emotion", "timelines", arrays)
+        take.manifest.emotion = {
+            "settings": settings, "status": "complete", "primary": result.primary,
+            "recognisers": list(result.timelines), "reference_frame": result.reference_frame,
+            "measured_frames": {name: int(t.measured.sum()) for name, t in result.timelines.items()},
+            "param_model": result.param_report, "summary": result.summary(observations.has_face),
+        }
         take.save_manifest()
 
     def _store(self, take: Take, buffer: list[FrameObservation], state: TrackState) -> None:

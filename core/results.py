@@ -37,6 +37,19 @@ class FitProgress:
 
 
 @dataclass(frozen=True)
+class StageProgress:
+    """Progress of a whole-clip stage (for example emotion): ``done`` of ``total`` items of ``step``."""
+
+    step: str
+    done: int
+    total: int
+
+    @property
+    def position(self) -> int:
+        return self.done
+
+
+@dataclass(frozen=True)
 class ClipSummary:
     """What an analysis produced; ``emocap analyze --json`` and ``emocap info --json`` print it.
 
@@ -45,6 +58,9 @@ class ClipSummary:
     model: the fitted face model ("open", "flame2020", ...), None before fitting. parameter_sizes:
     components per parameter group. curves: {expression name: {min, max, mean}} over frames with a
     face. fit_residual: mean 2D landmark error of the fit, as a fraction of the inter-ocular distance.
+    dominant_emotion: the emotion with the highest mean probability over the take (primary
+    recogniser: EmoNet when it ran); emotion_segments: [{start, stop, emotion}] frame runs of one
+    dominant emotion; mean_consistency: {recogniser: mean image/reconstruction consistency}.
     """
 
     source: str
@@ -65,6 +81,10 @@ class ClipSummary:
     parameter_sizes: dict[str, int] | None = None
     curves: dict[str, dict[str, float]] | None = None
     fit_residual: float | None = None
+    dominant_emotion: str | None = None
+    emotion_segments: list[dict] | None = None
+    mean_consistency: dict[str, float | None] | None = None
+    emotion_recogniser: str | None = None
 
     @property
     def no_face(self) -> bool:

@@ -67,6 +67,7 @@ class TakeManifest:
     frames_with_face: int = 0
     actor: dict[str, Any] | None = None  # how the performer was chosen: frame, faces_found, box
     fit: dict[str, Any] | None = None  # model, sizes, expression names, status of the fitting stage
+    emotion: dict[str, Any] | None = None  # settings, status and summary of the emotion stage
     warnings: list[str] = field(default_factory=list)
     format: int = TAKE_FORMAT
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
@@ -164,13 +165,22 @@ class Take:
         (self.root / FIT_DIR).mkdir()
 
     def write_fit_arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        self.write_arrays(FIT_DIR, name, arrays)
+
+    def read_fit_arrays(self, name: str) -> dict[str, np.ndarray] | None:
+        return self.read_arrays(FIT_DIR, name)
+
+    def write_arrays(self, folder: str, name: str, arrays: dict[str, np.ndarray]) -> None:
+        """Store arrays atomically as TAKE/folder/name.npz."""
         try:
-            write_npz_atomic(self.root / FIT_DIR / f"{name}.npz", arrays)
+            (self.root / folder).mkdir(exist_ok=True)
+            write_npz_atomic(self.root / folder / f"{name}.npz", arrays)
         except OSError as err:
             raise TakeError(f"cannot write to take {self.root}: {err.strerror}") from err
 
-    def read_fit_arrays(self, name: str) -> dict[str, np.ndarray] | None:
-        path = self.root / FIT_DIR / f"{name}.npz"
+    def read_arrays(self, folder: str, name: str) -> dict[str, np.ndarray] | None:
+        """TAKE/folder/name.npz as a dict of arrays, or None when it does not exist."""
+        path = self.root / folder / f"{name}.npz"
         if not path.exists():
             return None
         try:

@@ -1,0 +1,241 @@
+"""The emotion stage of an analysis: timelines of the performer's emotion and of the
+reconstruction's, their consistency, and the emotion-from-parameters model.
+
+1. The fast recogniser (FER mini-Xception, ~1 ms) sees every frame with a face: one sequential
+   pass over the video, crops warped with the stored crop transforms.
+2. The slow recogniser (EmoNet, ~0.25 s on a CPU) sees the frames ``choose_frames`` picks: every
+   ``slow_step_seconds`` of each run of face frames, the run's ends, and frames where the fast
+   recogniser's probabilities moved; the rest is interpolated in time inside each run. Frames are
+   read by exact random access.
+3. The reconstruction of each frame is rendered from the camera's view, textured with the
+   performer's pixels from a neutral reference frame; both recognisers judge the renders (the
+   slow one on its sampled frames), and consistency = 1 - Jensen-Shannon divergence per frame.
+4. A small network learns emotion from the fitted expression parameters (core/emotion/from_params).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from core.emotion.consistency import consistency
+from core.emotion.from_params import ParamEmotionNet, train_param_emotion
+from core.emotion.timeline import choose_frames, cuts_from_boxes, dominant_segments, intensity, interpolate, smooth
+from core.emotion.types import EMOTIONS, EmotionScores
+from core.errors import CancelledError
+from core.fit.params import FitParams
+from core.observe.align import warp_crop
+from core.results import StageProgress
+from core.take.observations import ObservationArrays
+from core.video import FrameSource
+
+log = logging.getLogger(__name__)
+
+FAST, SLOW = "fer", "emonet"
+
+
+@dataclass(frozen=True)
+class EmotionConfig:
+    """recognisers: names to run (the fast one on every frame, the slow one sampled).
+    slow_step_seconds: sampling period of the slow recogniser. change: L1 change of the fast
+    recogniser's probabilities that adds a slow sample. smooth_seconds: sigma of the zero-phase
+    smoothing. batch: faces per recogniser call."""
+
+    recognisers: tuple[str, ...] = (FAST, SLOW)
+    slow_step_seconds: float = 0.5
+    change: float = 0.3
+    smooth_seconds: float = 0.06
+    batch: int = 32
+
+
+@dataclass
+class RecogniserTimeline:
+    """One recogniser's view of a clip (N frames; NaN rows without a face or not measured).
+
+    measured: N bool, frames the recogniser actually saw. raw: N x 8 probabilities as measured.
+    probabilities: N x 8 interpolated and smoothed. valence, arousal: N or None. intensity: N.
+    render_probabilities: N x 8 on the reconstruction (measured frames only). consistency: N."""
+
+    name: str
+    measured: np.ndarray
+    raw: np.ndarray
+    probabilities: np.ndarray
+    valence: np.ndarray | None
+    arousal: np.ndarray | None
+    intensity: np.ndarray
+    render_probabilities: np.ndarray
+    consistency: np.ndarray
+
+    def to_npz_dict(self) -> dict[str, np.ndarray]:
+        out = {k: v for k, v in vars(self).items() if k != "name" and v is not None}
+        return {f"{self.name}.{k}": np.asarray(v) for k, v in out.items()}
+
+
+@dataclass
+class EmotionResult:
+    timelines: dict[str, RecogniserTimeline]
+    primary: str
+    reference_frame: int
+    param_model: ParamEmotionNet | None
+    param_report: dict = field(default_factory=dict)
+
+    def summary(self, has_face: np.ndarray) -> dict:
+        main = self.timelines[self.primary]
+        faces = has_face & ~np.isnan(main.probabilities).any(axis=1)
+        mean = np.nanmean(main.probabilities[faces], axis=0) if faces.any() else None
+        return {
+            "dominant_emotion": EMOTIONS[int(np.argmax(mean))] if mean is not None else None,
+            "emotion_segments": dominant_segments(main.probabilities, faces, min_frames=3),
+            "mean_consistency": {
+                name: (round(float(np.nanmean(t.consistency)), 4) if np.isfinite(t.consistency).any() else None)
+                for name, t in self.timelines.items()
+            },
+            "emotion_recogniser": self.primary,
+        }
+
+
+def _crops(source: FrameSource, observations: ObservationArrays, rows: list[int], size: int) -> np.ndarray:
+    return np.stack([warp_crop(source.read(int(observations.index[r])), observations.crop_transform[r].astype(np.float64), size) for r in rows])
+
+
+def analyse_emotion(
+    source: FrameSource,
+    observations: ObservationArrays,
+    fit: FitParams | None,
+    model,
+    recognisers: dict,
+    config: EmotionConfig,
+    cancel: threading.Event | None = None,
+) -> Generator[StageProgress, None, EmotionResult]:
+    """Yields StageProgress while working; returns the EmotionResult.
+    recognisers: name -> EmotionRecogniser (already loaded)."""
+    from core.render.reconstruction import ReconstructionRenderer
+
+    n = len(observations)
+    has_face = observations.has_face.copy()
+    rows = np.nonzero(has_face)[0]
+    fps = source.info.fps or 30.0
+    crop_size = 256
+
+    def check_cancel() -> None:
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("emotion analysis cancelled; run again to redo it")
+
+    # 1. every face frame through the fast recogniser (sequential decode)
+    names = [name for name in config.recognisers if name in recognisers]
+    fast = FAST if FAST in names else names[0]
+    fast_scores = np.full((n, len(EMOTIONS)), np.nan, np.float32)
+    pending_rows: list[int] = []
+    pending: list[np.ndarray] = []
+
+    def flush() -> None:
+        if pending:
+            fast_scores[pending_rows] = recognisers[fast].predict(np.stack(pending)).probabilities
+            pending_rows.clear()
+            pending.clear()
+
+    row_of_index = {int(i): r for r, i in enumerate(observations.index)}
+    done = 0
+    for index, image in source.iter_frames(int(observations.index[0]), int(observations.index[-1]) + 1):
+        row = row_of_index.get(index)
+        if row is None or not has_face[row]:
+            continue
+        check_cancel()
+        pending_rows.append(row)
+        pending.append(warp_crop(image, observations.crop_transform[row].astype(np.float64), crop_size))
+        if len(pending) >= config.batch:
+            flush()
+        done += 1
+        if done % config.batch == 0:
+            yield StageProgress("emotion: fast recogniser", done, len(rows))
+    flush()
+
+    # 2. the slow recogniser on chosen frames; 3. renders of the reconstruction
+    renderer = None
+    reference = -1
+    if fit is not None and fit.has_face.any():
+        renderer = ReconstructionRenderer(model, fit, observations)
+        reference = int(renderer.reference_frame)
+        renderer.set_reference(reference, source.read(int(observations.index[reference])))
+
+    step = max(int(round(config.slow_step_seconds * fps)), 1)
+    timelines = {}
+    times = observations.timestamp
+    cuts = cuts_from_boxes(np.nan_to_num(observations.box), has_face)
+    sigma = config.smooth_seconds * fps
+    for name in names:
+        is_fast = name == fast
+        measured_rows = rows if is_fast else choose_frames(has_face, step, np.nan_to_num(fast_scores), config.change)
+        if is_fast:
+            raw_scores = EmotionScores(fast_scores[rows])
+        else:
+            parts = []
+            for k in range(0, len(measured_rows), config.batch):
+                check_cancel()
+                chunk = list(measured_rows[k : k + config.batch])
+                parts.append(recognisers[name].predict(_crops(source, observations, chunk, crop_size)))
+                yield StageProgress(f"emotion: {name} on frames", min(k + config.batch, len(measured_rows)), len(measured_rows))
+            raw_scores = _concat(parts)
+        raw = np.full((n, len(EMOTIONS)), np.nan, np.float32)
+        raw[measured_rows] = raw_scores.probabilities
+        measured = np.zeros(n, bool)
+        measured[measured_rows] = True
+        probs = smooth(interpolate(raw_scores.probabilities, measured_rows, has_face, times), has_face, sigma, cuts)
+        probs = probs / np.nansum(probs, axis=1, keepdims=True)
+        valence = arousal = None
+        if raw_scores.valence is not None:
+            va = np.stack([raw_scores.valence, raw_scores.arousal], axis=1)
+            va = smooth(interpolate(va, measured_rows, has_face, times), has_face, sigma, cuts)
+            valence, arousal = va[:, 0], va[:, 1]
+        render_probs = np.full((n, len(EMOTIONS)), np.nan, np.float32)
+        if renderer is not None:
+            render_rows = [r for r in measured_rows if fit.has_face[r]]
+            for k in range(0, len(render_rows), config.batch):
+                check_cancel()
+                chunk = render_rows[k : k + config.batch]
+                crops = np.stack([renderer.render_crop(int(r))[0] for r in chunk])
+                render_probs[chunk] = recognisers[name].predict(crops).probabilities
+                yield StageProgress(f"emotion: {name} on reconstructions", min(k + config.batch, len(render_rows)), len(render_rows))
+        timelines[name] = RecogniserTimeline(
+            name, measured, raw, probs.astype(np.float32), valence, arousal, intensity(probs).astype(np.float32),
+            render_probs, consistency(raw, render_probs),
+        )
+
+    primary = SLOW if SLOW in timelines else fast
+    net, report = None, {}
+    if fit is not None:
+        target_rows = np.nonzero(fit.has_face & ~np.isnan(timelines[primary].probabilities).any(axis=1))[0]
+        if len(target_rows) >= 10:
+            main = timelines[primary]
+            target = EmotionScores(
+                main.probabilities[target_rows],
+                None if main.valence is None else main.valence[target_rows],
+                None if main.arousal is None else main.arousal[target_rows],
+            )
+            net, training = train_param_emotion(fit.expression[target_rows], target)
+            report = {"frames": training.frames, "held_out_kl": round(training.held_out_kl, 4),
+                      "top_class_agreement": round(training.top_class_agreement, 4)}
+    return EmotionResult(timelines, primary, reference, net, report)
+
+
+def _concat(parts: list[EmotionScores]) -> EmotionScores:
+    probs = np.concatenate([p.probabilities for p in parts])
+    if parts[0].valence is None:
+        return EmotionScores(probs)
+    return EmotionScores(probs, np.concatenate([p.valence for p in parts]), np.concatenate([p.arousal for p in parts]))
+
+
+def param_model_state(net: ParamEmotionNet) -> dict[str, np.ndarray]:
+    return {f"param_net.{k}": v.numpy() for k, v in net.state_dict().items()}
+
+
+def load_param_model(arrays: dict[str, np.ndarray], num_expression: int) -> ParamEmotionNet:
+    net = ParamEmotionNet(num_expression)
+    net.load_state_dict({k[len("param_net.") :]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("param_net.")})
+    net.eval()
+    return net
