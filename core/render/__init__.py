@@ -1,0 +1,1 @@
+"""Headless software rendering of fitted meshes (no Qt, no OpenGL)."""

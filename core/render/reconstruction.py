@@ -1,0 +1,586 @@
+"""Render the fitted face of a frame as the camera saw it, textured with the performer's own pixels.
+
+Emotion recognisers judge the *reconstruction* through these renders: the geometry is the fitted
+mesh of the frame being rendered (its expression, head pose and camera), the colours come from one
+reference frame of the same clip (the performer's neutral face), so what a recogniser sees is the
+fitted expression, never the current frame's pixels. No I/O here: the caller reads the reference
+image and passes it to :meth:`ReconstructionRenderer.set_reference`::
+
+    renderer = ReconstructionRenderer(model, fit, observations)
+    renderer.set_reference(renderer.reference_frame, source.read(renderer.reference_frame))
+    rgb, mask = renderer.render_crop(120)  # 256 x 256 x 3 uint8, 256 x 256 bool
+
+What is drawn, in the frame's aligned-crop space (``ObservationArrays.crop_transform``, the crop
+recognisers are fed):
+
+- **Skin**: the model's triangles (back faces culled), texture coordinates = the reference frame's
+  fitted vertices projected into the reference image (so the reference frame renders as its own
+  crop, up to resampling).
+- **Eyes**: the mesh has open eye holes. Each is closed by a strip of triangles between the upper
+  and lower lid contours, drawn *behind* the skin (a depth offset), so it only shows through the
+  lid opening of the rendered frame. The lids slide over the eyeball, so the opening is textured
+  with the reference's eye region carried rigidly with the eye corners and shifted so the
+  reference iris lands on the fitted iris (the gaze), not squeezed between the lid contours; a
+  blink closes the hole, and a narrowing slit darkens as in the shadow of real lids and lashes.
+  (The mesh's own iris fans are left out: they would float in front of the lids.)
+- **Mouth**: the mesh has no inner mouth. The inner-lip loop is closed by a strip between the upper
+  and lower inner-lip contours, drawn behind the skin: a dark red-brown cavity that turns into the
+  tongue's red toward the lower lip. Teeth are two arched bands built in the fitted identity's
+  neutral model space (17 columns over 1.04 x the inner mouth width, curving 12 mm back toward the
+  ends; upper incisal edge 4.5 mm below the neutral upper inner lip, so relaxed parted lips show a
+  little of it and a smile shows more; lower incisors 2 mm behind it and overlapping it by 2 mm;
+  10 and 9 mm crowns with 4 mm of gum beyond): the upper band moves with the skull (the head joint),
+  the lower one with the jaw (the rigid motion that best fits the fitted chin and jaw-line points,
+  so it follows the jaw joint and the open model's jaw blendshapes alike). They are rasterised
+  separately and shown only inside the cavity, off-white, darker toward the corners, on the lower
+  row and toward the gums, with faint gaps between teeth. Colours follow the reference: levels
+  scale with its median skin luminance (teeth 1.3 x, about what real teeth measure in the
+  fixtures), the teeth's tint is its sclera's (the clip's white balance). A closed mouth shows none
+  of this; parted lips and smiles show the upper teeth; a dropped jaw shows a dark gap between the
+  rows (the fit often explains a grin's lowered lower lip by some jawOpen, which then shows as a
+  laughing mouth).
+- **Background** (outside the mesh): ``background="reference"`` (default) is the reference image
+  warped by the least-squares affine map that puts its fitted face outline onto the rendered face
+  outline, so hair, ears, neck and scene surround the face as in a real crop and follow head
+  motion to first order; ``"grey"`` is flat mid-grey. Looking at both on the fixtures, the
+  reference surround is far closer to a real photo: on grey the face is a floating cut-out with a
+  hard outline, a cue no recogniser's training face has. It repeats the reference's hair and neck,
+  which carry no expression. The face is blended over the background with a 1.5 px feather inside
+  its outline, so no hard seam is left.
+
+What a texture from one frame cannot show: shading and wrinkles that come with an expression
+(nasolabial folds, a furrowed brow, crow's feet) and anything occluding the face (hands). Those
+stay as in the reference; only the geometry carries the expression.
+
+The reference frame, when not given, is the frame with a fitted face and the least expression
+activity (:func:`choose_reference_frame`): the L1 norm of its expression row, plus the jaw joint's
+rotation counted in jawOpen units (FLAME opens the mouth with the jaw joint; the open model never
+uses it); ties go to the earliest frame. Rows of ``fit_params`` and ``observations`` are addressed
+by frame index (``FitParams.frame_index``, ``ObservationArrays.index``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import torch
+
+from core.facemodel.model import FaceModel
+from core.facemodel.types import JOINT_NAMES
+from core.facemodel.open_model import (
+    JAW_LINE,
+    JAW_OPEN_RAD,
+    LEFT_LOWER_LID,
+    LEFT_UPPER_LID,
+    LOWER_LIP_INNER,
+    RIGHT_LOWER_LID,
+    RIGHT_UPPER_LID,
+    UPPER_LIP_INNER,
+)
+from core.fit.camera import project
+from core.fit.fitter import single_threaded_torch
+from core.fit.params import FitParams
+from core.observe import landmark_ids as ids
+from core.render.rasterizer import Fragments, alpha_mask, rasterize, sample_bilinear
+from core.take.observations import ObservationArrays
+
+BACKGROUNDS = ("reference", "grey")
+FEATHER_PX = 1.5
+GREY = 128
+
+# Contours on MediaPipe's 478 landmarks (every face model reports those as its landmarks).
+RIGHT_EYE = ((ids.RIGHT_EYE_OUTER, *RIGHT_UPPER_LID, ids.RIGHT_EYE_INNER),
+             (ids.RIGHT_EYE_OUTER, *RIGHT_LOWER_LID, ids.RIGHT_EYE_INNER))
+LEFT_EYE = ((ids.LEFT_EYE_OUTER, *LEFT_UPPER_LID, ids.LEFT_EYE_INNER),
+            (ids.LEFT_EYE_OUTER, *LEFT_LOWER_LID, ids.LEFT_EYE_INNER))
+MOUTH = (UPPER_LIP_INNER, LOWER_LIP_INNER)  # right corner -> left corner, corners shared
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+JAW_POINTS = tuple(dict.fromkeys((200, 199, 175, 152) + JAW_LINE))  # move rigidly with the jaw
+# The upper teeth follow this joint's world transform: FLAME's head joint ("neck"); the open model
+# keeps the neck at zero and skins the skull to the root, so there it is the root's motion.
+SKULL_JOINT = JOINT_NAMES.index("neck")
+
+# Teeth, metres, in the identity's neutral model space (x to the performer's left, y up, z forward).
+TEETH_COLUMNS = 17
+TEETH_HALF_WIDTH = 0.52  # of the mouth width (inner-lip corner to corner)
+TEETH_ARCH_BACK = 0.012  # how far the arch curves back at its ends
+TEETH_SMILE_ARC = 0.0015  # how much higher the incisal edge is at the ends
+UPPER_EDGE_BELOW_LIP = 0.0045  # upper incisal edge below the neutral upper inner lip
+TEETH_BEHIND_LIPS = 0.004
+UPPER_CROWN, LOWER_CROWN, GUM = 0.010, 0.009, 0.004
+OVERBITE, OVERJET = 0.002, 0.002
+# tooth boundaries along the arch from the midline (mm): incisors, canine, premolars
+UPPER_TOOTH_EDGES = np.array([0.0, 8.5, 15.0, 22.5, 29.5, 36.5])
+LOWER_TOOTH_EDGES = np.array([0.0, 5.3, 11.2, 18.0, 25.0, 32.0])
+
+# colours, as fractions of the reference skin's median luminance
+CAVITY_RGB = np.array([0.16, 0.06, 0.06])
+TONGUE_RGB = np.array([0.55, 0.26, 0.25])
+GUM_RGB = np.array([0.80, 0.42, 0.42])
+TEETH_OF_SKIN = 1.3
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def choose_reference_frame(fit_params: FitParams) -> int:
+    """The frame (index) with a fitted face and the least expression activity: the L1 norm of its
+    expression row, plus the jaw joint's rotation in jawOpen units (the open model opens the mouth
+    with the jawOpen blendshape, FLAME with the jaw joint; 25 degrees = 1). Ties: earliest frame."""
+    rows = np.nonzero(fit_params.has_face & np.isfinite(fit_params.expression).all(axis=1))[0]
+    if len(rows) == 0:
+        raise ValueError("no frame of the clip has a fitted face")
+    activity = np.abs(fit_params.expression[rows].astype(np.float64)).sum(axis=1)
+    jaw = np.nan_to_num(np.linalg.norm(fit_params.jaw[rows].astype(np.float64), axis=1))
+    activity += jaw / JAW_OPEN_RAD
+    return int(fit_params.frame_index[rows[int(np.argmin(activity))]])
+
+
+def strip_triangles(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """Triangles closing the hole between two contours of equal length that share their end points
+    (quads between consecutive pairs, each split in two; degenerate ones draw nothing)."""
+    tris = []
+    for i in range(len(upper) - 1):
+        tris.append((upper[i], lower[i], upper[i + 1]))
+        tris.append((upper[i + 1], lower[i], lower[i + 1]))
+    return np.array(tris, np.int64)
+
+
+def kabsch(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rigid motions (B x 3 x 3 rotations, B x 3 translations) best mapping K x 3 ``source`` points
+    onto each of the B x K x 3 ``target`` sets (least squares)."""
+    mu_s = source.mean(axis=0)
+    mu_t = target.mean(axis=1)
+    cov = np.einsum("ki,bkj->bij", source - mu_s, target - mu_t[:, None])
+    u, _, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(np.einsum("bij,bjk->bik", u, vt)))
+    fix = np.ones((len(target), 3))
+    fix[:, 2] = d
+    rot = np.einsum("bji,bj,bkj->bik", vt, fix, u)  # V diag(1, 1, d) U^T
+    return rot, mu_t - np.einsum("bij,j->bi", rot, mu_s)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Frames:
+    """Crop-space geometry of a batch of frames (everything :meth:`_draw` needs)."""
+
+    points: np.ndarray  # B x P x 3 crop pixels: mesh vertices, then landmark copies
+    teeth: np.ndarray  # B x T x 3 crop pixels
+    background: np.ndarray  # B x 2 x 3 affine: reference image -> this frame's crop
+    eyes: np.ndarray  # B x 2 (right, left) x 2 x 3 affines: crop -> reference image, eye openings
+    eye_shade: np.ndarray  # B x 2 brightness factors of the eye openings
+
+
+class ReconstructionRenderer:
+    """Renders fitted frames into their aligned crops, textured from a reference frame.
+
+    model: the FaceModel the take was fitted with. fit_params, observations: the take's fit and
+    observations (rows addressed by frame index). reference_frame: the frame whose pixels texture
+    the face (default: :func:`choose_reference_frame`). crop_size: side of the aligned crop the
+    observations' crop transforms were made for (256 in EmoCap). background: "reference" or "grey"
+    (see the module docstring). teeth: draw teeth in the open mouth.
+    """
+
+    def __init__(
+        self,
+        model: FaceModel,
+        fit_params: FitParams,
+        observations: ObservationArrays,
+        reference_frame: int | None = None,
+        crop_size: int = 256,
+        *,
+        background: str = "reference",
+        teeth: bool = True,
+    ) -> None:
+        if background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, not {background!r}")
+        self.model = model
+        self.fit = fit_params
+        self.observations = observations
+        self.crop_size = int(crop_size)
+        self.background = background
+        self.teeth = teeth
+        self._fit_rows = {int(f): r for r, f in enumerate(fit_params.frame_index)}
+        self._obs_rows = {int(f): r for r, f in enumerate(observations.index)}
+        self.reference_frame = choose_reference_frame(fit_params) if reference_frame is None else int(reference_frame)
+        self._check_frame(self.reference_frame)
+        self._reference_image: np.ndarray | None = None
+        neutral = self._neutral()
+        self._build_topology(neutral.landmarks[0].double().numpy())
+        self._build_teeth(neutral)
+
+    # ---------------------------------------------------------------------------------------------
+    # Public API
+    # ---------------------------------------------------------------------------------------------
+
+    def set_reference(self, index: int, image: np.ndarray) -> None:
+        """Use frame ``index`` (its H x W x 3 uint8 RGB video image) as the texture source."""
+        index = int(index)
+        self._check_frame(index)
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"reference image must be H x W x 3 uint8 RGB, got {image.shape} {image.dtype}")
+        vertices, landmarks = self._project([index])
+        self.reference_frame = index
+        self._reference_image = np.ascontiguousarray(image)
+        self._reference_landmarks = landmarks[0]
+        self._uv = np.concatenate([vertices[0, :, :2], landmarks[0, :, :2]]).astype(np.float32)
+        self._colours(image)
+
+    def render_crop(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``index`` rendered into its aligned crop: (crop_size x crop_size x 3 uint8 RGB,
+        crop_size x crop_size bool mask of the pixels the face covers)."""
+        rgb, mask = self.render_crop_batch([index])
+        return rgb[0], mask[0]
+
+    def render_crop_batch(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        """Several frames at once (one model evaluation): (N x S x S x 3 uint8, N x S x S bool)."""
+        indices = [int(i) for i in np.atleast_1d(np.asarray(indices))]
+        for index in indices:
+            self._check_frame(index)
+        if self._reference_image is None:
+            raise RuntimeError("call set_reference(index, image) first (the reference frame's image)")
+        size = self.crop_size
+        rgb = np.empty((len(indices), size, size, 3), np.uint8)
+        mask = np.empty((len(indices), size, size), bool)
+        if indices:
+            frames = self._geometry(indices)
+            for k in range(len(indices)):
+                rgb[k], mask[k] = self._draw(frames, k)
+        return rgb, mask
+
+    def fragments(self, index: int) -> tuple[Fragments, np.ndarray]:
+        """The rasterised crop of frame ``index`` and the crop-space points it was rasterised from
+        (the mesh vertices, then copies of the 478 landmarks that the eye and mouth fillings use,
+        pushed back in depth), for inspection and other shaders. Triangle ids index
+        ``fragments.faces``; :attr:`layers` says which ids are skin, eye or mouth fillings."""
+        index = int(index)
+        self._check_frame(index)
+        frames = self._geometry([index])
+        return self._rasterize(frames.points[0]), frames.points[0]
+
+    # ---------------------------------------------------------------------------------------------
+    # Set-up
+    # ---------------------------------------------------------------------------------------------
+
+    def _check_frame(self, index: int) -> None:
+        row = self._fit_rows.get(index)
+        if row is None or not self.fit.has_face[row]:
+            raise ValueError(f"frame {index} has no fitted face")
+        obs = self._obs_rows.get(index)
+        if obs is None or not np.isfinite(self.observations.crop_transform[obs]).all():
+            raise ValueError(f"frame {index} has no observed face (no crop transform)")
+
+    def _neutral(self):
+        """The fitted identity with no expression and no pose (model space)."""
+        row = self._fit_rows[self.reference_frame]
+        params = self.fit.to_face_params(np.array([row]))
+        zero = {name: torch.zeros_like(getattr(params, name))
+                for name in ("expression", "rotation", "neck", "jaw", "eyes", "translation")}
+        with torch.no_grad():
+            return self.model(dataclasses.replace(params, **zero))
+
+    def _build_topology(self, neutral_landmarks: np.ndarray) -> None:
+        faces = self.model.faces.cpu().numpy().astype(np.int64)
+        v = self.model.num_vertices
+        # The iris triangles of the mesh (the open model closes each iris with a fan) would float in
+        # front of the lids; the eyeball is drawn by the eye layer instead.
+        iris_vertices = self._landmark_vertices(ids.RIGHT_IRIS + ids.LEFT_IRIS)
+        surface = faces[~np.isin(faces, iris_vertices).any(axis=1)]
+        right, left = (strip_triangles(np.array(u), np.array(lo)) for u, lo in (RIGHT_EYE, LEFT_EYE))
+        mouth = strip_triangles(np.array(MOUTH[0]), np.array(MOUTH[1]))
+        # wind the filling triangles to face the camera for the neutral face (model space: y up,
+        # z toward the viewer), so back-face culling drops them where the lids or lips cross over
+        right, left, mouth = (_facing_viewer(t, neutral_landmarks) for t in (right, left, mouth))
+        self._faces = np.concatenate([surface, right + v, left + v, mouth + v])
+        bounds = np.cumsum([0, len(surface), len(right), len(left), len(mouth)])
+        #: triangle index ranges [start, stop) of the layers in :meth:`fragments`' triangle ids
+        self.layers = {name: (int(bounds[k]), int(bounds[k + 1]))
+                       for k, name in enumerate(("skin", "right_eye", "left_eye", "mouth"))}
+        # depth offsets (in units of the face's depth extent) that keep the fillings behind the skin
+        self._layer_offset = np.zeros(v + ids.NUM_LANDMARKS)
+        self._layer_offset[v + np.unique(np.concatenate(RIGHT_EYE + LEFT_EYE + MOUTH))] = 3.0
+        # position across the mouth opening: 0 on the upper inner lip, 1 on the lower (corners 0.5)
+        self._cavity_t = np.zeros(v + ids.NUM_LANDMARKS)
+        self._cavity_t[v + np.array(MOUTH[1])] = 1.0
+        self._cavity_t[v + np.array([MOUTH[0][0], MOUTH[0][-1]])] = 0.5
+
+    def _landmark_vertices(self, landmarks) -> np.ndarray:
+        """Mesh vertices that the given landmarks sit on (weight > 0.5)."""
+        faces = self.model.faces.cpu().numpy()
+        tri = faces[self.model.landmark_faces.cpu().numpy()[list(landmarks)]]
+        bary = self.model.landmark_barycentric.cpu().numpy()[list(landmarks)]
+        return tri[np.arange(len(tri)), bary.argmax(axis=1)][bary.max(axis=1) > 0.5]
+
+    def _build_teeth(self, neutral) -> None:
+        """Teeth bands in the neutral model space of the fitted identity (see module docstring):
+        two strips of TEETH_COLUMNS columns and three rows each (edge, crown end, gum end)."""
+        lm = neutral.landmarks[0].double().numpy()
+        self._neutral_jaw = lm[list(JAW_POINTS)]
+        self._skull_rest = neutral.rest_joints[0, SKULL_JOINT].double().numpy()
+        upper_lip, lower_lip = lm[list(UPPER_LIP_INNER)], lm[list(LOWER_LIP_INNER)]
+        middle = len(upper_lip) // 2
+        centre = (upper_lip[middle] + lower_lip[middle]) / 2
+        width = np.linalg.norm(upper_lip[-1] - upper_lip[0])
+        x = np.linspace(-1.0, 1.0, TEETH_COLUMNS)
+        across = centre[0] + x * TEETH_HALF_WIDTH * width
+        front_z = centre[2] - TEETH_BEHIND_LIPS - TEETH_ARCH_BACK * x**2
+        edge_y = upper_lip[middle, 1] - UPPER_EDGE_BELOW_LIP + TEETH_SMILE_ARC * x**2
+
+        def band(levels) -> np.ndarray:
+            return np.concatenate([np.stack([across, edge_y + dy, front_z + dz], axis=1) for dy, dz in levels])
+
+        self._upper_teeth = band([(0.0, 0.0), (UPPER_CROWN, 0.0), (UPPER_CROWN + GUM, -0.001)])
+        self._lower_teeth = band([(OVERBITE, -OVERJET), (OVERBITE - LOWER_CROWN, -OVERJET - 0.001),
+                                  (OVERBITE - LOWER_CROWN - GUM, -OVERJET - 0.002)])
+        n = TEETH_COLUMNS
+        quads = [(base + level * n + i, base + level * n + i + 1) for base in (0, 3 * n)
+                 for level in range(2) for i in range(n - 1)]
+        self._teeth_faces = np.array([t for a, b in quads for t in ((a, a + n, b), (b, a + n, b + n))], np.int64)
+        # per-vertex attributes: brightness (the arch turns away from the light toward the corners,
+        # the lower row sits in the upper lip's shadow, crowns darken toward the gum), gum weight,
+        # and the distance along the arch from the midline in mm (for the gaps between teeth)
+        side = 1.0 - 0.6 * x**2
+        self._teeth_shade = np.concatenate([side, 0.8 * side, 0.7 * side, 0.82 * side, 0.7 * side, 0.6 * side])
+        self._teeth_gum = np.tile(np.repeat([0.0, 0.0, 1.0], n), 2)
+        step = np.hypot(np.diff(across), np.diff(front_z)) * 1000.0
+        arc = np.concatenate([[0.0], np.cumsum(step)])
+        arc -= arc[n // 2]
+        self._teeth_arc = np.tile(arc, 6)
+        self._teeth_is_lower = np.repeat([False, True], 3 * n)
+
+    def _colours(self, image: np.ndarray) -> None:
+        """Mouth colours matched to the reference: everything scales with the median skin luminance
+        inside the face outline (teeth at TEETH_OF_SKIN times it, about what real teeth measure in
+        the fixtures); the teeth's tint is the sclera's (the brighter part of the reference's eye
+        openings outside the irises, which carries the clip's white balance), softened, or a
+        trace of the skin's when the reference's eyes are closed."""
+        lm = self._reference_landmarks[:, :2]
+        skin = _polygon_pixels(image, lm[list(FACE_OVAL)])
+        level = float(np.median(skin @ LUMA)) if len(skin) else 150.0
+        sclera = []
+        for (upper, lower), iris in ((RIGHT_EYE, ids.RIGHT_IRIS), (LEFT_EYE, ids.LEFT_IRIS)):
+            outline = lm[list(upper) + list(lower[::-1])]
+            centre = lm[iris[0]]
+            radius = np.linalg.norm(lm[list(iris[1:])] - centre, axis=1).mean()
+            pixels, coords = _polygon_pixels(image, outline, with_coords=True)
+            sclera.append(pixels[np.linalg.norm(coords - centre, axis=1) > radius * 1.1])
+        sclera = np.concatenate(sclera)
+        if len(sclera) >= 12:
+            luminance = sclera @ LUMA
+            white = sclera[luminance >= np.percentile(luminance, 60)].mean(axis=0)
+            tint = 1.0 + 0.7 * (white / max(float(white @ LUMA), 1.0) - 1.0)
+        elif len(skin):
+            mean = skin.mean(axis=0)
+            tint = 1.0 + 0.3 * (mean / max(float(mean @ LUMA), 1.0) - 1.0)
+        else:
+            tint = np.ones(3)
+        self._teeth_rgb = np.clip(tint * min(TEETH_OF_SKIN * level, 235.0), 0, 255)
+        self._gum_rgb = np.clip(GUM_RGB * level, 0, 255)
+        self._cavity_rgb = np.clip(CAVITY_RGB * level, 0, 255)
+        self._tongue_rgb = np.clip(TONGUE_RGB * level, 0, 255)
+
+    # ---------------------------------------------------------------------------------------------
+    # Geometry
+    # ---------------------------------------------------------------------------------------------
+
+    def _model_output(self, indices):
+        rows = np.array([self._fit_rows[i] for i in indices])
+        with torch.no_grad(), single_threaded_torch():  # small tensors: threads cost more than they gain
+            out = self.model(self.fit.to_face_params(rows))
+        camera = torch.as_tensor(self.fit.camera[rows], dtype=torch.float32)
+        return out, camera
+
+    def _project(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        """Fitted vertices and landmarks in image pixels: B x V x 3, B x 478 x 3 (float64)."""
+        out, camera = self._model_output(indices)
+        with torch.no_grad():
+            vertices = project(out.vertices, camera).double().numpy()
+            landmarks = project(out.landmarks, camera).double().numpy()
+        return vertices, landmarks
+
+    def _geometry(self, indices) -> _Frames:
+        out, camera = self._model_output(indices)
+        with torch.no_grad():
+            vertices = project(out.vertices, camera).double().numpy()
+            landmarks = project(out.landmarks, camera).double().numpy()
+        model_landmarks = out.landmarks.double().numpy()
+        # teeth: upper with the skull, lower with the jaw (rigid fit to the jaw points)
+        skull_rot = out.joint_rotations[:, SKULL_JOINT].double().numpy()
+        skull_pos = out.joints[:, SKULL_JOINT].double().numpy()
+        upper = np.einsum("bij,kj->bki", skull_rot, self._upper_teeth - self._skull_rest) + skull_pos[:, None]
+        jaw_rot, jaw_t = kabsch(self._neutral_jaw, model_landmarks[:, list(JAW_POINTS)])
+        lower = np.einsum("bij,kj->bki", jaw_rot, self._lower_teeth) + jaw_t[:, None]
+        with torch.no_grad():
+            teeth = project(torch.as_tensor(np.concatenate([upper, lower], axis=1)), camera.double()).numpy()
+
+        rows = [self._obs_rows[i] for i in indices]
+        transforms = self.observations.crop_transform[rows].astype(np.float64)  # B x 2 x 3
+        points = np.concatenate([vertices, landmarks], axis=1)
+        span = np.ptp(points[:, : self.model.num_vertices, 2], axis=1) + 1.0
+        points[..., 2] += self._layer_offset[None] * span[:, None]
+        points = _to_crop(points, transforms)
+        teeth = _to_crop(teeth, transforms)
+        background = np.zeros((len(indices), 2, 3))
+        eyes = np.zeros((len(indices), 2, 2, 3))
+        eye_shade = np.ones((len(indices), 2))
+        if self._reference_image is not None:
+            crop_landmarks = points[:, self.model.num_vertices:, :2]
+            outline = self._reference_landmarks[list(FACE_OVAL), :2]
+            for k in range(len(indices)):
+                background[k] = _affine_fit(outline, crop_landmarks[k, list(FACE_OVAL)])
+            for e, (contours, iris) in enumerate(((RIGHT_EYE, ids.RIGHT_IRIS), (LEFT_EYE, ids.LEFT_IRIS))):
+                eyes[:, e], eye_shade[:, e] = self._eye_mapping(crop_landmarks, contours, iris[0])
+        return _Frames(points, teeth, background, eyes, eye_shade)
+
+    def _eye_mapping(self, crop_landmarks: np.ndarray, contours, iris: int) -> tuple[np.ndarray, np.ndarray]:
+        """For one eye of B frames: the 2 x 3 affines from crop pixels to reference-image pixels that
+        texture its opening, and a shade factor for nearly closed lids.
+
+        The lids slide over the eyeball, so the opening is not textured by the lid contours (that
+        would squeeze the reference's whole eye into a closing slit) but by the reference's eye
+        region carried rigidly with the eye corners (a similarity) and shifted so that the
+        reference iris lands on the fitted iris (gaze). Where the lids close to less than 90 % of
+        the reference's opening (relative to the eye's width) the slit darkens smoothly, down to
+        40 % brightness at 20 %, as real slits do in the shadow of lids and lashes."""
+        (upper, lower), ref = contours, self._reference_landmarks[:, :2]
+        outer, inner = upper[0], upper[-1]
+        cur = crop_landmarks[..., 0] + 1j * crop_landmarks[..., 1]  # B x 478 complex
+        rf = ref[:, 0] + 1j * ref[:, 1]
+        scale = (rf[inner] - rf[outer]) / (cur[:, inner] - cur[:, outer])  # rotation and scale
+        offset = rf[outer] - scale * cur[:, outer]
+        offset += rf[iris] - (scale * cur[:, iris] + offset)  # gaze: irises coincide
+        affine = np.stack([np.stack([scale.real, -scale.imag, offset.real], axis=1),
+                           np.stack([scale.imag, scale.real, offset.imag], axis=1)], axis=1)
+
+        def opening(z: np.ndarray) -> np.ndarray:
+            gap = np.abs(z[..., list(upper[1:-1])] - z[..., list(lower[1:-1])]).mean(axis=-1)
+            return gap / np.maximum(np.abs(z[..., inner] - z[..., outer]), 1e-9)
+
+        ratio = opening(cur) / max(float(opening(rf)), 1e-3)
+        t = np.clip((ratio - 0.2) / 0.7, 0.0, 1.0)
+        shade = 0.4 + 0.6 * t * t * (3 - 2 * t)
+        return affine, shade
+
+    # ---------------------------------------------------------------------------------------------
+    # Drawing
+    # ---------------------------------------------------------------------------------------------
+
+    def _rasterize(self, points: np.ndarray) -> Fragments:
+        size = (self.crop_size, self.crop_size)
+        return rasterize(points, self._faces, size, cull_backfaces=True)
+
+    def _draw(self, frames: _Frames, k: int) -> tuple[np.ndarray, np.ndarray]:
+        size = self.crop_size
+        frags = self._rasterize(frames.points[k])
+        mask = frags.mask
+        if self.background == "reference":
+            rgb = cv2.warpAffine(self._reference_image, frames.background[k], (size, size), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REPLICATE)
+        else:
+            rgb = np.full((size, size, 3), GREY, np.uint8)
+        pixel = np.flatnonzero(mask)
+        if len(pixel) == 0:
+            return rgb, mask
+        tri = frags.triangle.reshape(-1)[pixel]
+        bary = frags.barycentric.reshape(-1, 3)[pixel]
+        corners = self._faces[tri]
+        uv = [bary[:, 0] * self._uv[corners[:, 0], c] + bary[:, 1] * self._uv[corners[:, 1], c]
+              + bary[:, 2] * self._uv[corners[:, 2], c] for c in range(2)]
+        shade = np.ones(len(pixel), np.float32)
+        for e, name in enumerate(("right_eye", "left_eye")):
+            lo, hi = self.layers[name]
+            opening = np.nonzero((tri >= lo) & (tri < hi))[0]
+            if len(opening):
+                ys, xs = np.divmod(pixel[opening], size)
+                m = frames.eyes[k, e]
+                uv[0][opening] = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+                uv[1][opening] = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+                shade[opening] = frames.eye_shade[k, e]
+        colour = sample_bilinear(self._reference_image, uv[0], uv[1]).astype(np.float32) * shade[:, None]
+        lo, hi = self.layers["mouth"]
+        cavity = np.nonzero((tri >= lo) & (tri < hi))[0]
+        if len(cavity):
+            colour[cavity] = self._mouth_colour(frags, pixel[cavity], frames.teeth[k])
+        flat = rgb.reshape(-1, 3)
+        alpha = alpha_mask(frags, FEATHER_PX).reshape(-1)[pixel]
+        edge = np.nonzero(alpha < 1.0)[0]
+        a = alpha[edge, None]
+        colour[edge] = a * colour[edge] + (1.0 - a) * flat[pixel[edge]]
+        flat[pixel] = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
+        return rgb, mask
+
+    def _mouth_colour(self, frags: Fragments, pixel: np.ndarray, teeth: np.ndarray) -> np.ndarray:
+        """Colours of the mouth-cavity pixels (flat indices): a dark cavity that turns into the
+        tongue's red toward the lower lip, and the teeth in front of it."""
+        tri = frags.triangle.reshape(-1)[pixel]
+        bary = frags.barycentric.reshape(-1, 3)[pixel]
+        depth_down = (bary * self._cavity_t[self._faces[tri]]).sum(axis=1)  # 0 upper lip, 1 lower lip
+        tongue = np.clip((depth_down - 0.45) / 0.55, 0.0, 1.0)[:, None] ** 1.5
+        colour = ((1.0 - tongue) * self._cavity_rgb + tongue * self._tongue_rgb).astype(np.float32)
+        if not self.teeth:
+            return colour
+        # rasterise the teeth only over the cavity's bounding box
+        width = frags.size[1]
+        ys, xs = np.divmod(pixel, width)
+        y0, x0 = ys.min(), xs.min()
+        window = (int(ys.max() - y0 + 1), int(xs.max() - x0 + 1))
+        local = teeth - np.array([x0, y0, 0.0])
+        tf = rasterize(local, self._teeth_faces, window)
+        flat = (ys - y0) * window[1] + (xs - x0)
+        ttri = tf.triangle.reshape(-1)[flat]
+        hit = np.nonzero(ttri >= 0)[0]
+        if len(hit) == 0:
+            return colour
+        tbary = tf.barycentric.reshape(-1, 3)[flat[hit]]
+        corners = self._teeth_faces[ttri[hit]]
+
+        def attribute(values: np.ndarray) -> np.ndarray:
+            return (tbary * values[corners]).sum(axis=1)
+
+        shade = attribute(self._teeth_shade)
+        gum = attribute(self._teeth_gum)[:, None]
+        arc = np.abs(attribute(self._teeth_arc))
+        lower = self._teeth_is_lower[corners[:, 0]]
+        edges = np.where(lower[:, None], LOWER_TOOTH_EDGES, UPPER_TOOTH_EDGES)
+        gap = np.abs(arc[:, None] - edges).min(axis=1)  # mm to the nearest boundary between teeth
+        shade = shade * (1.0 - 0.25 * np.clip(1.0 - gap / 0.7, 0.0, 1.0))
+        rgb = (1.0 - gum) * self._teeth_rgb + gum * self._gum_rgb
+        colour[hit] = shade[:, None] * rgb + (1.0 - shade[:, None]) * self._cavity_rgb
+        return colour
+
+
+def _polygon_pixels(image: np.ndarray, outline: np.ndarray, with_coords: bool = False):
+    """RGB values (K x 3 float64) of the image pixels inside a polygon (and their x, y)."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(outline).astype(np.int32)], 1)
+    ys, xs = np.nonzero(mask)
+    pixels = image[ys, xs].astype(np.float64)
+    return (pixels, np.stack([xs, ys], axis=1).astype(np.float64)) if with_coords else pixels
+
+
+def _facing_viewer(triangles: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Triangles re-wound counter-clockwise in (x, y) of model space (normal toward +z)."""
+    p = points[triangles]
+    e1, e2 = p[:, 1, :2] - p[:, 0, :2], p[:, 2, :2] - p[:, 0, :2]
+    cross = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    out = triangles.copy()
+    out[cross < 0] = out[cross < 0][:, [0, 2, 1]]
+    return out
+
+
+def _to_crop(points: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+    """B x P x 3 image pixels -> crop pixels by B x 2 x 3 affines (depth scaled like x and y)."""
+    out = np.empty_like(points)
+    out[..., :2] = np.einsum("bij,bpj->bpi", transforms[:, :, :2], points[..., :2]) + transforms[:, None, :, 2]
+    scale = np.sqrt(np.abs(np.linalg.det(transforms[:, :, :2])))
+    out[..., 2] = points[..., 2] * scale[:, None]
+    return out
+
+
+def _affine_fit(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """2 x 3 affine mapping K x 2 ``source`` onto ``target`` by least squares."""
+    design = np.concatenate([source, np.ones((len(source), 1))], axis=1)
+    solution, *_ = np.linalg.lstsq(design, target, rcond=None)
+    return solution.T

@@ -1,0 +1,76 @@
+"""The emotion stage through the pipeline and the CLI, on real fixtures."""
+
+import json
+
+import numpy as np
+import pytest
+
+from core.emotion.from_params import predict_from_params
+from core.emotion.stage import EmotionConfig, load_param_model
+from core.emotion.types import EMOTIONS
+from core.pipeline import Pipeline, PipelineConfig, load_fit
+from core.take import Take
+from tests.conftest import fixture_path, run_cli
+
+
+@pytest.fixture(scope="module")
+def emotion_take(tmp_path_factory):
+    take_dir = tmp_path_factory.mktemp("emotion") / "single"
+    summary = Pipeline(PipelineConfig(device="cpu", emotion=EmotionConfig())).run(fixture_path("single_face.mp4"), take_dir)
+    return summary, Take.open(take_dir)
+
+
+def test_timelines_are_stored_for_both_recognisers(emotion_take):
+    summary, take = emotion_take
+    arrays = take.read_arrays("emotion", "timelines")
+    n = summary.frames
+    for name in ("fer", "emonet"):
+        probs = arrays[f"{name}.probabilities"]
+        assert probs.shape == (n, len(EMOTIONS))
+        assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+        consistency = arrays[f"{name}.consistency"]
+        measured = arrays[f"{name}.measured"]
+        finite = consistency[np.isfinite(consistency)]
+        assert len(finite) > 0 and ((finite >= 0) & (finite <= 1)).all()
+    assert arrays["fer.measured"].all()  # the fast recogniser sees every frame
+    slow = arrays["emonet.measured"]
+    assert 2 <= slow.sum() < n  # the slow one is sampled ...
+    assert slow[0] and slow[-1]  # ... including the run's ends
+    assert arrays["emonet.valence"].shape == (n,) and "fer.valence" not in arrays
+
+
+def test_summary_reports_dominant_emotion_segments_and_consistency(emotion_take, tmp_path):
+    summary, take = emotion_take
+    assert summary.dominant_emotion in EMOTIONS and summary.emotion_recogniser == "emonet"
+    assert summary.emotion_segments and summary.emotion_segments[0]["start"] == 0
+    assert summary.emotion_segments[-1]["stop"] == summary.frames
+    assert set(summary.mean_consistency) == {"fer", "emonet"}
+    info = json.loads(run_cli("info", str(take.root), "--json").stdout)
+    assert info["dominant_emotion"] == summary.dominant_emotion
+    assert info["mean_consistency"] == summary.mean_consistency
+
+
+def test_emotion_from_parameters_model_is_stored_and_reloads(emotion_take):
+    summary, take = emotion_take
+    arrays = take.read_arrays("emotion", "timelines")
+    net = load_param_model(arrays, num_expression=52)
+    fit = load_fit(take)
+    scores = predict_from_params(net, fit.expression[fit.has_face])
+    assert scores.probabilities.shape == (int(fit.has_face.sum()), len(EMOTIONS))
+    assert take.manifest.emotion["param_model"]["frames"] == int(fit.has_face.sum())
+
+
+def test_no_emotion_is_invented_for_frames_without_a_face(tmp_path):
+    config = PipelineConfig(device="cpu", emotion=EmotionConfig(recognisers=("fer",)))
+    Pipeline(config).run(fixture_path("face_noface.mov"), tmp_path / "t")
+    take = Take.open(tmp_path / "t")
+    arrays = take.read_arrays("emotion", "timelines")
+    has_face = take.load_observations().has_face
+    assert np.isnan(arrays["fer.probabilities"][~has_face]).all()
+    assert not np.isnan(arrays["fer.probabilities"][has_face]).any()
+
+
+def test_broad_smile_reads_happy_in_the_cli(tmp_path):
+    result = run_cli("analyze", str(fixture_path("single_face.jpg")), "--out", str(tmp_path / "t"), "--json", "--emotion")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["dominant_emotion"] == "happy"

@@ -1,0 +1,226 @@
+"""Software rasteriser (exact coverage, barycentrics, z-buffer, texturing) and the reconstruction
+renderer on a real fixture take."""
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+from core.facemodel.loading import ModelChoice, load_face_model
+from core.observe.align import warp_crop
+from core.pipeline import Pipeline, PipelineConfig, load_fit
+from core.render.rasterizer import alpha_mask, interpolate, rasterize, render_shaded, render_textured
+from core.render.reconstruction import ReconstructionRenderer, choose_reference_frame
+from core.take import Take
+from core.video import open_source
+from tests.conftest import fixture_path
+
+# ---------------------------------------------------------------------------------------------------
+# Rasteriser
+# ---------------------------------------------------------------------------------------------------
+
+
+def pixel_set(mask: np.ndarray) -> set[tuple[int, int]]:
+    ys, xs = np.nonzero(mask)
+    return set(zip(xs.tolist(), ys.tolist()))
+
+
+def test_triangle_covers_exactly_the_pixel_centres_inside_it_by_the_top_left_rule():
+    # right triangle (1,1) (5,1) (1,5): top edge y=1 and left edge x=1 are in, the hypotenuse
+    # x + y = 6 is out (pixel centres are at integer coordinates)
+    vertices = np.array([[1, 1, 0], [5, 1, 0], [1, 5, 0]], float)
+    expected = {(x, y) for x in range(8) for y in range(8) if x >= 1 and y >= 1 and x + y < 6}
+    for faces in ([[0, 1, 2]], [[0, 2, 1]]):  # either winding
+        frags = rasterize(vertices, np.array(faces), (8, 8))
+        assert pixel_set(frags.mask) == expected
+        assert (frags.triangle[~frags.mask] == -1).all()
+        assert np.isinf(frags.depth[~frags.mask]).all()
+        assert (frags.barycentric[~frags.mask] == 0).all()
+    assert len(expected) == 10
+
+
+def test_back_faces_are_culled_on_request():
+    vertices = np.array([[1, 1, 0], [5, 1, 0], [1, 5, 0]], float)
+    ccw_on_screen = np.array([[0, 2, 1]])  # (1,1) -> (1,5) -> (5,1): counter-clockwise with y down
+    cw_on_screen = np.array([[0, 1, 2]])
+    assert rasterize(vertices, ccw_on_screen, (8, 8), cull_backfaces=True).mask.sum() == 10
+    assert rasterize(vertices, cw_on_screen, (8, 8), cull_backfaces=True).mask.sum() == 0
+
+
+def test_a_fan_around_an_off_grid_point_tiles_its_square_without_gaps_or_overlaps():
+    rng = np.random.default_rng(0)
+    corners = [(2, 3), (13, 3), (13, 11), (2, 11)]
+    for _ in range(50):
+        centre = (rng.uniform(2.5, 12.5), rng.uniform(3.5, 10.5))
+        vertices = np.array([*corners, centre, (7.5, 3), (13, 7.25)], float)
+        vertices = np.concatenate([vertices, np.zeros((len(vertices), 1))], axis=1)
+        faces = np.array([[4, 0, 5], [4, 5, 1], [4, 1, 6], [4, 6, 2], [4, 2, 3], [4, 3, 0]])
+        count = sum(rasterize(vertices, faces[[k]], (16, 16)).mask.astype(int) for k in range(len(faces)))
+        square = np.zeros((16, 16), int)
+        square[3:11, 2:13] = 1  # y in [3, 11), x in [2, 13)
+        np.testing.assert_array_equal(count, square)
+        assert (rasterize(vertices, faces, (16, 16)).mask == square.astype(bool)).all()
+
+
+def test_barycentrics_sum_to_one_and_interpolate_the_vertices():
+    vertices = np.array([[2.3, 1.7, 5.0], [27.9, 6.1, 1.0], [9.4, 28.2, 3.0]])
+    frags = rasterize(vertices, np.array([[0, 1, 2]]), (32, 32))
+    mask = frags.mask
+    assert mask.sum() > 250
+    bary = frags.barycentric[mask].astype(np.float64)
+    np.testing.assert_allclose(bary.sum(axis=1), 1.0, atol=1e-6)
+    assert (bary >= -1e-7).all()
+    ys, xs = np.nonzero(mask)
+    np.testing.assert_allclose(bary @ vertices[:, :2], np.stack([xs, ys], axis=1), atol=1e-4)
+    np.testing.assert_allclose(frags.depth[mask], bary @ vertices[:, 2], atol=1e-5)
+    np.testing.assert_allclose(interpolate(frags, vertices)[mask], bary @ vertices, atol=1e-4)
+
+
+def test_z_buffer_keeps_the_nearer_of_two_overlapping_triangles():
+    near = np.array([[0, 0, 1.0], [20, 0, 1.0], [0, 20, 1.0]])
+    far = np.array([[4, 4, 5.0], [24, 4, 5.0], [4, 24, 5.0]])
+    vertices = np.concatenate([far, near])
+    for faces in ([[0, 1, 2], [3, 4, 5]], [[3, 4, 5], [0, 1, 2]]):  # drawing order does not matter
+        faces = np.array(faces)
+        frags = rasterize(vertices, faces, (32, 32))
+        near_id = int(np.nonzero((faces == [3, 4, 5]).all(axis=1))[0][0])
+        alone_near = rasterize(near, np.array([[0, 1, 2]]), (32, 32)).mask
+        alone_far = rasterize(far, np.array([[0, 1, 2]]), (32, 32)).mask
+        assert (alone_near & alone_far).sum() > 50
+        assert (frags.triangle[alone_near] == near_id).all()
+        assert (frags.triangle[alone_far & ~alone_near] == 1 - near_id).all()
+        assert (frags.depth[alone_near] == 1.0).all()
+        assert (frags.triangle[~(alone_near | alone_far)] == -1).all()
+
+
+def test_textured_render_reproduces_the_texture_under_the_identity_mapping():
+    rng = np.random.default_rng(1)
+    texture = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    h, w = texture.shape[:2]
+    vertices = np.array([[0, 0, 0], [w, 0, 0], [w, h, 0], [0, h, 0]], float)  # covers every centre
+    faces = np.array([[0, 2, 1], [0, 3, 2]])
+    frags = rasterize(vertices, faces, (h, w))
+    assert frags.mask.all()
+    np.testing.assert_array_equal(render_textured(frags, vertices[:, :2], texture), texture)
+    # background where nothing is drawn
+    half = rasterize(vertices, faces[:1], (h, w))
+    out = render_textured(half, vertices[:, :2], texture, background=(7, 8, 9))
+    np.testing.assert_array_equal(out[half.mask], texture[half.mask])
+    assert (out[~half.mask] == (7, 8, 9)).all()
+
+
+def test_shaded_render_and_alpha_mask():
+    vertices = np.array([[4, 4, 0], [60, 4, 0], [4, 60, 0]], float)
+    frags = rasterize(vertices, np.array([[0, 2, 1]]), (64, 64))
+    shaded = render_shaded(frags, vertices, light_dir=(0, 0, -1), color=(200, 100, 50))
+    assert (shaded[frags.mask] == (200, 100, 50)).all()  # flat, facing the light
+    assert (shaded[~frags.mask] == 0).all()
+    alpha = alpha_mask(frags, feather_px=2.0)
+    assert alpha.min() == 0.0 and alpha.max() == 1.0
+    assert (alpha[~frags.mask] == 0).all() and (alpha[frags.mask] > 0).all()
+    assert alpha[10, 10] == 1.0 and alpha[4, 30] < 1.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reconstruction renderer
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def take(tmp_path_factory):
+    take_dir = tmp_path_factory.mktemp("render") / "single_face"
+    Pipeline(PipelineConfig(device="cpu")).run(fixture_path("single_face.mp4"), take_dir)
+    take = Take.open(take_dir)
+    return take, load_fit(take), take.load_observations(), load_face_model(ModelChoice())
+
+
+@pytest.fixture(scope="module")
+def renderer(take):
+    take_, fit, observations, model = take
+    renderer = ReconstructionRenderer(model, fit, observations)
+    with open_source(take_.manifest.source["path"]) as source:
+        renderer.set_reference(renderer.reference_frame, source.read(renderer.reference_frame))
+    return renderer
+
+
+def real_crop(take_, observations, frame):
+    with open_source(take_.manifest.source["path"]) as source:
+        return warp_crop(source.read(frame), observations.crop_transform[frame].astype(np.float64))
+
+
+def test_reference_is_the_frame_with_the_least_expression(take, renderer):
+    _, fit, _, _ = take
+    rows = np.nonzero(fit.has_face)[0]
+    activity = np.abs(fit.expression[rows]).sum(axis=1)
+    assert renderer.reference_frame == choose_reference_frame(fit) == int(fit.frame_index[rows[np.argmin(activity)]])
+
+
+def test_reference_frame_renders_as_its_own_crop(take, renderer):
+    take_, _, observations, _ = take
+    frame = renderer.reference_frame
+    rgb, mask = renderer.render_crop(frame)
+    assert rgb.shape == (256, 256, 3) and rgb.dtype == np.uint8 and mask.shape == (256, 256)
+    assert 0.15 < mask.mean() < 0.6
+    crop = real_crop(take_, observations, frame)
+    diff = np.abs(rgb.astype(np.float64) - crop)
+    mad = diff[mask].mean()
+    # skin only: the mesh's own triangles, away from the synthetic mouth and the feathered outline
+    frags, _ = renderer.fragments(frame)
+    skin = (frags.triangle >= 0) & (frags.triangle < renderer.layers["skin"][1])
+    skin = cv2.erode(skin.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    mad_skin = diff[skin].mean()
+    print(f"reference frame {frame}: mean abs difference {mad:.3f} in the mask, {mad_skin:.4f} on the skin")
+    assert mad < 4.0
+    assert mad_skin < 1.0
+    # the render is not just the crop: outside the reference, the same texture moves with the fit
+    assert diff[mask].max() > 0
+
+
+def test_another_expression_renders_differently(take, renderer):
+    take_, fit, observations, model = take
+    ref = renderer.reference_frame
+    rows = np.nonzero(fit.has_face)[0]
+    distance = np.abs(fit.expression[rows] - fit.expression[ref]).sum(axis=1)
+    frame = int(rows[np.argmax(distance)])
+    assert distance.max() > 1.0
+    rgb, mask = renderer.render_crop(frame)
+    # the same frame (pose, camera, crop) with the reference's expression: only the expression differs
+    expression = fit.expression.copy()
+    expression[frame] = fit.expression[ref]
+    neutral_fit = dataclasses.replace(fit, expression=expression)
+    other = ReconstructionRenderer(model, neutral_fit, observations, reference_frame=ref)
+    with open_source(take_.manifest.source["path"]) as source:
+        other.set_reference(ref, source.read(ref))
+    neutral_rgb, neutral_mask = other.render_crop(frame)
+    both = mask | neutral_mask
+    diff = np.abs(rgb.astype(np.float64) - neutral_rgb).max(axis=2)
+    changed = (diff > 30) & both
+    print(f"frame {frame} vs its expression set to the reference's: {changed.sum()} pixels differ by > 30, "
+          f"mean abs difference {diff[both].mean():.2f}")
+    assert changed.sum() > 150
+    # the pose, camera and texture are the same: the change is local (eyes, brows, mouth)
+    assert changed.sum() < 0.3 * both.sum()
+    # and the render is not the frame's own crop (its pixels are never used)
+    crop = real_crop(take_, observations, frame)
+    assert not np.array_equal(rgb[mask], crop[mask])
+
+
+def test_batch_equals_single_renders_and_errors_are_clear(take, renderer):
+    _, fit, observations, model = take
+    frames = [0, renderer.reference_frame, len(fit) - 1]
+    rgb, mask = renderer.render_crop_batch(frames)
+    assert rgb.shape == (3, 256, 256, 3) and mask.shape == (3, 256, 256)
+    for k, frame in enumerate(frames):
+        single, single_mask = renderer.render_crop(frame)
+        # the model evaluated on a batch rounds a little differently from one frame alone
+        diff = np.abs(rgb[k].astype(int) - single)
+        assert diff.max() <= 3 and (diff > 0).mean() < 1e-3
+        assert (mask[k] != single_mask).sum() <= 3
+    fresh = ReconstructionRenderer(model, fit, observations, background="grey")
+    with pytest.raises(RuntimeError, match="set_reference"):
+        fresh.render_crop(0)
+    with pytest.raises(ValueError, match="no fitted face"):
+        fresh.render_crop_batch([len(fit) + 5])
+    with pytest.raises(ValueError, match="uint8"):
+        fresh.set_reference(0, np.zeros((10, 10, 3), np.float32))
