@@ -6,8 +6,9 @@
 2. Predicted classes on the labelled still single_face.jpg (a broad smile) and on frames of the
    fixture videos.
 3. The emotion stage on the fixture videos: frames the slow recogniser measured per second of
-   video, and the mean emotion consistency between image and reconstruction as judged by each
-   recogniser (each one is an independent judge of the other's timeline).
+   video; the mean emotion consistency between image and reconstruction as judged by each
+   recogniser; how far the two recognisers agree with each other on the same images (each an
+   independent judge of the other); and the held-out fit of the emotion-from-parameters model.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.emotion.consistency import consistency  # noqa: E402
 from core.emotion.recognisers import load_recogniser  # noqa: E402
 from core.emotion.stage import EmotionConfig  # noqa: E402
 from core.emotion.types import EMOTIONS  # noqa: E402
 from core.observe import FaceObserver  # noqa: E402
 from core.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from core.take import Take  # noqa: E402
 from core.video import open_source  # noqa: E402
 
 FIXTURES = ROOT.parent / "shared" / "fixtures"
@@ -81,19 +84,25 @@ def main() -> None:
             cells.append("/".join(f"{EMOTIONS[int(p.argmax())]} {p.max():.2f}" for p in probs))
         print(f"{label:36s} " + " ".join(f"{c:>22s}" for c in cells))
 
-    print(f"\n{'clip':28s} {'emonet frames per s of video':>29s} {'consistency (fer)':>18s} {'consistency (emonet)':>21s} {'dominant':>9s} {'seconds':>8s}")
+    print(f"\n{'clip':28s} {'emonet frames per s of video':>29s} {'consistency (fer)':>18s} {'consistency (emonet)':>21s} "
+          f"{'fer vs emonet':>14s} {'params->emotion KL/agree':>25s} {'dominant':>9s} {'seconds':>8s}")
     with tempfile.TemporaryDirectory() as tmp:
         for clip in ("WolfgangLanger_Pexels.mp4", "single_face.mp4"):
             pipeline = Pipeline(PipelineConfig(device="cpu", emotion=EmotionConfig()))
             start = time.perf_counter()
             summary = pipeline.run(FIXTURES / clip, Path(tmp) / clip)
             seconds = time.perf_counter() - start
-            from core.take import Take
-
-            measured = Take.open(Path(tmp) / clip).manifest.emotion["measured_frames"]["emonet"]
+            take = Take.open(Path(tmp) / clip)
+            measured = take.manifest.emotion["measured_frames"]["emonet"]
+            arrays = take.read_arrays("emotion", "timelines")
+            rows = arrays["emonet.measured"]
+            # the two recognisers judging each other on the same image frames
+            agreement = float(np.nanmean(consistency(arrays["fer.raw"][rows], arrays["emonet.raw"][rows])))
+            report = take.manifest.emotion["param_model"]
             c = summary.mean_consistency
-            print(f"{clip:28s} {measured / summary.seconds:29.2f} {c['fer']:18.3f} {c['emonet']:21.3f} "
-                  f"{summary.dominant_emotion:>9s} {seconds:8.1f}")
+            print(f"{clip:28s} {measured / summary.seconds:29.2f} {c['fer']:18.3f} {c['emonet']:21.3f} {agreement:14.3f} "
+                  f"{report.get('held_out_kl', float('nan')):13.3f} / {report.get('top_class_agreement', float('nan')):.2f}"
+                  f" {summary.dominant_emotion:>9s} {seconds:8.1f}")
 
 
 if __name__ == "__main__":
