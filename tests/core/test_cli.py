@@ -1,7 +1,6 @@
 """The emocap command line, as a user runs it: exit codes, one-line errors, JSON summaries."""
 
 import json
-import shutil
 
 import pytest
 

@@ -29,7 +29,6 @@ def test_timelines_are_stored_for_both_recognisers(emotion_take):
         assert probs.shape == (n, len(EMOTIONS))
         assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
         consistency = arrays[f"{name}.consistency"]
-        measured = arrays[f"{name}.measured"]
         finite = consistency[np.isfinite(consistency)]
         assert len(finite) > 0 and ((finite >= 0) & (finite <= 1)).all()
     assert arrays["fer.measured"].all()  # the fast recogniser sees every frame

@@ -1,7 +1,6 @@
 """Emotion timelines, consistency and emotion-from-parameters on cases with known answers."""
 
 import numpy as np
-import pytest
 
 from core.emotion.consistency import consistency, jensen_shannon
 from core.emotion.from_params import predict_from_params, train_param_emotion
