@@ -3,6 +3,7 @@
     emocap analyze INPUT --out TAKE [--json] [--device auto|cpu|cuda] [--overwrite]
     emocap info TAKE [--json]
     emocap models install | list [--json]
+    emocap export TAKE --format FORMAT --out PATH [--range A:B]   (--format list: the formats)
     emocap gui [INPUT]          (also: emocap with no argument)
 
 Exit codes: 0 success, 2 a user error (one line on stderr, no traceback), 3 no face found,
@@ -50,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
 
     from core.emotion.cli_models import add_models_parser
+    from core.export.cli_export import add_export_parser
 
     add_models_parser(sub)
+    add_export_parser(sub)
 
     gui = sub.add_parser("gui", help="open the desktop app")
     gui.add_argument("input", type=Path, nargs="?")
@@ -133,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     from core.emotion.cli_models import run_models
+    from core.export.cli_export import run_export
 
-    command = {"analyze": cmd_analyze, "info": cmd_info, "models": run_models, "gui": cmd_gui, None: cmd_gui}[args.command]
+    commands = {"analyze": cmd_analyze, "info": cmd_info, "models": run_models, "export": run_export}
+    command = commands.get(args.command, cmd_gui)
     try:
         return command(args)
     except EmoCapError as err:

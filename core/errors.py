@@ -56,3 +56,7 @@ class ModelNotInstalledError(EmoCapError):
 
 class ModelIntegrityError(EmoCapError):
     """A file in the model store does not match its recorded SHA-256; it is not used."""
+
+
+class ExportError(EmoCapError):
+    """A take cannot be exported as asked (no fit, bad range, unknown format, a failed write)."""

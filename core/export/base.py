@@ -1,0 +1,187 @@
+"""What an export needs (:class:`ExportRequest`), what it wrote (:class:`ExportResult`), and
+atomic writers: files go to a temporary name beside the target and are renamed at the end; folders
+are filled as a temporary folder beside the target and renamed at the end. On any error the
+temporary file or folder is removed, so nothing that looks complete is left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import ExportError
+from core.fit.params import PER_FRAME, FitParams
+from core.take.store import Take
+
+GAP_POLICY = "frames without a face are gaps: NaN in arrays, null in JSON, empty cells in CSV"
+HOLD_POLICY = "frames without a face hold the last pose with a face (the first face pose before any face)"
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """An export of rows ``start:stop`` (stop exclusive) of a take's fit."""
+
+    take_dir: Path
+    format: str
+    out: Path
+    start: int
+    stop: int
+    fit: FitParams  # the rows start:stop
+    fps: float
+    frame_index: np.ndarray  # N int64, video frame numbers
+    timestamps: np.ndarray  # N float64 seconds (frame_index / fps)
+    model: str  # "open" | "flame"
+    model_settings: dict
+    expression_names: list[str]
+
+    @property
+    def num_frames(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def gap_frames(self) -> int:
+        return int((~self.fit.has_face).sum())
+
+
+@dataclass
+class ExportResult:
+    paths: list[Path]
+    frames: int
+    gap_policy: str
+    gap_frames: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def parse_range(text: str) -> tuple[int | None, int | None]:
+    """'A:B', 'A:' or ':B' to (start, stop)."""
+    try:
+        a, b = text.split(":")
+        return (int(a) if a.strip() else None, int(b) if b.strip() else None)
+    except ValueError:
+        raise ExportError(f"bad frame range '{text}': use START:STOP, e.g. 0:100 (STOP exclusive)") from None
+
+
+def prepare_export(take_dir, fmt: str, out, frame_range=None) -> ExportRequest:
+    """Load a take's fit and slice it. ``frame_range``: None (whole take), (start, stop) or 'A:B'."""
+    from core.pipeline import load_fit
+
+    take_dir = Path(take_dir)
+    take = Take.open(take_dir)
+    m = take.manifest
+    fit = load_fit(take) if m.fit else None
+    if fit is None or not m.fit or len(fit) == 0:
+        raise ExportError(f"{take_dir} has no fit results; analyse it with a face model first")
+    n = len(fit)
+    if isinstance(frame_range, str):
+        frame_range = parse_range(frame_range)
+    start, stop = frame_range if frame_range is not None else (None, None)
+    start = 0 if start is None else int(start)
+    stop = n if stop is None else int(stop)
+    if start < 0 or stop > n or start > n:
+        raise ExportError(f"frame range {start}:{stop} is outside the take (frames 0:{n})")
+    if stop <= start:
+        raise ExportError(f"frame range {start}:{stop} is empty")
+    part = FitParams(identity=fit.identity, **{k: getattr(fit, k)[start:stop] for k in PER_FRAME})
+    fps = float(m.video["fps"])
+    settings = dict(m.fit.get("settings") or {})
+    return ExportRequest(
+        take_dir=take_dir, format=fmt, out=Path(out), start=start, stop=stop, fit=part, fps=fps,
+        frame_index=part.frame_index.astype(np.int64), timestamps=part.frame_index.astype(np.float64) / fps,
+        model=str(settings.get("model", m.fit.get("model", "open"))), model_settings=settings,
+        expression_names=list(m.fit.get("expression_names", [])),
+    )
+
+
+def held_rows(has_face: np.ndarray) -> np.ndarray:
+    """Row to use for each frame under the hold policy; ExportError when no row has a face."""
+    faces = np.nonzero(has_face)[0]
+    if len(faces) == 0:
+        raise ExportError("no frame in the range shows a face; nothing to export")
+    rows = np.empty(len(has_face), np.int64)
+    last = faces[0]
+    for i, f in enumerate(has_face):
+        if f:
+            last = i
+        rows[i] = last
+    return rows
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+    os.fsync(fd)
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary name beside ``path`` (creating missing parent folders), fsync,
+    rename. ExportError on failure."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            _write_fd(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise ExportError(f"cannot write {path}: {err.strerror or err}") from err
+    except BaseException:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class AtomicFolder:
+    """``with AtomicFolder(target) as tmp: write files into tmp`` -> tmp is renamed to target.
+    A target folder that exists is replaced. On error the temporary folder is removed."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> Path:
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent))
+        except OSError as err:
+            raise ExportError(f"cannot write {self.target}: {err.strerror or err}") from err
+        return self.tmp
+
+    def write(self, name: str, data: bytes) -> None:
+        fd = os.open(self.tmp / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_fd(fd, data)
+        finally:
+            os.close(fd)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise ExportError(f"cannot write {self.target}: {exc.strerror or exc}") from exc
+            return False
+        old = None
+        try:
+            if self.target.exists():
+                old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+                os.replace(self.target, old)
+            os.replace(self.tmp, self.target)
+        except OSError as err:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            if old is not None and not self.target.exists():
+                os.replace(old, self.target)
+            raise ExportError(f"cannot write {self.target}: {err.strerror or err}") from err
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return False
+

@@ -1,0 +1,34 @@
+"""``emocap export TAKE --format FORMAT --out PATH [--range A:B]`` and ``emocap export --format list``."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.errors import ExportError
+
+
+def add_export_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("export", help="export a take's fit (curves, OBJ sequence, Live Link Face CSV)")
+    p.add_argument("take", nargs="?", help="take folder")
+    p.add_argument("--format", required=True, help="export format, or 'list' to list them")
+    p.add_argument("--out", help="output file (folder for obj_seq)")
+    p.add_argument("--range", dest="range", default=None, help="frames START:STOP (STOP exclusive; default all)")
+    p.set_defaults(func=run_export)
+    return p
+
+
+def run_export(args) -> int:
+    """Run the export; EmoCapError (ExportError, TakeError) propagates for the CLI to print."""
+    from core.export import export, formats
+
+    if args.format == "list":
+        print("\n".join(formats()))
+        return 0
+    if not args.take or not args.out:
+        raise ExportError("export needs TAKE and --out PATH (or --format list)")
+    result = export(args.take, args.format, args.out, args.range)
+    target = args.out
+    print(f"exported {result.frames} frames as {args.format} to {target}")
+    if result.gap_frames:
+        print(f"{result.gap_frames} frames without a face: {result.gap_policy}")
+    return 0
