@@ -15,6 +15,7 @@ import numpy as np
 
 from core.errors import ExportError
 from core.fit.params import PER_FRAME, FitParams
+from core.take.atomic import write_all, write_bytes_atomic
 from core.take.store import Take
 
 GAP_POLICY = "frames without a face are gaps: NaN in arrays, null in JSON, empty cells in CSV"
@@ -110,35 +111,15 @@ def held_rows(has_face: np.ndarray) -> np.ndarray:
     return rows
 
 
-def _write_fd(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-    os.fsync(fd)
-
-
 def write_file_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary name beside ``path`` (creating missing parent folders), fsync,
-    rename. ExportError on failure."""
+    """Write ``data`` atomically (core.take.atomic), creating missing parent folders.
+    ExportError on failure; nothing is left behind."""
     path = Path(path)
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            _write_fd(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, data)
     except OSError as err:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
         raise ExportError(f"cannot write {path}: {err.strerror or err}") from err
-    except BaseException:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class AtomicFolder:
@@ -160,7 +141,7 @@ class AtomicFolder:
     def write(self, name: str, data: bytes) -> None:
         fd = os.open(self.tmp / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _write_fd(fd, data)
+            write_all(fd, data)
         finally:
             os.close(fd)
 
