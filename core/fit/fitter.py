@@ -204,13 +204,15 @@ class Fitter:
         )
 
     # ---- residuals and Jacobians -------------------------------------------------------------
-    def _to_residual_space(self, image_delta: torch.Tensor, iod: torch.Tensor) -> torch.Tensor:
-        """Image-space quantities M x L x 3 (x K) -> weighted residual units, z mean removed."""
-        scaled = image_delta / iod.view(-1, *([1] * (image_delta.dim() - 1)))
-        z = scaled[:, :, 2:3]
-        scaled = torch.cat([scaled[:, :, :2], z - z.mean(dim=1, keepdim=True)], dim=2)
-        shape = [1, 1, 3] + [1] * (image_delta.dim() - 3)
-        return scaled * self.sqrt_weights.view(shape)
+    def _to_residual_space(self, image_delta: torch.Tensor, iod: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+        """Image-space quantities M x L x 3 (x K) -> weighted residual units: divided by each
+        frame's inter-ocular distance, times the per-axis weight, z mean over landmarks removed
+        (MediaPipe's depth has no absolute origin). ``in_place`` works on the given tensor (or view)."""
+        out = image_delta if in_place else image_delta.clone()
+        factor = self.sqrt_weights.view(1, 1, 3) / iod.view(-1, 1, 1)
+        out *= factor.view(*factor.shape, *([1] * (out.dim() - 3)))
+        out[:, :, 2] -= out[:, :, 2].mean(dim=1, keepdim=True)
+        return out
 
     def _evaluate(self, state: _State, identity: torch.Tensor):
         """Posed landmarks (and what the Jacobians need) of the model for these values."""
@@ -261,8 +263,8 @@ class Fitter:
             jac[..., e : e + 9] = self._pose_jacobian(output)
         deform = self.dims - 6
         scale_flip = torch.exp(state.camera[:, 0]).view(-1, 1, 1) * torch.tensor(AXIS_FLIP).view(1, 1, 3)
-        jac[..., :deform] *= (scale_flip * self.sqrt_weights.view(1, 1, 3) / problem.iod.view(-1, 1, 1))[..., None]
-        jac[:, :, 2, :deform] -= jac[:, :, 2, :deform].mean(dim=1, keepdim=True)
+        jac[..., :deform] *= scale_flip[..., None]
+        self._to_residual_space(jac[..., :deform], problem.iod, in_place=True)
         jac[..., deform:] = self._rigid_columns(state, problem, output)
         return jac.reshape(m, -1, self.dims)
 
@@ -312,9 +314,7 @@ class Fitter:
         jac[..., :4] *= (torch.exp(state.camera[:, 0]).view(-1, 1, 1) * torch.tensor(AXIS_FLIP).view(1, 1, 3))[..., None]
         jac[:, :, 0, 4] = problem.iod_ref
         jac[:, :, 1, 5] = problem.iod_ref
-        jac *= (self.sqrt_weights.view(1, 1, 3) / problem.iod.view(-1, 1, 1))[..., None]
-        jac[:, :, 2] -= jac[:, :, 2].mean(dim=1, keepdim=True)
-        return jac
+        return self._to_residual_space(jac, problem.iod, in_place=True)
 
     def _pose_jacobian(self, output) -> torch.Tensor:
         """d landmarks / d (jaw, left eye, right eye) rotations: M x L x 3 x 9.
