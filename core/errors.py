@@ -60,3 +60,7 @@ class ModelIntegrityError(EmoCapError):
 
 class ExportError(EmoCapError):
     """A take cannot be exported as asked (no fit, bad range, unknown format, a failed write)."""
+
+
+class EditError(EmoCapError):
+    """An edit of a take's curves cannot be applied (an unknown emotion, a bad range or value)."""

@@ -42,3 +42,15 @@ def wolfgang_take(tmp_path_factory, wolfgang):
     take_dir = tmp_path_factory.mktemp("takes") / "wolfgang"
     summary = Pipeline(PipelineConfig(device="cpu")).run(wolfgang, take_dir)
     return summary, take_dir
+
+
+@pytest.fixture(scope="session")
+def single_emotion_take(tmp_path_factory):
+    """single_face.mp4 (neutral, then a smile) analysed with fitting and both recognisers:
+    (summary, take folder)."""
+    from core.emotion.stage import EmotionConfig
+    from core.pipeline import Pipeline, PipelineConfig
+
+    take_dir = tmp_path_factory.mktemp("emotion") / "single"
+    summary = Pipeline(PipelineConfig(device="cpu", emotion=EmotionConfig())).run(fixture_path("single_face.mp4"), take_dir)
+    return summary, take_dir

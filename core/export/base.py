@@ -38,6 +38,7 @@ class ExportRequest:
     model: str  # "open" | "flame"
     model_settings: dict
     expression_names: list[str]
+    edit_layers: int = 0  # edit layers applied to fit
 
     @property
     def num_frames(self) -> int:
@@ -66,8 +67,12 @@ def parse_range(text: str) -> tuple[int | None, int | None]:
         raise ExportError(f"bad frame range '{text}': use START:STOP, e.g. 0:100 (STOP exclusive)") from None
 
 
-def prepare_export(take_dir, fmt: str, out, frame_range=None) -> ExportRequest:
-    """Load a take's fit and slice it. ``frame_range``: None (whole take), (start, stop) or 'A:B'."""
+def prepare_export(take_dir, fmt: str, out, frame_range=None, edits=None) -> ExportRequest:
+    """Load a take's fit, apply the edits and slice it. ``frame_range``: None (whole take),
+    (start, stop) or 'A:B'. ``edits``: core.edit.Edits to apply; None: the take's stored edits
+    (TAKE/edits.json); ``Edits()`` exports the fit as analysed."""
+    from core.edit import apply_edits, load_edits, take_basis
+    from core.facemodel.loading import ModelChoice, load_face_model
     from core.pipeline import load_fit
 
     take_dir = Path(take_dir)
@@ -76,6 +81,10 @@ def prepare_export(take_dir, fmt: str, out, frame_range=None) -> ExportRequest:
     fit = load_fit(take) if m.fit else None
     if fit is None or not m.fit or len(fit) == 0:
         raise ExportError(f"{take_dir} has no fit results; analyse it with a face model first")
+    settings = dict(m.fit.get("settings") or {})
+    edits = load_edits(take_dir) if edits is None else edits
+    if not edits.is_identity:
+        fit = apply_edits(fit, edits, take_basis(take, load_face_model(ModelChoice.from_settings(settings))))
     n = len(fit)
     if isinstance(frame_range, str):
         frame_range = parse_range(frame_range)
@@ -88,12 +97,11 @@ def prepare_export(take_dir, fmt: str, out, frame_range=None) -> ExportRequest:
         raise ExportError(f"frame range {start}:{stop} is empty")
     part = FitParams(identity=fit.identity, **{k: getattr(fit, k)[start:stop] for k in PER_FRAME})
     fps = float(m.video["fps"])
-    settings = dict(m.fit.get("settings") or {})
     return ExportRequest(
         take_dir=take_dir, format=fmt, out=Path(out), start=start, stop=stop, fit=part, fps=fps,
         frame_index=part.frame_index.astype(np.int64), timestamps=part.frame_index.astype(np.float64) / fps,
         model=str(settings.get("model", m.fit.get("model", "open"))), model_settings=settings,
-        expression_names=list(m.fit.get("expression_names", [])),
+        expression_names=list(m.fit.get("expression_names", [])), edit_layers=len(edits.layers),
     )
 
 

@@ -29,6 +29,15 @@ class ModelChoice:
             "num_shape": self.num_shape, "num_expression": self.num_expression,
         }
 
+    @classmethod
+    def from_settings(cls, settings: dict) -> ModelChoice:
+        """The choice that :meth:`settings` describes (as stored in a take's fit settings)."""
+        kind = settings.get("model", "open")
+        if kind == "open":
+            return cls()
+        return cls(kind=kind, flame_path=settings.get("flame_path"), num_shape=int(settings.get("num_shape", 100)),
+                   num_expression=int(settings.get("num_expression", 50)))
+
 
 def load_face_model(choice: ModelChoice) -> FaceModel:
     """Load the chosen model; FaceModelError with a one-line reason when it cannot be used."""

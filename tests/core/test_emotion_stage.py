@@ -14,9 +14,8 @@ from tests.conftest import fixture_path, run_cli
 
 
 @pytest.fixture(scope="module")
-def emotion_take(tmp_path_factory):
-    take_dir = tmp_path_factory.mktemp("emotion") / "single"
-    summary = Pipeline(PipelineConfig(device="cpu", emotion=EmotionConfig())).run(fixture_path("single_face.mp4"), take_dir)
+def emotion_take(single_emotion_take):
+    summary, take_dir = single_emotion_take
     return summary, Take.open(take_dir)
 
 

@@ -1,0 +1,288 @@
+"""Non-destructive edits of a take's fitted curves: the app's intensity sliders.
+
+An :class:`Edits` value is an ordered stack of :class:`EditLayer` settings, each over the whole clip
+or a frame range. The fitted parameters on disk never change; :func:`apply_edits` makes an edited
+copy whenever one is needed (the viewport, the timelines, every export). Edits are stored as
+``TAKE/edits.json`` (:func:`save_edits`, :func:`load_edits`).
+
+What each slider does to a frame's parameters (expression ``e``, E components):
+
+- per emotion ``k`` (scale ``s_k``): the part of the expression that carries that emotion is
+  ``a_k = max(0, (e - o) . d_k)`` along the emotion's unit direction ``d_k`` in parameter space
+  (from the take itself: the mean expression of its frames weighted by the recogniser's
+  probability of ``k``, minus the same for neutral, ``o``); ``e += (s_k - 1) a_k d_k``.
+- global intensity, upper face, lower face, jaw, eyes: every component is scaled by
+  ``intensity * (lower + (upper - lower) * u_j)``, where ``u_j`` is the share of component ``j``'s
+  vertex motion above the nose tip, times ``jaw`` for jaw components and ``eyes`` for eye
+  components (by ARKit name for the open model). The jaw joint's rotation scales with intensity,
+  lower face and jaw; the eyes' gaze with eyes only.
+- smoothing: zero-phase Gaussian smoothing (sigma in frames) of expression, jaw, eyes, head and
+  neck rotation, inside runs of frames with a face (never across a gap).
+
+The open model's ARKit weights are clamped to [0, 1] afterwards (what ARKit rigs accept).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.emotion.timeline import smooth
+from core.emotion.types import EMOTIONS
+from core.errors import EditError, TakeError
+from core.fit.params import PER_FRAME, FitParams
+from core.take.atomic import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+EDITS_FILE = "edits.json"
+EDITS_FORMAT = 1
+SLIDER_RANGE = (0.0, 2.0)  # every scale slider: 0 % to 200 %
+MAX_SMOOTHING = 10.0  # frames
+NOSE_TIP = 1  # MediaPipe face-mesh landmark index of the nose tip
+MIN_EMOTION_WEIGHT = 2.0  # sum of a class's probabilities over the clip needed for a direction
+
+
+@dataclass(frozen=True)
+class EditLayer:
+    """One setting of the sliders over frames ``start:stop`` of the take (None: the whole clip).
+    Scales are factors (1.0 = unchanged, 0 to 2); smoothing is a Gaussian sigma in frames;
+    emotions: (emotion name, scale) pairs."""
+
+    intensity: float = 1.0
+    upper_face: float = 1.0
+    lower_face: float = 1.0
+    jaw: float = 1.0
+    eyes: float = 1.0
+    smoothing: float = 0.0
+    emotions: tuple[tuple[str, float], ...] = ()
+    start: int | None = None
+    stop: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("intensity", "upper_face", "lower_face", "jaw", "eyes"):
+            value = getattr(self, name)
+            if not SLIDER_RANGE[0] <= value <= SLIDER_RANGE[1]:
+                raise EditError(f"{name.replace('_', ' ')} {value:g} is outside 0 to {SLIDER_RANGE[1]:g}")
+        if not 0 <= self.smoothing <= MAX_SMOOTHING:
+            raise EditError(f"smoothing {self.smoothing:g} is outside 0 to {MAX_SMOOTHING:g} frames")
+        for name, value in self.emotions:
+            if name not in EMOTIONS or name == "neutral":
+                raise EditError(f"unknown emotion '{name}': use one of {', '.join(EMOTIONS[1:])}")
+            if not SLIDER_RANGE[0] <= value <= SLIDER_RANGE[1]:
+                raise EditError(f"{name} intensity {value:g} is outside 0 to {SLIDER_RANGE[1]:g}")
+        if self.start is not None and self.stop is not None and self.stop <= self.start:
+            raise EditError(f"edit range {self.start}:{self.stop} is empty")
+
+    @property
+    def range(self) -> tuple[int | None, int | None]:
+        return self.start, self.stop
+
+    def emotion_scale(self, name: str) -> float:
+        return dict(self.emotions).get(name, 1.0)
+
+    def with_emotion(self, name: str, scale: float) -> EditLayer:
+        scales = dict(self.emotions) | {name: scale}
+        return dataclasses.replace(self, emotions=tuple(sorted((k, v) for k, v in scales.items() if v != 1.0)))
+
+    @property
+    def is_identity(self) -> bool:
+        return (self.intensity == self.upper_face == self.lower_face == self.jaw == self.eyes == 1.0
+                and self.smoothing == 0 and all(v == 1.0 for _, v in self.emotions))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"emotions": dict(self.emotions)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EditLayer:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        known["emotions"] = tuple(sorted((str(k), float(v)) for k, v in dict(known.get("emotions", {})).items()))
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class Edits:
+    """The ordered stack of edit layers of a take (applied first to last)."""
+
+    layers: tuple[EditLayer, ...] = ()
+
+    @property
+    def is_identity(self) -> bool:
+        return all(layer.is_identity for layer in self.layers)
+
+    def layer_for(self, start: int | None = None, stop: int | None = None) -> EditLayer:
+        """The layer over exactly this range, or an unchanged one."""
+        for layer in self.layers:
+            if layer.range == (start, stop):
+                return layer
+        return EditLayer(start=start, stop=stop)
+
+    def with_layer(self, layer: EditLayer) -> Edits:
+        """Replace the layer over the same range (keeping its place) or add it on top."""
+        layers = list(self.layers)
+        for i, old in enumerate(layers):
+            if old.range == layer.range:
+                layers[i] = layer
+                break
+        else:
+            layers.append(layer)
+        return Edits(tuple(lay for lay in layers if not lay.is_identity))
+
+    def to_dict(self) -> dict:
+        return {"format": EDITS_FORMAT, "layers": [layer.to_dict() for layer in self.layers]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Edits:
+        if data.get("format") != EDITS_FORMAT:
+            raise EditError(f"edits format {data.get('format')} is not {EDITS_FORMAT}")
+        return cls(tuple(EditLayer.from_dict(d) for d in data.get("layers", [])))
+
+
+@dataclass(frozen=True)
+class EditBasis:
+    """What the sliders need to know about the face model's expression space (E components).
+
+    upper_share: E, share of each component's vertex motion above the nose tip (0 to 1).
+    jaw_components, eye_components: E bool. bounds: clamp range of the weights, or None.
+    emotion_origin: E, the take's neutral expression; emotion_directions: {emotion: E unit vector}
+    for the emotions the take shows (none without emotion timelines)."""
+
+    upper_share: np.ndarray
+    jaw_components: np.ndarray
+    eye_components: np.ndarray
+    bounds: tuple[float, float] | None
+    emotion_origin: np.ndarray
+    emotion_directions: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def num_expression(self) -> int:
+        return len(self.upper_share)
+
+
+def model_basis(model) -> EditBasis:
+    """The region and group weights of a FaceModel's expression components (no emotion directions)."""
+    from core.facemodel.open_model import ARKIT_NAMES
+
+    names = list(model.expression_names)
+    with torch.no_grad():
+        neutral = model(model.zero_params(1))
+    y = neutral.rest_vertices[0, :, 1].cpu().numpy()
+    nose_y = float(neutral.landmarks[0, NOSE_TIP, 1])
+    upper = 1.0 / (1.0 + np.exp(-(y - nose_y) / 0.005))  # soft 5 mm edge, in metres
+    motion = (model.expression_basis.cpu().numpy().reshape(len(y), 3, -1) ** 2).sum(axis=1)  # V x E
+    share = (upper[:, None] * motion).sum(0) / np.maximum(motion.sum(0), 1e-20)
+    is_arkit = names == list(ARKIT_NAMES)
+    return EditBasis(
+        upper_share=share.astype(np.float32),
+        jaw_components=np.array([n.startswith("jaw") for n in names]) if is_arkit else np.zeros(len(names), bool),
+        eye_components=np.array([n.startswith("eye") for n in names]) if is_arkit else np.zeros(len(names), bool),
+        bounds=(0.0, 1.0) if is_arkit else None,
+        emotion_origin=np.zeros(len(names), np.float32),
+    )
+
+
+def with_emotion_directions(basis: EditBasis, expression: np.ndarray, probabilities: np.ndarray) -> EditBasis:
+    """Add the emotion directions of a take: expression N x E of its frames, probabilities N x 8
+    (NaN rows are ignored)."""
+    ok = np.isfinite(expression).all(1) & np.isfinite(probabilities).all(1)
+    e, p = expression[ok].astype(np.float64), probabilities[ok].astype(np.float64)
+    if not len(e):
+        return basis
+    neutral = p[:, 0]
+    origin = (neutral @ e) / neutral.sum() if neutral.sum() >= MIN_EMOTION_WEIGHT else e.mean(0)
+    directions = {}
+    for k, name in enumerate(EMOTIONS[1:], start=1):
+        weight = p[:, k]
+        if weight.sum() < MIN_EMOTION_WEIGHT:
+            continue
+        d = (weight @ e) / weight.sum() - origin
+        norm = np.linalg.norm(d)
+        if norm > 1e-6:
+            directions[name] = (d / norm).astype(np.float32)
+    return dataclasses.replace(basis, emotion_origin=origin.astype(np.float32), emotion_directions=directions)
+
+
+def apply_edits(fit: FitParams, edits: Edits, basis: EditBasis) -> FitParams:
+    """A copy of ``fit`` (N rows) with the edit layers applied in order (see the module docstring).
+    Rows are positions in the take (row i = the take's i-th frame); ranges are clipped to N."""
+    if edits.is_identity:
+        return fit
+    arrays = {k: getattr(fit, k).copy() for k in PER_FRAME}
+    n = len(fit)
+    for layer in edits.layers:
+        start = 0 if layer.start is None else max(0, layer.start)
+        stop = n if layer.stop is None else min(n, layer.stop)
+        if stop > start:
+            _apply_layer(arrays, slice(start, stop), layer, basis)
+    return FitParams(identity=fit.identity, **arrays)
+
+
+def _apply_layer(arrays: dict[str, np.ndarray], rows: slice, layer: EditLayer, basis: EditBasis) -> None:
+    e = arrays["expression"][rows].astype(np.float64)
+    for name, scale in layer.emotions:
+        if scale == 1.0:
+            continue
+        direction = basis.emotion_directions.get(name)
+        if direction is None:
+            raise EditError(f"this take shows no {name} to scale (run the emotion analysis, or it is absent)")
+        amount = np.maximum(0.0, (e - basis.emotion_origin) @ direction)
+        e = e + (scale - 1.0) * amount[:, None] * direction[None]
+    factor = layer.intensity * (layer.lower_face + (layer.upper_face - layer.lower_face) * basis.upper_share)
+    factor = np.where(basis.jaw_components, factor * layer.jaw, factor)
+    factor = np.where(basis.eye_components, factor * layer.eyes, factor)
+    e = e * factor
+    if basis.bounds is not None:
+        e = np.clip(e, *basis.bounds)
+    arrays["expression"][rows] = e
+    arrays["jaw"][rows] *= layer.intensity * layer.lower_face * layer.jaw
+    arrays["eyes"][rows] *= layer.eyes
+    if layer.smoothing > 0:
+        faces = arrays["has_face"][rows]
+        for key in ("expression", "jaw", "eyes", "rotation", "neck"):
+            arrays[key][rows] = smooth(arrays[key][rows], faces, layer.smoothing)
+        if basis.bounds is not None:
+            arrays["expression"][rows] = np.clip(arrays["expression"][rows], *basis.bounds)
+
+
+def load_edits(take_root: Path) -> Edits:
+    """The edits stored in a take folder (none when there is no edits file)."""
+    path = Path(take_root) / EDITS_FILE
+    if not path.is_file():
+        return Edits()
+    try:
+        return Edits.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as err:
+        raise TakeError(f"{path} is unreadable: {err}") from err
+
+
+def save_edits(take_root: Path, edits: Edits) -> None:
+    """Store the edits atomically in the take folder."""
+    path = Path(take_root) / EDITS_FILE
+    try:
+        write_json_atomic(path, edits.to_dict())
+    except OSError as err:
+        raise TakeError(f"cannot write {path}: {err.strerror or err}") from err
+
+
+def take_basis(take, model) -> EditBasis:
+    """The edit basis of a take: the model's weights plus the emotion directions of its frames
+    when the emotion analysis has run (primary recogniser's probabilities)."""
+    from core.pipeline import load_fit
+
+    basis = model_basis(model)
+    emotion = take.manifest.emotion
+    fit = load_fit(take)
+    if fit is None or not emotion or emotion.get("status") != "complete":
+        return basis
+    arrays = take.read_arrays("emotion", "timelines") or {}
+    probabilities = arrays.get(f"{emotion['primary']}.probabilities")
+    if probabilities is None or len(probabilities) != len(fit):
+        log.warning("emotion timelines of %s do not match its fit; per-emotion sliders are off", take.root)
+        return basis
+    return with_emotion_directions(basis, fit.expression, probabilities)

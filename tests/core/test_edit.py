@@ -1,0 +1,131 @@
+"""Non-destructive slider edits (core/edit.py) on a real analysed take."""
+
+import numpy as np
+import pytest
+
+from core.edit import EditLayer, Edits, apply_edits, load_edits, model_basis, save_edits, take_basis
+from core.emotion.from_params import predict_from_params
+from core.emotion.stage import load_param_model
+from core.emotion.types import EMOTIONS
+from core.errors import EditError
+from core.facemodel.loading import ModelChoice, load_face_model
+from core.facemodel.open_model import ARKIT_NAMES
+from core.pipeline import load_fit
+from core.take import Take
+
+HAPPY = EMOTIONS.index("happy")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_face_model(ModelChoice())
+
+
+@pytest.fixture(scope="module")
+def edited_take(single_emotion_take, model):
+    take = Take.open(single_emotion_take[1])
+    return take, load_fit(take), take_basis(take, model)
+
+
+def test_region_weights_follow_the_arkit_names(model):
+    basis = model_basis(model)
+    share = dict(zip(ARKIT_NAMES, basis.upper_share))
+    assert share["browInnerUp"] > 0.95 and share["eyeBlinkLeft"] > 0.95
+    assert share["mouthSmileLeft"] < 0.3 and share["jawOpen"] < 0.05
+    assert basis.jaw_components[ARKIT_NAMES.index("jawOpen")] and not basis.jaw_components[ARKIT_NAMES.index("mouthClose")]
+    assert basis.eye_components.sum() == 14 and basis.bounds == (0.0, 1.0)
+
+
+def test_identity_edits_return_the_fit_unchanged(edited_take):
+    _, fit, basis = edited_take
+    assert apply_edits(fit, Edits(), basis) is fit
+    same = apply_edits(fit, Edits((EditLayer(intensity=1.0),)), basis)
+    np.testing.assert_array_equal(same.expression, fit.expression)
+
+
+def test_global_intensity_scales_expression_and_jaw_and_clamps(edited_take):
+    _, fit, basis = edited_take
+    faces = fit.has_face
+    half = apply_edits(fit, Edits((EditLayer(intensity=0.5),)), basis)
+    np.testing.assert_allclose(half.expression[faces], 0.5 * fit.expression[faces], atol=1e-6)
+    np.testing.assert_allclose(half.jaw[faces], 0.5 * fit.jaw[faces], atol=1e-6)
+    np.testing.assert_array_equal(half.rotation, fit.rotation)  # head motion is not expression
+    double = apply_edits(fit, Edits((EditLayer(intensity=2.0),)), basis)
+    assert double.expression[faces].max() <= 1.0
+    assert np.allclose(double.expression[faces], np.clip(2 * fit.expression[faces], 0, 1), atol=1e-6)
+
+
+def test_upper_face_slider_moves_brows_not_the_mouth(edited_take):
+    _, fit, basis = edited_take
+    muted = apply_edits(fit, Edits((EditLayer(upper_face=0.0),)), basis)
+    faces = fit.has_face
+    brow, mouth = ARKIT_NAMES.index("browInnerUp"), ARKIT_NAMES.index("mouthSmileLeft")
+    assert np.abs(muted.expression[faces, brow]).max() < 0.05 * max(np.abs(fit.expression[faces, brow]).max(), 1e-3)
+    np.testing.assert_allclose(muted.expression[faces, mouth], fit.expression[faces, mouth] * (1 - basis.upper_share[mouth]), atol=1e-6)
+
+
+def test_range_layer_changes_only_its_frames(edited_take):
+    _, fit, basis = edited_take
+    edited = apply_edits(fit, Edits((EditLayer(intensity=0.0, start=10, stop=20),)), basis)
+    np.testing.assert_array_equal(edited.expression[:10], fit.expression[:10])
+    np.testing.assert_array_equal(edited.expression[20:], fit.expression[20:])
+    assert np.nanmax(np.abs(edited.expression[10:20])) == 0
+
+
+def test_per_emotion_slider_changes_the_predicted_emotion_of_the_smile(edited_take):
+    take, fit, basis = edited_take
+    assert "happy" in basis.emotion_directions  # the clip ends in a broad smile
+    net = load_param_model(take.read_arrays("emotion", "timelines"), fit.expression.shape[1])
+    rows = np.nonzero(fit.has_face)[0][-10:]  # the smiling end of the clip
+    before = predict_from_params(net, fit.expression[rows]).probabilities[:, HAPPY].mean()
+    layer = EditLayer().with_emotion("happy", 0.0)
+    muted = apply_edits(fit, Edits((layer,)), basis)
+    after = predict_from_params(net, muted.expression[rows]).probabilities[:, HAPPY].mean()
+    assert before > 0.8 and after < before - 0.3
+    smile = ARKIT_NAMES.index("mouthSmileLeft")
+    assert muted.expression[rows, smile].mean() < 0.5 * fit.expression[rows, smile].mean()
+
+
+def test_smoothing_reduces_jitter_and_keeps_gaps(edited_take):
+    _, fit, basis = edited_take
+    smoothed = apply_edits(fit, Edits((EditLayer(smoothing=3.0),)), basis)
+    smoother = apply_edits(fit, Edits((EditLayer(smoothing=8.0),)), basis)
+    faces = fit.has_face
+    jitter = lambda a: np.abs(np.diff(a[faces], 2, axis=0)).mean()  # noqa: E731
+    assert jitter(smoother.expression) < jitter(smoothed.expression) < 0.75 * jitter(fit.expression)
+    np.testing.assert_array_equal(np.isnan(smoothed.expression), np.isnan(fit.expression))
+
+
+def test_bad_values_and_unknown_emotions_are_named_errors(edited_take):
+    _, fit, basis = edited_take
+    with pytest.raises(EditError, match="outside 0 to 2"):
+        EditLayer(intensity=2.5)
+    with pytest.raises(EditError, match="unknown emotion"):
+        EditLayer(emotions=(("joy", 1.2),))
+    with pytest.raises(EditError, match="empty"):
+        EditLayer(start=5, stop=5)
+    no_directions = model_basis(load_face_model(ModelChoice()))
+    with pytest.raises(EditError, match="no contempt"):
+        apply_edits(fit, Edits((EditLayer().with_emotion("contempt", 1.5),)), no_directions)
+
+
+def test_edits_round_trip_through_the_take_folder(tmp_path):
+    edits = Edits().with_layer(EditLayer(intensity=1.3, smoothing=2.0)).with_layer(
+        EditLayer(jaw=0.5, start=3, stop=9).with_emotion("happy", 1.4))
+    assert load_edits(tmp_path) == Edits()
+    save_edits(tmp_path, edits)
+    assert load_edits(tmp_path) == edits
+    assert edits.layer_for(3, 9).jaw == 0.5 and edits.layer_for(0, 1).is_identity
+    # setting a layer back to neutral removes it
+    assert edits.with_layer(EditLayer(start=3, stop=9)).layers == (EditLayer(intensity=1.3, smoothing=2.0),)
+
+
+def test_export_applies_the_stored_edits(single_emotion_take, tmp_path):
+    from core.export.base import prepare_export
+
+    take_dir = single_emotion_take[1]
+    plain = prepare_export(take_dir, "curves_npz", tmp_path / "a.npz", edits=Edits())
+    half = prepare_export(take_dir, "curves_npz", tmp_path / "b.npz", edits=Edits((EditLayer(intensity=0.5),)))
+    faces = plain.fit.has_face
+    np.testing.assert_allclose(half.fit.expression[faces], 0.5 * plain.fit.expression[faces], atol=1e-6)
+    assert half.edit_layers == 1 and plain.edit_layers == 0
