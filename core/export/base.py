@@ -58,6 +58,18 @@ class ExportResult:
     extra: dict = field(default_factory=dict)
 
 
+def remove_exported(result: ExportResult, out: Path) -> None:
+    """Delete what an export to ``out`` wrote, e.g. after a cancel. A folder export (written whole
+    by :class:`AtomicFolder`) is removed with the folder."""
+    for path in result.paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if Path(out).is_dir():
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def parse_range(text: str) -> tuple[int | None, int | None]:
     """'A:B', 'A:' or ':B' to (start, stop)."""
     try:

@@ -8,10 +8,11 @@ from core.errors import ExportError
 
 
 def add_export_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("export", help="export a take's fit (curves, OBJ sequence, Live Link Face CSV)")
+    p = subparsers.add_parser("export", help="export a take's fit (curves, OBJ sequence, Live Link Face CSV, "
+                                          "FBX, glTF, USD, Alembic)")
     p.add_argument("take", nargs="?", help="take folder")
     p.add_argument("--format", required=True, help="export format, or 'list' to list them")
-    p.add_argument("--out", help="output file (folder for obj_seq)")
+    p.add_argument("--out", help="output file (folder for obj_seq; .glb for gltf, .usda/.usdc/.usd for usd)")
     p.add_argument("--range", dest="range", default=None, help="frames START:STOP (STOP exclusive; default all)")
     p.set_defaults(func=run_export)
     return p

@@ -1,0 +1,193 @@
+"""Build the face scene in Blender (bpy as a module) and write it with Blender's own FBX exporter.
+
+Run only as a subprocess by core.export.fbx, so that bpy never loads in the app or CLI process:
+
+    python -P core/export/blender_fbx_worker.py SCENE.npz OUT.fbx
+
+(-P keeps the script's folder off sys.path, where the exporters' module names would shadow others.)
+
+It imports nothing from EmoCap (only NumPy and bpy), so starting it does not import torch; bpy is
+imported inside the functions, so importing this module (core's import checks do) loads nothing.
+SCENE.npz holds a core.export.rig FaceRig + RigAnimation (see core.export.fbx.scene_arrays).
+
+The Blender scene: an armature object "EmoCapRig" (bones root, neck, jaw, eye_left, eye_right at
+the rest joints, each pointing along model +y with roll 0, so every bone's rest frame is the model
+frame and a pose bone's rotation is the model's joint rotation unchanged; the root bone's location
+is the head translation) rotated +90 degrees about x, which turns model space (y up) into
+Blender's z up; a mesh object "EmoCapFace" parented to it with the neutral mesh (model space
+coordinates), one shape key per expression (relative to "Basis"), one vertex group per joint with
+the skinning weights and an Armature modifier (linear blend skinning, after the shape keys, as in
+the model). Keys sit on Blender frames equal to the video frame numbers; the scene's frame rate is
+the clip's (fractional rates as fps / fps_base, e.g. 24000 / 1001).
+
+The FBX is written with axis_up Y, axis_forward -Z: the exporter's y-up conversion undoes the
+armature's +90 degrees, so in the FBX file the mesh, bones and keys are in model space exactly
+(metres: UnitScaleFactor 100, i.e. 1 unit = 1 m), no transform baked into the vertices. Every
+frame of the range is keyed (bake with simplification off); shape-key curves hold weights x 100
+(FBX's DeformPercent), as every FBX does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import bpy
+
+log = logging.getLogger("emocap.blender_fbx_worker")
+LINEAR = 1  # enum value of 'LINEAR' in Keyframe.interpolation (CONSTANT 0, LINEAR 1, BEZIER 2)
+BONE_LENGTH_M = 0.03
+
+
+def frame_rate(fps: float) -> tuple[int, float]:
+    """(fps, fps_base) with fps / fps_base == the clip's rate: 24000 / 1001 for 23.976..."""
+    exact = Fraction(fps).limit_denominator(1001)
+    if abs(float(exact) - fps) <= 1e-9 * fps and exact.numerator <= 32767:
+        return exact.numerator, float(exact.denominator)
+    whole = max(1, round(fps))
+    return whole, whole / fps
+
+
+def keyed_curve(action, owner, data_path: str, index: int, frames: np.ndarray, values: np.ndarray) -> None:
+    """One F-Curve with a linear key per frame."""
+    curve = action.fcurve_ensure_for_datablock(owner, data_path, index=index)
+    points = curve.keyframe_points
+    points.add(len(frames))
+    co = np.empty(2 * len(frames), np.float32)
+    co[0::2] = frames
+    co[1::2] = values
+    points.foreach_set("co", co)
+    points.foreach_set("interpolation", np.full(len(frames), LINEAR, np.int32))
+    curve.update()
+
+
+def new_action(owner, name: str):
+    import bpy
+
+    owner.animation_data_create()
+    action = bpy.data.actions.new(name)
+    owner.animation_data.action = action
+    return action
+
+
+def build_mesh(d) -> bpy.types.Object:
+    import bpy
+
+    neutral, faces = d["neutral"].astype(np.float32), d["faces"].astype(np.int32)
+    mesh = bpy.data.meshes.new("EmoCapFace")
+    mesh.vertices.add(len(neutral))
+    mesh.vertices.foreach_set("co", neutral.ravel())
+    mesh.loops.add(faces.size)
+    mesh.loops.foreach_set("vertex_index", faces.ravel())
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.update()
+    face = bpy.data.objects.new("EmoCapFace", mesh)
+    bpy.context.scene.collection.objects.link(face)
+    face.shape_key_add(name="Basis", from_mix=False)
+    low, high = (float(x) for x in d["slider_range"])
+    for name, delta in zip(d["expression_names"].tolist(), d["expression_deltas"]):
+        block = face.shape_key_add(name=name, from_mix=False)
+        block.slider_min, block.slider_max = low, high
+        block.points.foreach_set("co", (neutral + delta).astype(np.float32).ravel())
+    mesh.shape_keys.use_relative = True
+    return face
+
+
+def build_armature(d) -> bpy.types.Object:
+    import bpy
+
+    arm = bpy.data.armatures.new("EmoCapSkeleton")
+    rig = bpy.data.objects.new("EmoCapRig", arm)
+    bpy.context.scene.collection.objects.link(rig)
+    bpy.context.view_layer.objects.active = rig
+    rig.select_set(True)
+    bpy.ops.object.mode_set(mode="EDIT")
+    bones = []
+    for name, parent, head in zip(d["joint_names"].tolist(), d["joint_parents"].tolist(), d["rest_joints"]):
+        bone = arm.edit_bones.new(name)
+        bone.head = head.tolist()
+        bone.tail = (head + np.array([0.0, BONE_LENGTH_M, 0.0])).tolist()
+        bone.roll = 0.0
+        if parent >= 0:
+            bone.parent = bones[parent]
+            bone.use_connect = False
+        bones.append(bone)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    rig.rotation_mode = "XYZ"
+    rig.rotation_euler = (math.pi / 2, 0.0, 0.0)  # model y up -> Blender z up
+    for pose_bone in rig.pose.bones:
+        pose_bone.rotation_mode = "QUATERNION"
+    return rig
+
+
+def skin(face, rig, d) -> None:
+    weights = d["skinning_weights"]
+    for j, name in enumerate(d["joint_names"].tolist()):
+        group = face.vertex_groups.new(name=name)
+        column = weights[:, j]
+        for w in np.unique(column[column > 0]).tolist():
+            group.add(np.nonzero(column == w)[0].tolist(), w, "REPLACE")
+    face.parent = rig
+    modifier = face.modifiers.new("Armature", "ARMATURE")
+    modifier.object = rig
+    modifier.use_vertex_groups = True
+    modifier.use_bone_envelopes = False
+    modifier.use_deform_preserve_volume = False
+
+
+def animate(face, rig, d) -> None:
+    frames = d["frame_index"].astype(np.float64)
+    key = face.data.shape_keys
+    action = new_action(key, "EmoCapExpressions")
+    for e, name in enumerate(d["expression_names"].tolist()):
+        keyed_curve(action, key, f'key_blocks["{name}"].value', 0, frames, d["weights"][:, e])
+    action = new_action(rig, "EmoCapHead")
+    quats, translation = d["quaternions"], d["translation"]
+    for j, name in enumerate(d["joint_names"].tolist()):
+        for i in range(4):
+            keyed_curve(action, rig, f'pose.bones["{name}"].rotation_quaternion', i, frames, quats[:, j, i])
+    for i in range(3):
+        keyed_curve(action, rig, f'pose.bones["{d["joint_names"][0]}"].location', i, frames, translation[:, i])
+
+
+def main(scene_npz: str, out_fbx: str) -> int:
+    import bpy
+
+    with np.load(scene_npz) as z:
+        d = {k: z[k] for k in z.files}
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.unit_settings.system = "METRIC"
+    scene.unit_settings.scale_length = 1.0
+    scene.render.fps, scene.render.fps_base = frame_rate(float(d["fps"]))
+    scene.frame_start, scene.frame_end = int(d["frame_index"][0]), int(d["frame_index"][-1])
+    face = build_mesh(d)
+    rig = build_armature(d)
+    skin(face, rig, d)
+    animate(face, rig, d)
+    scene.frame_set(scene.frame_start)
+    result = bpy.ops.export_scene.fbx(
+        filepath=out_fbx, check_existing=False, use_selection=False, object_types={"ARMATURE", "MESH"},
+        use_mesh_modifiers=False, mesh_smooth_type="OFF", add_leaf_bones=False, primary_bone_axis="Y",
+        secondary_bone_axis="X", armature_nodetype="NULL", use_armature_deform_only=False,
+        bake_anim=True, bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False,
+        bake_anim_use_all_actions=False, bake_anim_force_startend_keying=True, bake_anim_step=1.0,
+        bake_anim_simplify_factor=0.0, axis_forward="-Z", axis_up="Y", apply_unit_scale=True,
+        apply_scale_options="FBX_SCALE_UNITS", global_scale=1.0, bake_space_transform=False, path_mode="AUTO",
+    )
+    if "FINISHED" not in result:
+        log.error("Blender's FBX exporter returned %s", result)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+    sys.exit(main(sys.argv[1], sys.argv[2]))
