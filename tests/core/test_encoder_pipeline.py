@@ -1,0 +1,65 @@
+"""--method encoder in the pipeline and the CLI, with an (untrained) encoder checkpoint."""
+
+import numpy as np
+import pytest
+import torch
+
+from core.encoder import EncoderConfig, FaceEncoder, save_encoder
+from core.errors import EncoderError
+from core.facemodel.loading import ModelChoice, load_face_model
+from core.pipeline import Pipeline, PipelineConfig, load_fit
+from core.results import FitProgress
+from core.take import Take
+from tests.conftest import fixture_path, run_cli
+from tests.synthetic_flame import write_synthetic_flame
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    """An open-model encoder whose outputs are a plausible mean face (its statistics), not trained."""
+    model = load_face_model(ModelChoice())
+    config = EncoderConfig.for_model(model, width=0.5, input_size=64, zero_groups=("neck", "jaw", "eyes"))
+    torch.manual_seed(0)
+    encoder = FaceEncoder(config)
+    mean = np.zeros(config.num_params, np.float32)
+    mean[config.group_slices()["expression"]] = 0.1
+    mean[config.group_slices()["camera"]] = (np.log(1 / 0.2), 0.5, 0.45, 0.0)
+    encoder.set_statistics(mean, np.full(config.num_params, 0.01, np.float32))
+    return save_encoder(tmp_path_factory.mktemp("enc") / "encoder.pt", encoder.eval())
+
+
+def test_encoder_method_stores_parameters_like_the_fitter(tmp_path, untrained):
+    config = PipelineConfig(device="cpu", method="encoder", encoder=str(untrained))
+    results = []
+    summary = Pipeline(config).run(fixture_path("single_face.mp4"), tmp_path / "t", on_frame=results.append)
+    assert summary.model == "open" and summary.frames_with_face == 72
+    windows = [r for r in results if isinstance(r, FitProgress)]
+    assert windows and windows[-1].position == 72
+    take = Take.open(tmp_path / "t")
+    fit = load_fit(take)
+    assert len(fit) == 72 and fit.has_face.all()
+    assert np.allclose(fit.expression, 0.1, atol=0.05) and (fit.jaw == 0).all()
+    assert np.isfinite(fit.camera).all() and np.isfinite(fit.residual).all()
+    assert take.manifest.fit["settings"]["method"] == "encoder"
+    # an unchanged rerun keeps the stored result; the fitter replaces it
+    again = []
+    Pipeline(config).run(fixture_path("single_face.mp4"), tmp_path / "t", on_frame=again.append)
+    assert not any(isinstance(r, FitProgress) for r in again)
+    Pipeline(PipelineConfig(device="cpu")).run(fixture_path("single_face.mp4"), tmp_path / "t")
+    assert "method" not in Take.open(tmp_path / "t").manifest.fit["settings"]
+
+
+def test_no_encoder_is_a_one_line_error_that_says_what_to_do(tmp_path):
+    result = run_cli("analyze", str(fixture_path("single_face.jpg")), "--out", str(tmp_path / "t"), "--method", "encoder")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("emocap:")]
+    assert len(lines) == 1 and "emocap train-actor" in lines[0]
+
+
+def test_an_encoder_for_another_model_is_refused(tmp_path, untrained):
+    flame = tmp_path / "generic_model.pkl"
+    write_synthetic_flame(flame, num_shape=20, num_expression=10)
+    config = PipelineConfig(device="cpu", method="encoder", encoder=str(untrained),
+                            model=ModelChoice("flame", str(flame), 20, 10))
+    with pytest.raises(EncoderError, match="predicts open parameters"):
+        Pipeline(config).run(fixture_path("single_face.jpg"), tmp_path / "t")
