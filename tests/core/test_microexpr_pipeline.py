@@ -1,0 +1,135 @@
+"""The refiner in the pipeline and the CLI, on a short high-frame-rate clip with a known lip-corner raise."""
+
+import json
+import shutil
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from core.errors import CancelledError
+from core.facemodel.loading import ModelChoice, load_face_model
+from core.fit.camera import project
+from core.microexpr.config import RefineConfig
+from core.microexpr.results import load_refinement, reconstruct
+from core.microexpr.stage import REFINE_STEP
+from core.observe import FaceObserver
+from core.pipeline import Pipeline, PipelineConfig, load_fit
+from core.results import StageProgress
+from core.take import Take
+from core.video import open_source
+from tests.conftest import fixture_path, run_cli
+from tests.microexpr_clips import Bump, MicroExpression, displacement_field, resample, warp_forward, write_video
+
+FPS = 120
+EVENT = MicroExpression("lip corner raised", (Bump(291, (0.8, -3.0), 0.1),), 0.25, 0.15)
+CORNER = 291  # the performer's left lip corner (MediaPipe index = open-model vertex)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """0.6 s at 120 fps of a still face whose left lip corner rises 3 px for 150 ms."""
+    with open_source(fixture_path("single_face.mp4")) as source:
+        frame = source.read(10)
+    with FaceObserver() as observer:
+        landmarks = observer.observe(0, 0.0, frame).landmarks
+    frames, _ = resample([frame], 30.0, FPS, 0.6)
+    out = []
+    for i, image in enumerate(frames):
+        amplitude = float(EVENT.amplitude(i / FPS))
+        out.append(warp_forward(image, displacement_field(image.shape[:2], landmarks, EVENT, amplitude)) if amplitude else image)
+    return write_video(tmp_path_factory.mktemp("micro") / "lip.mp4", out, FPS)
+
+
+@pytest.fixture(scope="module")
+def fitted(clip, tmp_path_factory):
+    """The clip observed and fitted once; tests copy the take."""
+    take_dir = tmp_path_factory.mktemp("fitted") / "take"
+    Pipeline(PipelineConfig(device="cpu")).run(clip, take_dir)
+    return take_dir
+
+
+def copy_take(fitted, tmp_path, name="take"):
+    target = tmp_path / name
+    shutil.copytree(fitted, target)
+    return target
+
+
+def test_cli_refine_recovers_the_lip_corner_and_reports_the_motion_energy(clip, fitted, tmp_path):
+    take_dir = copy_take(fitted, tmp_path)
+    result = run_cli("analyze", str(clip), "--out", str(take_dir), "--refine", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    micro = summary["micro_energy"]
+    onset, offset = int(EVENT.onset_s * FPS), int((EVENT.onset_s + EVENT.duration_s) * FPS)
+    assert onset <= micro["peak_frame"] <= offset
+    assert micro["onsets"][0] <= onset + 2  # a neutral frame before the movement
+    assert micro["peak_px"] > 1.0
+
+    take = Take.open(take_dir)
+    fit, refinement = load_fit(take), load_refinement(take)
+    assert refinement.refined.all() and refinement.expression.shape == fit.expression.shape
+    assert refinement.vertex_offsets(0).shape == (478, 3)
+    assert np.isfinite(refinement.motion_energy).all()
+    quiet = refinement.motion_energy[: onset - 2]
+    assert refinement.motion_energy[micro["peak_frame"]] > 3 * max(quiet.max(), 0.05)
+
+    # the refined mesh raises the lip corner in the image; the plain fit hardly does
+    model = load_face_model(ModelChoice())
+    apex = int((EVENT.onset_s + EVENT.duration_s / 2) * FPS)
+    rows = np.array([micro["onsets"][0], apex])
+
+    def corner_rise(params, ref) -> float:
+        vertices = reconstruct(model, params, ref, rows)
+        camera = torch.as_tensor((params if ref is None else ref).camera[rows])
+        image = project(torch.as_tensor(vertices), camera).numpy()
+        return float(image[0, CORNER, 1] - image[1, CORNER, 1])  # y grows downward
+
+    refined, plain = corner_rise(fit, refinement), corner_rise(fit, None)
+    assert refined > 1.0 and refined > 2 * plain, (refined, plain)
+
+    # a second run keeps the complete refinement
+    stored = (take_dir / "microexpr" / "refined.npz").stat().st_mtime_ns
+    again = run_cli("analyze", str(clip), "--out", str(take_dir), "--refine", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["micro_energy"] == micro
+    assert (take_dir / "microexpr" / "refined.npz").stat().st_mtime_ns == stored
+    assert json.loads(run_cli("info", str(take_dir), "--json").stdout)["micro_energy"] == micro
+
+
+def test_an_interrupted_refinement_resumes_window_by_window_with_the_same_result(clip, fitted, tmp_path):
+    torch.set_num_threads(1)
+    config = PipelineConfig(device="cpu", refine=RefineConfig(window_s=0.25, overlap_s=0.05, iterations=15))
+    whole = copy_take(fitted, tmp_path, "whole")
+    Pipeline(config).run(clip, whole)
+    reference = load_refinement(Take.open(whole))
+    assert len(reference.windows) >= 2
+
+    cut = copy_take(fitted, tmp_path, "cut")
+    cancel = threading.Event()
+
+    def stop_after_first_window(result) -> None:
+        if isinstance(result, StageProgress) and result.step == REFINE_STEP and result.done == 15:
+            cancel.set()
+
+    with pytest.raises(CancelledError):
+        Pipeline(config).run(clip, cut, on_frame=stop_after_first_window, cancel=cancel)
+    assert Take.open(cut).manifest.microexpr["status"] == "running"
+    assert len(list((cut / "microexpr").glob("window_*.npz"))) == 1
+    Pipeline(config).run(clip, cut)
+    resumed = load_refinement(Take.open(cut))
+    for name in ("expression", "rotation", "camera", "motion_energy", "windows"):
+        assert np.array_equal(getattr(resumed, name), getattr(reference, name)), name
+    assert np.allclose(resumed.vertex_offsets(np.arange(len(resumed))), reference.vertex_offsets(np.arange(len(reference))),
+                       atol=1e-7)
+    assert not list((cut / "microexpr").glob("window_*.npz"))  # assembled and tidied up
+
+
+def test_changed_refine_settings_redo_the_refinement(clip, fitted, tmp_path):
+    take_dir = copy_take(fitted, tmp_path)
+    Pipeline(PipelineConfig(device="cpu", refine=RefineConfig(iterations=5))).run(clip, take_dir)
+    first = Take.open(take_dir).manifest.microexpr
+    Pipeline(PipelineConfig(device="cpu", refine=RefineConfig(iterations=6))).run(clip, take_dir)
+    second = Take.open(take_dir).manifest.microexpr
+    assert first["settings"]["iterations"] == 5 and second["settings"]["iterations"] == 6
+    assert second["status"] == "complete"
