@@ -1,9 +1,12 @@
 """The ``emocap`` command line.
 
-    emocap analyze INPUT --out TAKE [--json] [--device auto|cpu|cuda] [--overwrite]
+    emocap analyze INPUT --out TAKE [--json] [--device auto|cpu|cuda] [--overwrite] [--refine [--onset N]]
     emocap info TAKE [--json]
     emocap models install | list [--json]
     emocap export TAKE --format FORMAT --out PATH [--range A:B]   (--format list: the formats)
+    emocap analyze INPUT --out TAKE --method encoder [--encoder CKPT]   (a trained encoder, not the fitter)
+    emocap train CONFIG [--restart]       train a face encoder from a YAML config (training/configs/)
+    emocap train-actor TAKE [--epochs N] [--backbone mobilenetv2|resnet50]   (encoder in TAKE/encoder/)
     emocap gui [INPUT]          (also: emocap with no argument)
 
 Exit codes: 0 success, 2 a user error (one line on stderr, no traceback), 3 no face found,
@@ -45,6 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also measure emotion timelines and the reconstruction's emotion consistency")
     analyze.add_argument("--recognisers", default="fer,emonet",
                          help="emotion recognisers to run (see 'emocap models list'): fer, emonet or both")
+    analyze.add_argument("--method", choices=("fit", "encoder"), default="fit",
+                         help="fit: the analysis-by-synthesis fitter (default); encoder: a trained encoder")
+    analyze.add_argument("--encoder", help="with --method encoder: the encoder checkpoint "
+                                           "(default: the take's own TAKE/encoder/encoder.pt from 'emocap train-actor')")
+    analyze.add_argument("--refine", action="store_true",
+                         help="refine the fit for micro-expressions with optical flow (best on high-frame-rate video)")
+    analyze.add_argument("--onset", type=int, default=None,
+                         help="with --refine: frame index of the neutral onset (default: found automatically)")
+    analyze.add_argument("--progress-jsonl", action="store_true",
+                         help="for programs (the desktop app): progress as JSON lines on stdout, cancel with "
+                              "a line 'cancel' on stdin (core/progress_stream.py)")
 
     info = sub.add_parser("info", help="print the summary of a take")
     info.add_argument("take", type=Path)
@@ -55,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_models_parser(sub)
     add_export_parser(sub)
+    try:  # training/ sits beside core/; its parser glue is argparse only (the trainer loads when run)
+        from training.cli import add_training_parsers
+    except ModuleNotFoundError as err:
+        if err.name != "training":
+            raise
+    else:
+        add_training_parsers(sub)
 
     gui = sub.add_parser("gui", help="open the desktop app")
     gui.add_argument("input", type=Path, nargs="?")
@@ -81,6 +102,10 @@ def print_summary(summary: ClipSummary, as_json: bool) -> None:
         consistency = ", ".join(f"{k} {v:.2f}" for k, v in summary.mean_consistency.items() if v is not None)
         lines.append(f"emotion   mostly {summary.dominant_emotion} ({summary.emotion_recogniser}); "
                      f"{len(summary.emotion_segments)} segments; consistency with the reconstruction: {consistency}")
+    if summary.micro_energy:
+        micro = summary.micro_energy
+        lines.append(f"micro     refined; motion energy peak {micro['peak_px']:.2f} px at frame {micro['peak_frame']}, "
+                     f"onsets {', '.join(str(o) for o in micro['onsets'])}")
     lines += [f"warning   {w}" for w in summary.warnings]
     sys.stdout.write("\n".join(lines) + "\n")
 
@@ -91,11 +116,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from core.facemodel.loading import ModelChoice
     from core.pipeline import Pipeline, PipelineConfig
     from core.emotion.stage import EmotionConfig
+    from core.microexpr.config import RefineConfig
     from core.results import FitProgress, StageProgress
 
     model = ModelChoice(args.model, args.flame, args.shape_components, args.expression_components)
     emotion = EmotionConfig(recognisers=tuple(n.strip() for n in args.recognisers.split(",") if n.strip())) if args.emotion else None
-    pipeline = Pipeline(PipelineConfig(device=args.device, image_fps=args.image_fps, model=model, emotion=emotion))
+    refine = RefineConfig(onset=args.onset) if args.refine else None
+    pipeline = Pipeline(PipelineConfig(device=args.device, image_fps=args.image_fps, model=model, emotion=emotion,
+                                       refine=refine, method=args.method, encoder=args.encoder))
+    if args.progress_jsonl:
+        return _analyze_for_programs(pipeline, args)
     bar = tqdm(total=None, unit="frame", desc="observing", file=sys.stderr, mininterval=0.5, leave=False)
 
     def on_frame(result) -> None:
@@ -117,6 +147,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyze_for_programs(pipeline, args: argparse.Namespace) -> int:
+    import threading
+
+    from core.progress_stream import cancel_on_stdin, event_of, summary_event, write_event
+
+    cancel = threading.Event()
+    cancel_on_stdin(cancel)
+    summary = pipeline.run(args.input, args.out, on_frame=lambda r: write_event(event_of(r)), cancel=cancel,
+                           overwrite=args.overwrite)
+    write_event(summary_event(summary))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from core.pipeline import summarize
     from core.take import Take
@@ -126,7 +169,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    raise EmoCapError("the desktop app is not part of this build yet; use 'emocap analyze INPUT --out TAKE'")
+    # The app is a layer above core; it is imported only when asked for, so core stays Qt-free.
+    import importlib
+
+    try:
+        app_main = importlib.import_module("app.main")
+    except ImportError as err:
+        raise EmoCapError(f"the desktop app cannot start: {err}") from err
+    return app_main.run(getattr(args, "input", None))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.export.cli_export import run_export
 
     commands = {"analyze": cmd_analyze, "info": cmd_info, "models": run_models, "export": run_export}
-    command = commands.get(args.command, cmd_gui)
+    command = commands.get(args.command, getattr(args, "func", cmd_gui))
     try:
         return command(args)
     except EmoCapError as err:

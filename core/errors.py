@@ -64,3 +64,11 @@ class ExportError(EmoCapError):
 
 class EditError(EmoCapError):
     """An edit of a take's curves cannot be applied (an unknown emotion, a bad range or value)."""
+
+
+class EncoderError(EmoCapError):
+    """A face encoder checkpoint is missing, unreadable or does not fit the chosen face model."""
+
+
+class RefinerError(EmoCapError):
+    """The micro-expression refiner cannot run as asked (unusable weights, no fit to refine)."""

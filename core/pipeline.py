@@ -23,11 +23,12 @@ import numpy as np
 
 from core import __version__
 from core.device import select_device
-from core.errors import CancelledError, TakeError, VideoDecodeError
+from core.errors import CancelledError, EmoCapError, RefinerError, TakeError, VideoDecodeError
 from core.emotion.stage import EmotionConfig
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.fit.fitter import FitConfig, Fitter, slice_observations
 from core.fit.params import FitParams
+from core.microexpr.config import RefineConfig
 from core.observe import FaceObserver, FrameObservation, TrackState
 from core.prefetch import prefetch
 from core.results import ClipSummary, FitProgress, FrameResult, StageProgress
@@ -45,7 +46,10 @@ class PipelineConfig:
     crop_images: whether streamed observations carry the crop image (the take stores only the
     transform; recognisers that sample frames warp their own crops). image_fps: frame rate given to image folders. device: auto | cpu | cuda | cuda:N.
     model: which face model to fit (None: observe only). fit: fitting weights and schedule.
-    emotion: the emotion stage's settings (None: no emotion analysis)."""
+    emotion: the emotion stage's settings (None: no emotion analysis). method: "fit" (the fitter)
+    or "encoder" (a trained encoder, core/encoder/stage.py); encoder: its checkpoint path (None:
+    the take's own actor encoder, TAKE/encoder/encoder.pt). refine: the micro-expression refiner's
+    settings (core/microexpr/; None: no refinement)."""
 
     device: str = "auto"
     chunk_size: int = 128
@@ -55,6 +59,9 @@ class PipelineConfig:
     model: ModelChoice | None = ModelChoice()
     fit: FitConfig = FitConfig()
     emotion: EmotionConfig | None = None
+    method: str = "fit"
+    encoder: str | None = None
+    refine: RefineConfig | None = None
 
     def result_settings(self) -> dict:
         """The settings that change results; a take is only resumed with the same ones."""
@@ -126,6 +133,7 @@ def summarize(take: Take) -> ClipSummary:
         warnings=list(m.warnings),
         **_fit_summary(take),
         **((m.emotion or {}).get("summary") or {}),
+        **((m.microexpr or {}).get("summary") or {}),
     )
 
 
@@ -134,6 +142,8 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig | None = None) -> None:
         self.config = config or PipelineConfig()
+        if self.config.method not in ("fit", "encoder"):
+            raise EmoCapError(f"unknown method '{self.config.method}': use fit or encoder")
         self.device = select_device(self.config.device)
 
     def run(
@@ -176,7 +186,12 @@ class Pipeline:
             if take.manifest.status != "complete":
                 yield from self._observe(source, take, state, position, cancel)
             if self.config.model is not None and take.manifest.frames_with_face:
-                yield from self._fit(take, cancel)
+                if self.config.method == "encoder":
+                    yield from self._encode(take, source, cancel)
+                else:
+                    yield from self._fit(take, cancel)
+            if self.config.refine is not None and self.config.model is not None and take.manifest.frames_with_face:
+                yield from self._refine(take, source, cancel)
             if self.config.emotion is not None and take.manifest.frames_with_face:
                 yield from self._emotion(take, source, cancel)
             return summarize(take)
@@ -287,6 +302,61 @@ class Pipeline:
                 from_take = False
             yield FitProgress(previous, min(start + self.config.fit.window, total), total, from_take)
         manifest.fit["status"] = "complete"
+        take.save_manifest()
+
+    def _encode(self, take: Take, source: FrameSource, cancel: threading.Event | None) -> Generator[FitProgress | StageProgress, None, None]:
+        """Per-frame parameters from a trained encoder instead of the fitter, stored as the fit is."""
+        from core.encoder.runtime import EncoderRuntime
+        from core.encoder.stage import check_compatible, encode_take, file_digest, find_encoder
+
+        path = find_encoder(take.root, self.config.encoder)
+        settings = self.config.model.settings() | {"method": "encoder", "encoder": str(path.resolve()),
+                                                   "encoder_sha1": file_digest(path)}
+        manifest = take.manifest
+        if manifest.fit is not None and manifest.fit.get("settings") == settings and manifest.fit.get("status") == "complete":
+            return
+        runtime = EncoderRuntime.from_checkpoint(path, device=self.device)
+        model = load_face_model(self.config.model)
+        check_compatible(runtime.encoder.config, model, path)
+        manifest.fit = {"settings": settings, "status": "running", "model": model.name, "num_shape": model.num_shape,
+                        "expression_names": list(model.expression_names)}
+        take.save_manifest()
+        yield from encode_take(take, source, model, runtime, window=self.config.fit.window, cancel=cancel)
+        manifest.fit["status"] = "complete"
+        take.save_manifest()
+
+    def _refine(self, take: Take, source: FrameSource, cancel: threading.Event | None) -> Generator[StageProgress, None, None]:
+        """Micro-expression refinement of the fit (core/microexpr/stage.py), stored as
+        TAKE/microexpr/refined.npz; resumes window by window, and a complete result with the same
+        settings is kept."""
+        from core.microexpr.results import (
+            refinement_summary, reset_refinement, store_refinement, store_window, stored_windows,
+        )
+        from core.microexpr.stage import WindowResult, refine_clip
+
+        fit_entry = take.manifest.fit or {}
+        settings = json_ready(self.config.refine.settings() | {"fit": fit_entry.get("settings")})
+        entry = take.manifest.microexpr
+        if entry and entry.get("settings") == settings and entry.get("status") == "complete":
+            return
+        if not entry or entry.get("settings") != settings:
+            reset_refinement(take)
+        take.manifest.microexpr = {"settings": settings, "status": "running"}
+        take.save_manifest()
+        fit = load_fit(take)
+        if fit is None or fit_entry.get("status") != "complete":
+            raise RefinerError(f"{take.root} has no complete fit to refine; run the analysis without --refine first")
+        model = load_face_model(self.config.model)
+        finished = {start: WindowResult.from_npz_dict(a) for start, a in stored_windows(take).items()}
+        refinement = yield from refine_clip(
+            source, take.load_observations(), fit, model, self.config.refine, cancel, finished,
+            on_window=lambda w: store_window(take, w.start, w.to_npz_dict()),
+        )
+        store_refinement(take, refinement)
+        take.manifest.microexpr = {
+            "settings": settings, "status": "complete", "windows": refinement.windows.tolist(),
+            "offset_components": int(len(refinement.offset_basis)), "summary": refinement_summary(refinement),
+        }
         take.save_manifest()
 
     def _emotion(self, take: Take, source: FrameSource, cancel: threading.Event | None) -> Generator[StageProgress, None, None]:

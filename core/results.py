@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-from core.fit.params import FitParams
-from core.observe.types import FrameObservation
+if TYPE_CHECKING:  # only annotations: importing results must not load torch or MediaPipe
+    from core.fit.params import FitParams
+    from core.observe.types import FrameObservation
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class ClipSummary:
     dominant_emotion: the emotion with the highest mean probability over the take (primary
     recogniser: EmoNet when it ran); emotion_segments: [{start, stop, emotion}] frame runs of one
     dominant emotion; mean_consistency: {recogniser: mean image/reconstruction consistency}.
+    micro_energy (after ``--refine``): {peak_px, peak_frame, mean_px, onsets}, the micro-expression
+    motion energy (pixels, core/microexpr/results.py) and the onset frame of each refined window.
     """
 
     source: str
@@ -85,6 +89,7 @@ class ClipSummary:
     emotion_segments: list[dict] | None = None
     mean_consistency: dict[str, float | None] | None = None
     emotion_recogniser: str | None = None
+    micro_energy: dict | None = None
 
     @property
     def no_face(self) -> bool:
@@ -92,3 +97,8 @@ class ClipSummary:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ClipSummary:
+        """The summary that :meth:`to_dict` wrote (unknown keys are ignored)."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

@@ -1,21 +1,33 @@
 """Export a take's fit for animators: curves (NPZ/JSON/CSV), OBJ sequences, Live Link Face CSV,
 and the rigged, animated face as FBX (Blender, in a subprocess), glTF (.glb), USD and Alembic.
 
-``export(take_dir, fmt, out, frame_range=None)`` runs one format; ``formats()`` lists them."""
+``export(take_dir, fmt, out, frame_range=None)`` runs one format; ``formats()`` lists them.
+The format modules (and torch with them) load on first use, so importing this package, or the
+command line's parser, stays fast."""
 
 from __future__ import annotations
 
-from core.export import abc_cache, arkit_csv, curves, fbx, gltf, obj_seq, usd  # noqa: F401  (register the formats)
-from core.export.base import ExportRequest, ExportResult, prepare_export
-from core.export.curves import import_curves
+import importlib
+
 from core.export.registry import formats, get_exporter, register
 
+_LAZY = {"ExportRequest": "core.export.base", "ExportResult": "core.export.base", "prepare_export": "core.export.base",
+         "import_curves": "core.export.curves"}
 
-def export(take_dir, fmt: str, out, frame_range=None, edits=None) -> ExportResult:
+
+def export(take_dir, fmt: str, out, frame_range=None, edits=None):
     """Export rows ``frame_range`` of a take as ``fmt`` to ``out``, with ``edits`` (core.edit.Edits;
-    None: the take's stored edits) applied."""
+    None: the take's stored edits) applied; returns the ExportResult."""
+    from core.export.base import prepare_export
+
     exporter = get_exporter(fmt)
     return exporter(prepare_export(take_dir, fmt, out, frame_range, edits=edits))
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'core.export' has no attribute '{name}'")
 
 
 __all__ = ["ExportRequest", "ExportResult", "export", "formats", "get_exporter", "import_curves",

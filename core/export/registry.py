@@ -1,12 +1,17 @@
-"""Export formats by name: ``@register("name")`` on a function ``(ExportRequest) -> ExportResult``."""
+"""Export formats by name: ``@register("name")`` on a function ``(ExportRequest) -> ExportResult``.
+The built-in format modules are imported on the first lookup (they bring torch)."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
 from core.errors import ExportError
 
+FORMAT_MODULES = ("abc_cache", "arkit_csv", "curves", "fbx", "gltf", "obj_seq", "usd")
+
 _EXPORTERS: dict[str, Callable] = {}
+_loaded = False
 
 
 def register(name: str) -> Callable[[Callable], Callable]:
@@ -17,11 +22,21 @@ def register(name: str) -> Callable[[Callable], Callable]:
     return deco
 
 
+def _load_builtin_formats() -> None:
+    global _loaded
+    if not _loaded:
+        for module in FORMAT_MODULES:
+            importlib.import_module(f"core.export.{module}")
+        _loaded = True
+
+
 def formats() -> list[str]:
+    _load_builtin_formats()
     return sorted(_EXPORTERS)
 
 
 def get_exporter(name: str) -> Callable:
+    _load_builtin_formats()
     try:
         return _EXPORTERS[name]
     except KeyError:

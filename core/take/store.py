@@ -68,6 +68,7 @@ class TakeManifest:
     actor: dict[str, Any] | None = None  # how the performer was chosen: frame, faces_found, box
     fit: dict[str, Any] | None = None  # model, sizes, expression names, status of the fitting stage
     emotion: dict[str, Any] | None = None  # settings, status and summary of the emotion stage
+    microexpr: dict[str, Any] | None = None  # settings, status, windows and summary of the refiner
     warnings: list[str] = field(default_factory=list)
     format: int = TAKE_FORMAT
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())

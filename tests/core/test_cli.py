@@ -69,5 +69,7 @@ def test_unknown_device(tmp_path):
 
 
 @pytest.mark.parametrize("args", [(), ("gui",)])
-def test_gui_says_it_is_not_there_yet(args):
-    assert_one_line_error(run_cli(*args), 2, "desktop app")
+def test_gui_without_a_display_says_so(args, monkeypatch):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert_one_line_error(run_cli(*args, timeout=60), 2, "no display")

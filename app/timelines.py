@@ -1,0 +1,237 @@
+"""Timelines (pyqtgraph), x in frames: the performer's emotion, the reconstruction's emotion
+(which follows the edits), valence / arousal / intensity / consistency, micro-expression energy
+when present, and the expression curves the user picks. A playhead in every row; click to seek,
+drag the playhead to scrub, wheel to zoom in time, drag the background to pan. Frames without a
+face are gaps. An in/out range (I / O keys, or drag its edges) selects frames for the sliders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QSplitter, QVBoxLayout, QWidget
+
+from core.emotion.types import EMOTIONS
+
+EMOTION_COLOURS = {
+    "neutral": (170, 170, 170), "happy": (250, 200, 40), "sad": (70, 130, 230), "surprise": (240, 120, 220),
+    "fear": (150, 90, 220), "disgust": (90, 190, 90), "anger": (230, 60, 50), "contempt": (200, 140, 80),
+}
+AFFECT_COLOURS = {"valence": (60, 200, 200), "arousal": (240, 150, 50), "intensity": (220, 220, 220),
+                  "consistency": (130, 220, 130), "face confidence": (120, 120, 255)}
+CURVE_COLOURS = [(255, 120, 120), (120, 200, 255), (255, 210, 110), (170, 255, 150), (220, 150, 255), (255, 170, 220)]
+DEFAULT_CURVES = ("jawOpen", "mouthSmileLeft", "browInnerUp", "eyeBlinkLeft")
+ROWS = ("emotion", "reconstruction", "affect", "micro", "curves")
+ROW_TITLES = {"emotion": "Emotion (performer)", "reconstruction": "Emotion (reconstruction, with edits)",
+              "affect": "Valence / arousal / intensity / consistency / face confidence", "micro": "Micro-expression energy",
+              "curves": "Expression curves"}
+
+
+class TimelinePanel(QWidget):
+    """Emits ``seek(frame)`` when the user clicks or drags in time and ``range_changed(start, stop)``
+    (stop exclusive; (-1, -1) when cleared)."""
+
+    seek = Signal(int)
+    range_changed = Signal(int, int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        pg.setConfigOptions(antialias=True, background=(28, 29, 33), foreground=(200, 200, 200))
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.playheads: dict[str, pg.InfiniteLine] = {}
+        self.items: dict[str, pg.PlotDataItem] = {}
+        self.frame_count = 0
+        self.current = 0
+        for row, key in enumerate(ROWS):
+            plot = self.graphics.addPlot(row=row, col=0, title=ROW_TITLES[key])
+            plot.titleLabel.setAttr("justify", "left")
+            plot.setMouseEnabled(x=True, y=False)
+            plot.setMenuEnabled(False)
+            plot.hideButtons()
+            plot.getAxis("left").setWidth(38)
+            if key != ROWS[0]:
+                plot.setXLink(self.plots[ROWS[0]])
+            if key == "affect":
+                plot.setYRange(-1, 1, padding=0.05)
+                plot.getAxis("left").setTicks([[(-1, "-1"), (0, "0"), (1, "1")]])
+            elif key != "micro":
+                plot.setYRange(0, 1, padding=0.05)
+                plot.getAxis("left").setTicks([[(0, "0"), (0.5, ".5"), (1, "1")]])
+            line = pg.InfiniteLine(0, movable=True, pen=pg.mkPen((255, 80, 80), width=2), hoverPen=pg.mkPen((255, 160, 160), width=3))
+            line.sigDragged.connect(self._line_dragged)
+            plot.addItem(line, ignoreBounds=True)
+            self.plots[key] = plot
+            self.playheads[key] = line
+        self.graphics.scene().sigMouseClicked.connect(self._clicked)
+        self.plots["emotion"].addLegend(offset=(-5, 1), colCount=8, labelTextSize="8pt")
+        self.region = pg.LinearRegionItem(brush=pg.mkBrush(255, 255, 255, 25), movable=True)
+        self.region.setZValue(-10)
+        self.region.hide()
+        self.region.sigRegionChangeFinished.connect(self._region_changed)
+        self.plots["emotion"].addItem(self.region, ignoreBounds=True)
+        self.range: tuple[int, int] | None = None
+
+        self.curve_list = QListWidget()
+        self.curve_list.setObjectName("curve_list")
+        self.curve_list.setMaximumWidth(190)
+        self.curve_list.itemChanged.connect(self._curve_choice_changed)
+        picker = QWidget()
+        picker_layout = QVBoxLayout(picker)
+        picker_layout.setContentsMargins(2, 2, 2, 2)
+        picker_layout.addWidget(QLabel("Expression curves"))
+        picker_layout.addWidget(self.curve_list)
+        splitter = QSplitter(Qt.Horizontal)
+        splitter.addWidget(self.graphics)
+        splitter.addWidget(picker)
+        splitter.setStretchFactor(0, 1)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+        self._expression: np.ndarray | None = None
+        self._names: list[str] = []
+        self.set_row_visible("micro", False)
+
+    # -- data ------------------------------------------------------------------------------
+    def _curve(self, row: str, key: str, x: np.ndarray, y: np.ndarray, colour, name: str | None = None,
+               style=Qt.SolidLine) -> None:
+        item = self.items.get(f"{row}.{key}")
+        if item is None:
+            item = self.plots[row].plot(pen=pg.mkPen(colour, width=1.6, style=style), name=name, connect="finite")
+            # Cached as pixmaps: moving the playhead then costs no curve repaint (+25 % scrub rate).
+            item.curve.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+            self.items[f"{row}.{key}"] = item
+        item.setData(x, np.asarray(y, np.float64), connect="finite")
+
+    def set_frame_count(self, frames: int) -> None:
+        self.frame_count = frames
+        for plot in self.plots.values():
+            plot.setLimits(xMin=-0.5, xMax=max(frames, 1) - 0.5)
+        self.plots["emotion"].setXRange(0, max(frames - 1, 1), padding=0.01)
+
+    def set_curves(self, curves) -> None:
+        """Show a core.take_view.Curves (or a partial one while an analysis runs)."""
+        x = np.arange(len(curves.times), dtype=np.float64)
+        faces = curves.has_face
+
+        def gaps(values: np.ndarray) -> np.ndarray:
+            out = np.asarray(values, np.float64).copy()
+            out[~faces[: len(out)]] = np.nan
+            return out
+
+        if curves.primary and curves.primary in curves.emotion:
+            probs = curves.emotion[curves.primary]
+            for k, name in enumerate(EMOTIONS):
+                self._curve("emotion", name, x, gaps(probs[:, k]), EMOTION_COLOURS[name], name)
+            self.plots["emotion"].setTitle(f"Emotion (performer, {curves.primary})")
+        if curves.reconstruction_emotion is not None:
+            self.set_reconstruction_emotion(curves.reconstruction_emotion, faces)
+        for key in ("valence", "arousal", "intensity", "consistency"):
+            values = getattr(curves, key)
+            if values is not None:
+                self._curve("affect", key, x, gaps(values), AFFECT_COLOURS[key], key)
+        self.set_confidence(curves.confidence, faces)
+        if curves.micro_energy is not None:
+            self.set_row_visible("micro", True)
+            self._curve("micro", "energy", x, gaps(curves.micro_energy), (255, 200, 120))
+        if curves.expression is not None:
+            self.set_expression(curves.expression, curves.expression_names, faces)
+
+    def set_confidence(self, confidence: np.ndarray, has_face: np.ndarray) -> None:
+        """Per-frame face confidence (N, 0 to 1; streamed while observing)."""
+        values = np.asarray(confidence, np.float64).copy()
+        values[~has_face[: len(values)]] = np.nan
+        self._curve("affect", "face confidence", np.arange(len(values), dtype=np.float64), values,
+                    AFFECT_COLOURS["face confidence"], style=Qt.DotLine)
+
+    def set_reconstruction_emotion(self, probabilities: np.ndarray, has_face: np.ndarray) -> None:
+        x = np.arange(len(probabilities), dtype=np.float64)
+        for k, name in enumerate(EMOTIONS):
+            values = np.asarray(probabilities[:, k], np.float64).copy()
+            values[~has_face[: len(values)]] = np.nan
+            self._curve("reconstruction", name, x, values, EMOTION_COLOURS[name])
+
+    def set_expression(self, expression: np.ndarray, names: list[str], has_face: np.ndarray) -> None:
+        """N x E curves; the picker lists the names (the first time, a few strong ones are on)."""
+        self._expression = np.asarray(expression, np.float64).copy()
+        self._expression[~has_face[: len(self._expression)]] = np.nan
+        if names != self._names:
+            self._names = list(names)
+            self.curve_list.blockSignals(True)
+            self.curve_list.clear()
+            default = {names.index(n) for n in DEFAULT_CURVES if n in names}
+            if not default:  # FLAME components: the three that move most
+                with np.errstate(all="ignore"):
+                    spread = np.nan_to_num(np.nanstd(self._expression, axis=0))
+                default = set(np.argsort(-spread)[:3].tolist())
+            for i, name in enumerate(names):
+                item = QListWidgetItem(name)
+                item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+                item.setCheckState(Qt.Checked if i in default else Qt.Unchecked)
+                self.curve_list.addItem(item)
+            self.curve_list.blockSignals(False)
+        self._draw_expression()
+
+    def chosen_curves(self) -> list[str]:
+        return [self.curve_list.item(i).text() for i in range(self.curve_list.count())
+                if self.curve_list.item(i).checkState() == Qt.Checked]
+
+    def _curve_choice_changed(self, item) -> None:
+        self._draw_expression()
+
+    def _draw_expression(self) -> None:
+        chosen = set(self.chosen_curves())
+        for key in [k for k in self.items if k.startswith("curves.")]:
+            if key[len("curves."):] not in chosen:
+                self.plots["curves"].removeItem(self.items.pop(key))
+        if self._expression is None:
+            return
+        x = np.arange(len(self._expression), dtype=np.float64)
+        for n, name in enumerate(sorted(chosen, key=self._names.index)):
+            i = self._names.index(name)
+            self._curve("curves", name, x, self._expression[:, i], CURVE_COLOURS[n % len(CURVE_COLOURS)], name)
+        if self.plots["curves"].legend is None:
+            self.plots["curves"].addLegend(offset=(-5, 5), labelTextSize="8pt")
+
+    def set_row_visible(self, row: str, visible: bool) -> None:
+        self.plots[row].setVisible(visible)
+
+    # -- time ------------------------------------------------------------------------------
+    def set_current(self, frame: int) -> None:
+        self.current = frame
+        for line in self.playheads.values():
+            if line.value() != frame:
+                line.setValue(frame)
+
+    def set_range(self, start: int | None, stop: int | None) -> None:
+        """Show the in/out range (stop exclusive); None clears it."""
+        if start is None or stop is None or stop <= start:
+            self.range = None
+            self.region.hide()
+        else:
+            self.range = (int(start), int(stop))
+            self.region.blockSignals(True)
+            self.region.setRegion((start - 0.5, stop - 0.5))
+            self.region.blockSignals(False)
+            self.region.show()
+
+    def _region_changed(self) -> None:
+        low, high = self.region.getRegion()
+        start = int(np.clip(round(low + 0.5), 0, max(self.frame_count - 1, 0)))
+        stop = int(np.clip(round(high + 0.5), start + 1, max(self.frame_count, 1)))
+        self.range = (start, stop)
+        self.range_changed.emit(start, stop)
+
+    def _frame_at(self, x: float) -> int:
+        return int(np.clip(round(x), 0, max(self.frame_count - 1, 0)))
+
+    def _line_dragged(self, line) -> None:
+        self.seek.emit(self._frame_at(line.value()))
+
+    def _clicked(self, event) -> None:
+        if event.button() != Qt.LeftButton or self.frame_count == 0:
+            return
+        for plot in self.plots.values():
+            if plot.isVisible() and plot.vb.sceneBoundingRect().contains(event.scenePos()):
+                self.seek.emit(self._frame_at(plot.vb.mapSceneToView(event.scenePos()).x()))
+                return

@@ -1,0 +1,175 @@
+"""The 3D viewport: the current frame's reconstructed mesh (vispy), orbit / pan / zoom with the
+mouse (left drag orbits, shift + left or middle drag pans, wheel zooms), reset, front and side
+views, wireframe and the performer's colours as toggles."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QToolButton, QVBoxLayout, QWidget
+from vispy import scene
+
+from app.mesh_visual import IndexedMesh, MeshBuffers, mesh_edges, vertex_normals
+
+log = logging.getLogger(__name__)
+
+SKIN = np.array([0.80, 0.68, 0.60], np.float32)
+BACKGROUND = (0.13, 0.14, 0.16, 1.0)
+PRESETS = {"front": (90.0, 0.0), "side": (0.0, 0.0)}  # (azimuth, elevation) degrees; +z faces the viewer at 90
+
+
+class MeshViewport(QWidget):
+    """Call :meth:`set_topology` once per model, then :meth:`show_mesh` per frame."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.canvas = scene.SceneCanvas(app="pyside6", keys=None, bgcolor=BACKGROUND, parent=self)
+        self.view = self.canvas.central_widget.add_view()
+        self.view.camera = scene.TurntableCamera(up="+y", fov=20.0, azimuth=0.0, elevation=0.0)
+        self.canvas.native.setMinimumSize(200, 150)
+        self._buffers: MeshBuffers | None = None
+        self._surface = None
+        self._wire = None
+        self._faces: np.ndarray | None = None
+        self._centre = np.zeros(3, np.float32)
+        self._radius = 0.12
+        self.textured = True
+        self.wireframe = False
+        self._last: tuple[np.ndarray, np.ndarray | None] | None = None
+        self.view.camera.transform.changed.connect(self._update_light)
+        self.placeholder = scene.visuals.Text("The reconstructed face appears here once the clip is fitted",
+                                              color=(0.6, 0.6, 0.6, 1.0), font_size=11, parent=self.canvas.scene)
+        self.canvas.events.resize.connect(self._place_placeholder)
+        self._place_placeholder()
+        self._build_toolbar()
+
+    def _build_toolbar(self) -> None:
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 2)
+        self.buttons: dict[str, QToolButton] = {}
+        for key, text, tip in (("reset", "Reset", "Reset the view (R)"), ("front", "Front", "Front view (1)"),
+                               ("side", "Side", "Side view (3)"), ("wire", "Wireframe", "Show the mesh edges (W)"),
+                               ("texture", "Colours", "Colour the mesh with the performer's pixels (T)")):
+            button = QToolButton(self)
+            button.setText(text)
+            button.setToolTip(tip)
+            button.setObjectName(f"viewport_{key}")
+            self.buttons[key] = button
+            bar.addWidget(button)
+        bar.addStretch(1)
+        for key in ("wire", "texture"):
+            self.buttons[key].setCheckable(True)
+            self.buttons[key].setStyleSheet("QToolButton:checked { background: #2f6fb5; color: white; }")
+        self.buttons["texture"].setChecked(True)
+        self.buttons["reset"].clicked.connect(self.reset_view)
+        self.buttons["front"].clicked.connect(lambda: self.set_preset("front"))
+        self.buttons["side"].clicked.connect(lambda: self.set_preset("side"))
+        self.buttons["wire"].toggled.connect(self.set_wireframe)
+        self.buttons["texture"].toggled.connect(self.set_textured)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(bar)
+        layout.addWidget(self.canvas.native, 1)
+
+    def _place_placeholder(self, event=None) -> None:
+        w, h = self.canvas.size
+        self.placeholder.pos = (w / 2, h / 2)
+
+    # -- content ---------------------------------------------------------------------------
+    def set_topology(self, faces: np.ndarray, rest_vertices: np.ndarray) -> None:
+        """Upload the triangles (F x 3) once; frame the camera on the rest mesh (V x 3, metres)."""
+        self.clear()
+        faces = np.asarray(faces, np.uint32)
+        self._faces = faces.astype(np.int64)
+        self._buffers = MeshBuffers(len(rest_vertices))
+        self._surface = IndexedMesh(self._buffers, faces, "triangles", parent=self.view.scene)
+        self._wire = IndexedMesh(self._buffers, mesh_edges(self._faces).astype(np.uint32), "lines", parent=self.view.scene)
+        self._wire.visible = self.wireframe
+        low, high = rest_vertices.min(0), rest_vertices.max(0)
+        self._centre = ((low + high) / 2).astype(np.float32)
+        self._radius = float(np.linalg.norm(high - low) / 2)
+        self.reset_view()
+        self._update_light()
+        self.show_mesh(rest_vertices, None)
+
+    def show_mesh(self, vertices: np.ndarray | None, colours: np.ndarray | None) -> None:
+        """Show V x 3 vertices (model space, metres) with V x 3 colours in [0, 1] (None: skin).
+        ``vertices=None`` hides the mesh (a frame without a face)."""
+        if self._buffers is None:
+            self.placeholder.visible = True
+            return
+        self.placeholder.visible = False
+        if vertices is None:
+            self._surface.visible = False
+            self._wire.visible = False
+        else:
+            self._last = (vertices, colours)
+            shown = colours if (self.textured and colours is not None) else np.broadcast_to(SKIN, vertices.shape)
+            self._buffers.update(vertices, vertex_normals(vertices, self._faces), shown)
+            self._surface.visible = True
+            self._wire.visible = self.wireframe
+        self.canvas.update()
+
+    def clear(self) -> None:
+        """Forget the mesh (a new clip): the placeholder shows until the next topology."""
+        for visual in (self._surface, self._wire):
+            if visual is not None:
+                visual.parent = None
+        self._surface = self._wire = self._buffers = self._last = None
+        self.placeholder.visible = True
+        self.canvas.update()
+
+    @property
+    def has_mesh(self) -> bool:
+        return self._buffers is not None and self._surface.visible
+
+    # -- view ------------------------------------------------------------------------------
+    def reset_view(self) -> None:
+        self.set_preset("front")
+
+    def set_preset(self, name: str) -> None:
+        azimuth, elevation = PRESETS[name]
+        camera = self.view.camera
+        camera.center = tuple(float(c) for c in self._centre)
+        camera.azimuth = azimuth
+        camera.elevation = elevation
+        camera.distance = self._radius / np.tan(np.radians(camera.fov / 2)) * 1.15
+        self.canvas.update()
+
+    def set_wireframe(self, on: bool) -> None:
+        self.wireframe = bool(on)
+        if self.buttons["wire"].isChecked() != self.wireframe:
+            self.buttons["wire"].setChecked(self.wireframe)
+        if self._wire is not None:
+            self._wire.visible = self.wireframe and self._surface.visible
+        self.canvas.update()
+
+    def set_textured(self, on: bool) -> None:
+        self.textured = bool(on)
+        if self.buttons["texture"].isChecked() != self.textured:
+            self.buttons["texture"].setChecked(self.textured)
+        if self._last is not None and self._surface.visible:
+            self.show_mesh(*self._last)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt)
+        keys = {Qt.Key_R: self.reset_view, Qt.Key_1: lambda: self.set_preset("front"),
+                Qt.Key_3: lambda: self.set_preset("side"), Qt.Key_W: lambda: self.set_wireframe(not self.wireframe),
+                Qt.Key_T: lambda: self.set_textured(not self.textured)}
+        action = keys.get(event.key())
+        if action is None:
+            super().keyPressEvent(event)
+        else:
+            action()
+
+    def _update_light(self, event=None) -> None:
+        """A headlight: the light travels along the camera's viewing direction."""
+        if self._surface is None:
+            return
+        direction = self.view.camera.transform.map([0.0, 0.0, -1.0, 0.0])[:3]
+        self._surface.set_light(direction)
+
+    def close_canvas(self) -> None:
+        self.canvas.close()

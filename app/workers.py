@@ -1,0 +1,200 @@
+"""Background jobs: analysis, opening a take, export. Each runs as a superqt generator worker on
+Qt's thread pool; what it yields reaches the main thread through signals, in batches (at most
+about ten a second) so that a fast analysis never floods the event loop. A cancel sets a
+``threading.Event`` that the pipeline checks between frames. Heavy modules (torch, the pipeline)
+are imported here, inside the workers, so the window opens without waiting for them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator
+from pathlib import Path
+
+from superqt.utils import GeneratorWorker
+
+log = logging.getLogger(__name__)
+
+BATCH_SECONDS = 0.1
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CHILD_NICENESS = 10
+
+
+class Job:
+    """A generator function run in a worker thread with a cancel event.
+
+    ``on_batch(list)`` gets the yielded items in batches on the main thread, ``on_done(value)``
+    the generator's return value, ``on_error(exception)`` any exception (a cancel arrives as
+    core.errors.CancelledError)."""
+
+    def __init__(self, name: str, function: Callable[..., Generator], *args,
+                 on_batch: Callable[[list], None] | None = None, on_done: Callable | None = None,
+                 on_error: Callable[[BaseException], None] | None = None) -> None:
+        self.name = name
+        self.cancel_event = threading.Event()
+        self.worker = GeneratorWorker(_batched, function, args, self.cancel_event)
+        self.running = False
+        # Connected first, so that a job is no longer running when the caller's slots run.
+        for signal in (self.worker.returned, self.worker.errored, self.worker.finished):
+            signal.connect(self._finished)
+        if on_batch is not None:
+            self.worker.yielded.connect(on_batch)
+        if on_done is not None:
+            self.worker.returned.connect(on_done)
+        if on_error is not None:
+            self.worker.errored.connect(on_error)
+
+    def start(self) -> None:
+        self.running = True
+        self.worker.start()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def _finished(self, *_) -> None:
+        self.running = False
+
+
+def _batched(function: Callable[..., Generator], args: tuple, cancel: threading.Event) -> Generator[list, None, object]:
+    stream = function(*args, cancel=cancel)
+    batch: list = []
+    last = time.monotonic()
+    while True:
+        try:
+            item = next(stream)
+        except StopIteration as stop:
+            if batch:
+                yield batch
+            return stop.value
+        batch.append(item)
+        now = time.monotonic()
+        if now - last >= BATCH_SECONDS:
+            yield batch
+            batch, last = [], now
+
+
+# -- the jobs ----------------------------------------------------------------------------------
+def analysis_job(input_path: Path, take_dir: Path, options: list[str], *, cancel: threading.Event):
+    """``emocap analyze INPUT --out TAKE --progress-jsonl OPTIONS`` in a child process, driven from
+    a worker thread: yields the child's progress events (core.progress_stream), returns the
+    ClipSummary. In a child because MediaPipe and torch hold the GIL for long stretches, which
+    would freeze the window; a cancel is passed on through the child's stdin."""
+    from core.errors import CancelledError, EmoCapError
+    from core.progress_stream import parse_event
+    from core.results import ClipSummary
+
+    command = [sys.executable, "-m", "core.cli", "analyze", str(input_path), "--out", str(take_dir),
+               "--progress-jsonl", *options]
+    log.info("running %s", " ".join(command))
+    # A lower priority keeps the window responsive on machines with few cores.
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, bufsize=1, cwd=PROJECT_ROOT, preexec_fn=_lower_priority)
+    errors: list[str] = []
+    threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True).start()
+    threading.Thread(target=_forward_cancel, args=(cancel, child), daemon=True).start()
+    summary = None
+    for line in child.stdout:
+        try:
+            event = parse_event(line)
+        except ValueError:
+            log.warning("analysis printed %r", line[:120])
+            continue
+        if isinstance(event, ClipSummary):
+            summary = event
+        else:
+            yield event
+    code = child.wait()
+    cancel.set()  # ends the cancel forwarder
+    reason = next((e.strip()[len("emocap: "):] for e in reversed(errors) if e.startswith("emocap: ")), None)
+    if code == CancelledError.exit_code:
+        raise CancelledError(reason or "analysis cancelled; a new run resumes where it stopped")
+    if code != 0 or summary is None:
+        tail = "".join(errors[-20:]).strip()
+        raise EmoCapError(reason or f"the analysis stopped (exit {code}): {tail.splitlines()[-1] if tail else 'no message'}")
+    return summary
+
+
+def train_actor_job(take_dir: Path, epochs: int | None = None, *, cancel: threading.Event):
+    """``emocap train-actor TAKE --json`` in a child process (low priority); yields its progress
+    lines ("epoch 3: loss ..."), returns its report (dict). A cancel interrupts the child, whose
+    training resumes from its last epoch next time."""
+    import json
+    import signal
+
+    from core.errors import CancelledError, EmoCapError
+
+    command = [sys.executable, "-m", "core.cli", "train-actor", str(take_dir), "--json"]
+    if epochs is not None:
+        command += ["--epochs", str(epochs)]
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, bufsize=1, cwd=PROJECT_ROOT, preexec_fn=_lower_priority)
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(child.stdout), daemon=True).start()
+    threading.Thread(target=lambda: cancel.wait() or (child.poll() is None and child.send_signal(signal.SIGINT)),
+                     daemon=True).start()
+    errors = []
+    for line in child.stderr:
+        errors.append(line)
+        if line.startswith("epoch "):
+            yield line.strip()
+    code = child.wait()
+    cancel.set()
+    reason = next((e.strip()[len("emocap: "):] for e in reversed(errors) if e.startswith("emocap: ")), None)
+    if code == CancelledError.exit_code:
+        raise CancelledError("training cancelled; training again resumes from the last finished epoch")
+    if code != 0:
+        raise EmoCapError(reason or f"training stopped (exit {code})")
+    return json.loads(output[-1])
+
+
+def _lower_priority() -> None:
+    os.nice(CHILD_NICENESS)
+
+
+def _forward_cancel(cancel: threading.Event, child: subprocess.Popen) -> None:
+    cancel.wait()
+    if child.poll() is None:
+        try:
+            child.stdin.write("cancel\n")
+            child.stdin.flush()
+        except OSError:
+            pass
+
+
+def engine_job(*, cancel: threading.Event):
+    """Import the heavy modules (torch and what views and exports need) once, early. An import
+    holds Python's lock while libtorch initialises (about 1.5 s here), so this runs right after
+    the first frame is shown instead of in the middle of an analysis."""
+    started = time.monotonic()
+    import core.export  # noqa: F401
+    import core.take_view  # noqa: F401
+
+    yield "ready"
+    return time.monotonic() - started
+
+
+def open_take_job(take_dir: Path, source_path: Path | None = None, *, cancel: threading.Event):
+    """Load a take for viewing (the face model, fit, edits, timelines); returns a TakeView."""
+    from core.take_view import open_take_view
+
+    yield "loading"
+    return open_take_view(take_dir, source_path)
+
+
+def export_job(take_dir: Path, fmt: str, out: Path, frame_range, edits, *, cancel: threading.Event):
+    """Export a take in a worker; returns the ExportResult. Exports write atomically, so a cancel
+    that arrives while the format is being written removes the finished files afterwards."""
+    from core.errors import CancelledError
+    from core.export import export
+    from core.export.base import remove_exported
+
+    yield "exporting"
+    result = export(take_dir, fmt, out, frame_range, edits=edits)
+    if cancel.is_set():
+        remove_exported(result, out)
+        raise CancelledError(f"export to {out} cancelled; nothing was kept")
+    return result

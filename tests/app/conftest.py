@@ -1,0 +1,46 @@
+"""Fixtures of the desktop app's tests: a main window with private settings and takes folder.
+GL views need a real X display: run under Xvfb (scripts/test.sh does)."""
+
+import shutil
+
+import pytest
+from PySide6.QtCore import QSettings
+
+
+@pytest.fixture
+def store(tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    settings.setValue("settings/takes_folder", str(tmp_path / "takes"))
+    settings.setValue("settings/analyse_on_open", False)
+    return settings
+
+
+@pytest.fixture
+def window(qtbot, store):
+    from app.main_window import MainWindow
+
+    win = MainWindow(store)
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    qtbot.waitActive(win)  # shortcuts reach only the active window
+    yield win
+    win.close()
+
+
+@pytest.fixture
+def take_copy(single_emotion_take, tmp_path):
+    """A private copy of the analysed single_face.mp4 take (fit + emotion), free to edit."""
+    target = tmp_path / "take"
+    shutil.copytree(single_emotion_take[1], target)
+    return target
+
+
+@pytest.fixture
+def loaded(window, qtbot, take_copy):
+    """The window with the analysed take open."""
+    with qtbot.waitSignal(window.take_loaded, timeout=60000):
+        window.open_take(take_copy)
+    return window
