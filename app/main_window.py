@@ -293,6 +293,7 @@ class MainWindow(QMainWindow):
 
     def _configure_clip(self, frames: int, fps: float) -> None:
         self.player.configure(fps, frames)
+        self.timelines.clear()
         self.timelines.set_frame_count(frames)
         self.clear_range()
 

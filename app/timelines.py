@@ -103,6 +103,16 @@ class TimelinePanel(QWidget):
             self.items[f"{row}.{key}"] = item
         item.setData(x, np.asarray(y, np.float64), connect="finite")
 
+    def clear(self) -> None:
+        """Forget every curve (another clip is opened)."""
+        for key, item in self.items.items():
+            self.plots[key.split(".", 1)[0]].removeItem(item)
+        self.items = {}
+        self._expression = None
+        self._names = []
+        self.curve_list.clear()
+        self.set_row_visible("micro", False)
+
     def set_frame_count(self, frames: int) -> None:
         self.frame_count = frames
         for plot in self.plots.values():

@@ -80,3 +80,10 @@ def test_a_broken_file_opens_an_error_dialog_and_keeps_the_open_clip(window, qtb
     assert "Traceback" in box.detailedText()
     box.close()
     assert window.source is not None and window.source.info.frame_count == 72
+
+
+def test_opening_another_clip_clears_the_previous_results(loaded, qtbot):
+    assert "curves.jawOpen" in loaded.timelines.items and loaded.viewport.has_mesh
+    loaded.open_input(fixture_path("single_face.jpg"))
+    assert loaded.view is None and not loaded.timelines.items and loaded.timelines.curve_list.count() == 0
+    assert not loaded.viewport.has_mesh and loaded.player.frame_count == 1
