@@ -402,6 +402,18 @@ class MainWindow(QMainWindow):
             self.view.close()
         self.view = view
         self.committed = view.edits
+        # One piece per event-loop turn, so that loading a take never blocks the window for long.
+        steps = [self._show_topology, lambda: self.timelines.set_curves(view.curves()), self._take_shown]
+        self._next_step(view, steps)
+
+    def _next_step(self, view, steps: list) -> None:
+        if self.view is not view or not steps:
+            return
+        steps[0]()
+        QTimer.singleShot(0, lambda: self._next_step(view, steps[1:]))
+
+    def _show_topology(self) -> None:
+        view = self.view
         if view.faces is not None:
             import torch  # loaded by the worker already
 
@@ -416,9 +428,10 @@ class MainWindow(QMainWindow):
             self._show_layer()
         self.refined_action.setEnabled(view.refinement is not None)
         self.refined_action.setChecked(view.show_refined)
-        self.timelines.set_curves(view.curves())
+
+    def _take_shown(self) -> None:
         self.show_frame(self.current)
-        self.take_loaded.emit(str(view.take.root))
+        self.take_loaded.emit(str(self.view.take.root))
 
     def train_actor(self, epochs: int | None = None) -> None:
         """Distil the open take into a fast encoder for its performer (emocap train-actor;

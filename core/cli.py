@@ -128,9 +128,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return _analyze_for_programs(pipeline, args)
     bar = tqdm(total=None, unit="frame", desc="observing", file=sys.stderr, mininterval=0.5, leave=False)
 
+    shown = [""]  # tqdm decorates its description, so the stage shown is kept here
+
     def on_frame(result) -> None:
         stage = "fitting" if isinstance(result, FitProgress) else result.step if isinstance(result, StageProgress) else "observing"
-        if bar.desc != stage:
+        if shown[0] != stage:
+            shown[0] = stage
             bar.set_description(stage)
             bar.reset(total=result.total)
         if bar.total != result.total:
