@@ -25,7 +25,7 @@ from app.timelines import TimelinePanel
 from app.transport import Player, TransportBar
 from app.video_view import VideoView
 from app.viewport import MeshViewport
-from app.workers import Job, analysis_job, engine_job, export_job, open_take_job, train_actor_job
+from app.workers import FittedWindow, Job, analysis_job, engine_job, export_job, open_take_job, train_actor_job
 from core.errors import CancelledError, EmoCapError
 from core.video import open_source
 
@@ -48,9 +48,9 @@ class AnalysisStream:
         self.expression_names: list[str] = []
         self.frames_from_take = 0  # frames a resumed analysis took from the take instead of redoing
 
-    def add(self, item, take_dir: Path) -> None:
-        """Take in one core.progress_stream event; fitted windows are read from the take."""
-        from core.progress_stream import FitEvent, FrameEvent
+    def add(self, item) -> None:
+        """Take in one core.progress_stream.FrameEvent or app.workers.FittedWindow."""
+        from core.progress_stream import FrameEvent
 
         if isinstance(item, FrameEvent):
             self.frames_from_take += item.from_take
@@ -58,21 +58,12 @@ class AnalysisStream:
                 self.landmarks[item.index] = item.landmarks
                 self.has_face[item.index] = True
                 self.confidence[item.index] = item.confidence
-        elif isinstance(item, FitEvent):
-            import json
-
-            try:
-                with np.load(take_dir / "fit" / f"{item.start:08d}.npz") as window:
-                    rows, expression = window["frame_index"].astype(np.int64), window["expression"]
-                if self.expression is None:
-                    fit = json.loads((take_dir / "take.json").read_text()).get("fit") or {}
-                    self.expression_names = list(fit.get("expression_names", []))
-                    self.expression = np.full((len(self.has_face), expression.shape[1]), np.nan)
-            except (OSError, ValueError, KeyError) as err:
-                log.warning("fitted window %d is not readable yet: %s", item.start, err)
-                return
-            keep = rows < len(self.has_face)
-            self.expression[rows[keep]] = expression[keep]
+        elif isinstance(item, FittedWindow):
+            if self.expression is None:
+                self.expression_names = item.names
+                self.expression = np.full((len(self.has_face), item.expression.shape[1]), np.nan)
+            keep = item.rows < len(self.has_face)
+            self.expression[item.rows[keep]] = item.expression[keep]
 
 
 class EditCommand(QUndoCommand):
@@ -347,7 +338,7 @@ class MainWindow(QMainWindow):
         self._start_job(job, "analysing")
 
     def _analysis_batch(self, batch: list) -> None:
-        from core.progress_stream import FitEvent, FrameEvent, StageEvent
+        from core.progress_stream import FrameEvent, StageEvent
 
         stream = self.stream
         if stream is None:
@@ -355,11 +346,11 @@ class MainWindow(QMainWindow):
         last = batch[-1]
         current_arrived = False
         for item in batch:
-            stream.add(item, self.take_dir)
+            stream.add(item)
             current_arrived |= isinstance(item, FrameEvent) and item.index == self.current
         if isinstance(last, FrameEvent):
             self.progress.update_stage("observing", last.position, last.total)
-        elif isinstance(last, FitEvent):
+        elif isinstance(last, FittedWindow):
             self.progress.update_stage("fitting", last.position, last.total)
             if last.position >= last.total:
                 self._load_take()  # the mesh and curves while the emotion stage runs
@@ -367,7 +358,7 @@ class MainWindow(QMainWindow):
             self.progress.update_stage(last.step, last.done, last.total)
         if self.view is None:
             now = time.monotonic()
-            if now - self._timelines_updated > TIMELINE_REFRESH_SECONDS or isinstance(last, FitEvent):
+            if now - self._timelines_updated > TIMELINE_REFRESH_SECONDS or isinstance(last, FittedWindow):
                 self._timelines_updated = now
                 self.timelines.set_confidence(stream.confidence, stream.has_face)
                 if stream.expression is not None:

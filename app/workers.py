@@ -13,8 +13,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from superqt.utils import GeneratorWorker
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,35 @@ log = logging.getLogger(__name__)
 BATCH_SECONDS = 0.1
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHILD_NICENESS = 10
+
+
+@dataclass(frozen=True)
+class FittedWindow:
+    """A fitted window of frames as the analysis stores it, read in the worker so that the
+    window's thread does no file work: rows N (frame indices), expression N x E, the expression
+    names, and the progress of the fitting stage."""
+
+    start: int
+    position: int
+    total: int
+    rows: np.ndarray
+    expression: np.ndarray
+    names: list[str]
+
+
+def read_fitted_window(take_dir: Path, event) -> FittedWindow | None:
+    """The window a core.progress_stream.FitEvent announces, or None when it cannot be read."""
+    import json
+
+    try:
+        with np.load(Path(take_dir) / "fit" / f"{event.start:08d}.npz") as window:
+            rows, expression = window["frame_index"].astype(np.int64), window["expression"]
+        fit = json.loads((Path(take_dir) / "take.json").read_text()).get("fit") or {}
+    except (OSError, ValueError, KeyError) as err:
+        log.warning("fitted window %d is not readable: %s", event.start, err)
+        return None
+    return FittedWindow(event.start, event.position, event.total, rows, expression,
+                        list(fit.get("expression_names", [])))
 
 
 class Job:
@@ -80,11 +111,11 @@ def _batched(function: Callable[..., Generator], args: tuple, cancel: threading.
 # -- the jobs ----------------------------------------------------------------------------------
 def analysis_job(input_path: Path, take_dir: Path, options: list[str], *, cancel: threading.Event):
     """``emocap analyze INPUT --out TAKE --progress-jsonl OPTIONS`` in a child process, driven from
-    a worker thread: yields the child's progress events (core.progress_stream), returns the
-    ClipSummary. In a child because MediaPipe and torch hold the GIL for long stretches, which
+    a worker thread: yields the child's progress events (core.progress_stream; fitted windows as
+    FittedWindow, already read from the take), returns the ClipSummary. In a child because MediaPipe and torch hold the GIL for long stretches, which
     would freeze the window; a cancel is passed on through the child's stdin."""
     from core.errors import CancelledError, EmoCapError
-    from core.progress_stream import parse_event
+    from core.progress_stream import FitEvent, parse_event
     from core.results import ClipSummary
 
     command = [sys.executable, "-m", "core.cli", "analyze", str(input_path), "--out", str(take_dir),
@@ -105,6 +136,10 @@ def analysis_job(input_path: Path, take_dir: Path, options: list[str], *, cancel
             continue
         if isinstance(event, ClipSummary):
             summary = event
+        elif isinstance(event, FitEvent):
+            window = read_fitted_window(take_dir, event)
+            if window is not None:
+                yield window
         else:
             yield event
     code = child.wait()
