@@ -16,17 +16,9 @@ from core.facemodel.loading import ModelChoice, load_face_model
 BATCH = 64
 
 
-def model_choice(settings: dict) -> ModelChoice:
-    kind = settings.get("model", "open")
-    if kind == "open":
-        return ModelChoice()
-    return ModelChoice(kind=kind, flame_path=settings.get("flame_path"),
-                       num_shape=int(settings.get("num_shape", 100)), num_expression=int(settings.get("num_expression", 50)))
-
-
 def posed_vertices(req: ExportRequest, rows: np.ndarray, model=None):
     """N x V x 3 float32 vertices of the given rows of req.fit, and the F x 3 faces."""
-    model = model or load_face_model(model_choice(req.model_settings))
+    model = model or load_face_model(ModelChoice.from_settings(req.model_settings))
     out = []
     with torch.no_grad():
         for i in range(0, len(rows), BATCH):

@@ -87,10 +87,9 @@ class RigAnimation:
 
 def load_model(req: ExportRequest):
     """The take's face model (FaceModelError when its file is gone)."""
-    from core.export.obj_seq import model_choice
-    from core.facemodel.loading import load_face_model
+    from core.facemodel.loading import ModelChoice, load_face_model
 
-    return load_face_model(model_choice(req.model_settings))
+    return load_face_model(ModelChoice.from_settings(req.model_settings))
 
 
 def image_centre(req: ExportRequest) -> tuple[float, float]:

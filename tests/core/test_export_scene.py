@@ -23,7 +23,6 @@ from core.errors import ExportError
 from core.export import export, formats, prepare_export
 from core.export.base import HOLD_POLICY
 from core.export.cli_export import add_export_parser, run_export
-from core.export.obj_seq import model_choice
 from core.export.registry import get_exporter
 from core.export.rig import axis_angle_to_quaternion, head_translation
 from core.facemodel.loading import ModelChoice, load_face_model
@@ -31,6 +30,7 @@ from core.facemodel.open_model import ARKIT_NAMES
 from core.facemodel.types import JOINT_NAMES
 from core.fit.params import FitParams
 from core.take.store import Take
+from tests.conftest import refuse_writes_in
 from tests.synthetic_flame import write_synthetic_flame
 
 HERE = Path(__file__).resolve().parent
@@ -74,7 +74,7 @@ def held(has_face: np.ndarray) -> np.ndarray:
 
 def expected(req, frames, *, correctives: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(weights K x E, vertices K x V x 3) the model gives the export rows ``frames``."""
-    model = load_face_model(model_choice(req.model_settings))
+    model = load_face_model(ModelChoice.from_settings(req.model_settings))
     if not correctives:
         model.pose_basis.zero_()
     rows = held(req.fit.has_face)
@@ -451,18 +451,7 @@ def test_unwritable_folder(take, tmp_path, monkeypatch, fmt):
     out_dir = tmp_path / "ro"
     out_dir.mkdir()
     out_dir.chmod(0o555)
-    real_open, real_mkdir = os.open, os.mkdir  # root ignores permission bits: refuse creating in out_dir
-
-    def guard(real):
-        def inner(path, *args, **kwargs):
-            if Path(path).parent == out_dir:
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-            return real(path, *args, **kwargs)
-
-        return inner
-
-    monkeypatch.setattr(os, "open", guard(real_open))
-    monkeypatch.setattr(os, "mkdir", guard(real_mkdir))
+    refuse_writes_in(monkeypatch, out_dir)  # root ignores the permission bits
     try:
         with pytest.raises(ExportError, match="cannot write"):
             export(take, fmt, out_dir / f"a.{SCENE_FORMATS[fmt]}", (0, 2))
