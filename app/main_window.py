@@ -536,9 +536,7 @@ class MainWindow(QMainWindow):
         scope = self._scope_range()
         if self.view is None or scope is None:
             return
-        layer = self.view.edits.layer_for(*scope)
-        values = {k: getattr(layer, k) for k in ("intensity", "upper_face", "lower_face", "jaw", "eyes", "smoothing")}
-        self.edit_panel.set_values(values | dict(layer.emotions))
+        self.edit_panel.set_values(self.view.edits.layer_for(*scope).slider_values())
 
     def _edits_with(self, values: dict):
         """The current edits with the current scope's layer set to the slider values."""
@@ -548,12 +546,7 @@ class MainWindow(QMainWindow):
         if scope is None:
             self.statusBar().showMessage("set an in/out range first (I and O keys, or drag on the timeline)", 5000)
             return None
-        fields = ("intensity", "upper_face", "lower_face", "jaw", "eyes", "smoothing")
-        layer = EditLayer(**{k: values[k] for k in fields}, start=scope[0], stop=scope[1])
-        for name, scale in values.items():
-            if name not in fields:
-                layer = layer.with_emotion(name, scale)
-        return self.view.edits.with_layer(layer)
+        return self.view.edits.with_layer(EditLayer.from_slider_values(values, *scope))
 
     def _slider_edited(self, values: dict, final: bool) -> None:
         if self.view is None:

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 EDITS_FILE = "edits.json"
 EDITS_FORMAT = 1
 SLIDER_RANGE = (0.0, 2.0)  # every scale slider: 0 % to 200 %
+SCALES = ("intensity", "upper_face", "lower_face", "jaw", "eyes")
 MAX_SMOOTHING = 10.0  # frames
 NOSE_TIP = 1  # MediaPipe face-mesh landmark index of the nose tip
 MIN_EMOTION_WEIGHT = 2.0  # sum of a class's probabilities over the clip needed for a direction
@@ -66,7 +67,7 @@ class EditLayer:
     stop: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("intensity", "upper_face", "lower_face", "jaw", "eyes"):
+        for name in SCALES:
             value = getattr(self, name)
             if not SLIDER_RANGE[0] <= value <= SLIDER_RANGE[1]:
                 raise EditError(f"{name.replace('_', ' ')} {value:g} is outside 0 to {SLIDER_RANGE[1]:g}")
@@ -95,6 +96,17 @@ class EditLayer:
     def is_identity(self) -> bool:
         return (self.intensity == self.upper_face == self.lower_face == self.jaw == self.eyes == 1.0
                 and self.smoothing == 0 and all(v == 1.0 for _, v in self.emotions))
+
+    def slider_values(self) -> dict[str, float]:
+        """{scale name or emotion: factor, "smoothing": frames}, what the app's sliders show."""
+        return {name: getattr(self, name) for name in SCALES} | {"smoothing": self.smoothing} | dict(self.emotions)
+
+    @classmethod
+    def from_slider_values(cls, values: dict[str, float], start: int | None = None, stop: int | None = None) -> EditLayer:
+        """The layer over ``start:stop`` that :meth:`slider_values` describes (emotions: the other keys)."""
+        fixed = (*SCALES, "smoothing")
+        emotions = tuple(sorted((k, float(v)) for k, v in values.items() if k not in fixed and v != 1.0))
+        return cls(**{k: values[k] for k in fixed}, emotions=emotions, start=start, stop=stop)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self) | {"emotions": dict(self.emotions)}

@@ -109,6 +109,13 @@ def test_bad_values_and_unknown_emotions_are_named_errors(edited_take):
         apply_edits(fit, Edits((EditLayer().with_emotion("contempt", 1.5),)), no_directions)
 
 
+def test_slider_values_round_trip():
+    layer = EditLayer(intensity=1.5, jaw=0.2, smoothing=2.5, start=4, stop=9).with_emotion("sad", 0.5)
+    values = layer.slider_values()
+    assert values["sad"] == 0.5 and values["smoothing"] == 2.5 and "happy" not in values
+    assert EditLayer.from_slider_values(values | {"happy": 1.0}, 4, 9) == layer
+
+
 def test_edits_round_trip_through_the_take_folder(tmp_path):
     edits = Edits().with_layer(EditLayer(intensity=1.3, smoothing=2.0)).with_layer(
         EditLayer(jaw=0.5, start=3, stop=9).with_emotion("happy", 1.4))
