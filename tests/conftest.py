@@ -54,3 +54,29 @@ def single_emotion_take(tmp_path_factory):
     take_dir = tmp_path_factory.mktemp("emotion") / "single"
     summary = Pipeline(PipelineConfig(device="cpu", emotion=EmotionConfig())).run(fixture_path("single_face.mp4"), take_dir)
     return summary, take_dir
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with torch on one thread (the shared CI machine has two cores)."""
+    from core.fit.fitter import single_threaded_torch
+
+    with single_threaded_torch():
+        yield
+
+
+def refuse_writes_in(monkeypatch, folder: Path) -> None:
+    """Make creating files or folders directly inside ``folder`` fail with EACCES, as a read-only
+    folder does for a normal user (root ignores permission bits). Undo with monkeypatch.undo()."""
+    import errno
+
+    def guard(real):
+        def inner(path, *args, **kwargs):
+            if Path(path).parent == folder:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return real(path, *args, **kwargs)
+
+        return inner
+
+    monkeypatch.setattr(os, "open", guard(os.open))
+    monkeypatch.setattr(os, "mkdir", guard(os.mkdir))

@@ -20,6 +20,7 @@ from core.facemodel.loading import ModelChoice, load_face_model
 from core.facemodel.open_model import ARKIT_NAMES
 from core.pipeline import Pipeline, PipelineConfig, load_fit
 from core.take.store import Take
+from tests.conftest import refuse_writes_in
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"  # ../shared/fixtures beside the repo
 
@@ -204,19 +205,7 @@ def test_unwritable_folder(take, tmp_path, monkeypatch, fmt, name):
     out_dir = tmp_path / "ro"
     out_dir.mkdir()
     out_dir.chmod(0o555)
-    # root ignores permission bits: also refuse creating anything inside out_dir
-    real_open, real_mkdir = os.open, os.mkdir
-
-    def guard(real):
-        def inner(path, *args, **kwargs):
-            if Path(path).parent == out_dir:
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-            return real(path, *args, **kwargs)
-
-        return inner
-
-    monkeypatch.setattr(os, "open", guard(real_open))
-    monkeypatch.setattr(os, "mkdir", guard(real_mkdir))
+    refuse_writes_in(monkeypatch, out_dir)  # root ignores the permission bits
     try:
         with pytest.raises(ExportError, match="cannot write"):
             export(take, fmt, out_dir / name, (0, 2))

@@ -21,12 +21,7 @@ from core.microexpr.results import Refinement, offsets_basis
 from core.microexpr.stage import blend_weights, plan_windows
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---- neural ODE ---------------------------------------------------------------------------------

@@ -5,17 +5,14 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import torch
 
 from tests.conftest import fixture_path
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(one_torch_thread):
+    """Every training test runs torch on one thread."""
     yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
