@@ -8,9 +8,10 @@ import logging
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 from vispy import scene
 
+from app.gl_window import WindowSceneCanvas
 from app.mesh_visual import IndexedMesh, MeshBuffers, mesh_edges, vertex_normals
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,12 @@ class MeshViewport(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.canvas = scene.SceneCanvas(app="pyside6", keys=None, bgcolor=BACKGROUND, parent=self)
+        self.canvas = WindowSceneCanvas(keys=None, bgcolor=BACKGROUND, parent=self)
         self.view = self.canvas.central_widget.add_view()
         self.view.camera = scene.TurntableCamera(up="+y", fov=20.0, azimuth=0.0, elevation=0.0)
-        self.canvas.native.setMinimumSize(200, 150)
+        self.canvas.widget.setMinimumSize(200, 150)
+        self.setFocusPolicy(Qt.ClickFocus)  # a click in the 3D view focuses this widget: its keys below
+        self.canvas.native.pressed.connect(lambda: self.setFocus(Qt.MouseFocusReason))
         self._buffers: MeshBuffers | None = None
         self._surface = None
         self._wire = None
@@ -39,10 +42,11 @@ class MeshViewport(QWidget):
         self.wireframe = False
         self._last: tuple[np.ndarray, np.ndarray | None] | None = None
         self.view.camera.transform.changed.connect(self._update_light)
-        self.placeholder = scene.visuals.Text("The reconstructed face appears here once the clip is fitted",
-                                              color=(0.6, 0.6, 0.6, 1.0), font_size=11, parent=self.canvas.scene)
-        self.canvas.events.resize.connect(self._place_placeholder)
-        self._place_placeholder()
+        # A Qt label beside the buttons, not vispy text in the view: a vispy Text visual costs
+        # ~0.2 s of glyph rendering on its first draw, and nothing can be drawn over the view's
+        # native window. The empty view is made and drawn once at start-up, off the analysis' way.
+        self.placeholder = QLabel("The reconstructed face appears here once the clip is fitted")
+        self.placeholder.setStyleSheet("color: #999;")
         self._build_toolbar()
 
     def _build_toolbar(self) -> None:
@@ -58,6 +62,8 @@ class MeshViewport(QWidget):
             button.setObjectName(f"viewport_{key}")
             self.buttons[key] = button
             bar.addWidget(button)
+        bar.addSpacing(12)
+        bar.addWidget(self.placeholder)
         bar.addStretch(1)
         for key in ("wire", "texture"):
             self.buttons[key].setCheckable(True)
@@ -72,11 +78,7 @@ class MeshViewport(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addLayout(bar)
-        layout.addWidget(self.canvas.native, 1)
-
-    def _place_placeholder(self, event=None) -> None:
-        w, h = self.canvas.size
-        self.placeholder.pos = (w / 2, h / 2)
+        layout.addWidget(self.canvas.widget, 1)
 
     # -- content ---------------------------------------------------------------------------
     def set_topology(self, faces: np.ndarray, rest_vertices: np.ndarray) -> None:
@@ -99,9 +101,8 @@ class MeshViewport(QWidget):
         """Show V x 3 vertices (model space, metres) with V x 3 colours in [0, 1] (None: skin).
         ``vertices=None`` hides the mesh (a frame without a face)."""
         if self._buffers is None:
-            self.placeholder.visible = True
             return
-        self.placeholder.visible = False
+        self.placeholder.hide()
         if vertices is None:
             self._surface.visible = False
             self._wire.visible = False
@@ -119,7 +120,7 @@ class MeshViewport(QWidget):
             if visual is not None:
                 visual.parent = None
         self._surface = self._wire = self._buffers = self._last = None
-        self.placeholder.visible = True
+        self.placeholder.show()
         self.canvas.update()
 
     @property

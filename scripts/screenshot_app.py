@@ -63,7 +63,8 @@ def main() -> int:
 
     def shot(name: str) -> None:
         settle(app, 0.4)
-        window.grab().save(str(args.out / name))
+        # From the screen, not window.grab(): the 3D view is a native OpenGL window of its own.
+        app.primaryScreen().grabWindow(window.winId()).save(str(args.out / name))
         log.info("wrote %s", args.out / name)
 
     window.open_input(args.input)

@@ -6,8 +6,9 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
 
 from tests.conftest import fixture_path, run_cli
 
@@ -46,3 +47,15 @@ def test_dropping_a_file_opens_it(window, qtbot):
         window.dropEvent(event)
     assert window.source.info.kind == "image" and window.input_path.name == "single_face.jpg"
     assert window.store.value("recent")[0].endswith("single_face.jpg")
+
+
+def test_dropping_a_file_on_the_3d_view_opens_it(window, qtbot):
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(fixture_path("single_face.jpg")))])
+    enter = QDragEnterEvent(QPoint(50, 50), Qt.CopyAction, data, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(window.viewport.canvas.native, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(50, 50), Qt.CopyAction, data, Qt.LeftButton, Qt.NoModifier)
+    with qtbot.waitSignal(window.frame_shown, timeout=5000):
+        QApplication.sendEvent(window.viewport.canvas.native, drop)
+    assert window.input_path.name == "single_face.jpg"

@@ -1,14 +1,24 @@
-"""The 3D viewport renders the model's mesh with OpenGL (needs Xvfb): faces once, vertices per frame."""
+"""The 3D viewport renders the model's mesh with OpenGL (needs Xvfb): faces once, vertices per frame,
+in a native window of its own that takes no keyboard focus and quits cleanly."""
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtOpenGL import QOpenGLWindow
+from PySide6.QtOpenGLWidgets import QOpenGLWidget
 from PySide6.QtTest import QTest
 
 from app.viewport import BACKGROUND, MeshViewport
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.facemodel.open_model import ARKIT_NAMES
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +107,44 @@ def test_dragging_orbits_the_camera(viewport, qtbot):
         qtbot.wait(5)
     QTest.mouseRelease(native, Qt.LeftButton, Qt.NoModifier, centre + QPoint(100, 0))
     assert abs(viewport.view.camera.azimuth - azimuth) > 5
+
+
+def test_the_3d_view_is_a_native_window_not_an_opengl_widget(window):
+    # A QOpenGLWidget anywhere in the window makes Qt compose the whole window through OpenGL on
+    # every repaint of any widget (~22 ms with software OpenGL); the 3D view lives in its own window.
+    assert window.findChildren(QOpenGLWidget) == []
+    assert isinstance(window.viewport.canvas.native, QOpenGLWindow)
+    assert window.viewport.isAncestorOf(window.viewport.canvas.widget)
+
+
+def test_a_click_in_the_3d_view_leaves_the_keys_to_the_main_window(loaded, qtbot):
+    viewport = loaded.viewport
+    native = viewport.canvas.native
+    QTest.mouseClick(native, Qt.LeftButton, Qt.NoModifier, QPoint(native.width() // 2, native.height() // 2))
+    qtbot.waitUntil(viewport.hasFocus, timeout=2000)
+    assert QGuiApplication.focusWindow() is loaded.windowHandle()  # the GL window took no focus
+    QTest.keyClick(loaded.windowHandle(), Qt.Key_W)  # the viewport's own key
+    assert viewport.wireframe
+    QTest.keyClick(loaded.windowHandle(), Qt.Key_End)  # a main-window shortcut
+    assert loaded.current == loaded.source.info.frame_count - 1
+
+
+QUIT_WITHOUT_CLOSING = """
+import sys
+from PySide6.QtWidgets import QApplication
+app = QApplication(sys.argv[:1])
+from app.viewport import MeshViewport
+kept, dropped = MeshViewport(), MeshViewport()
+for view in (kept, dropped):
+    view.show()
+for _ in range(50):
+    app.processEvents()
+dropped.deleteLater()  # never processed: Qt deletes it while quitting
+print("quitting")
+"""
+
+
+def test_quitting_with_3d_views_still_open_exits_cleanly():
+    out = subprocess.run([sys.executable, "-c", QUIT_WITHOUT_CLOSING], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "quitting" in out.stdout
