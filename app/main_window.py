@@ -411,9 +411,7 @@ class MainWindow(QMainWindow):
             with torch.no_grad():
                 rest = view.model(view.model.zero_params(1)).vertices[0].numpy()
             self.viewport.set_topology(view.faces, rest)
-            from app.mesh_visual import mesh_edges
-
-            self.video.set_edges(mesh_edges(view.faces.astype(np.int64)))
+            self.video.set_edges(self.viewport.edges)
             self.edit_panel.setEnabled(True)
             self.edit_panel.set_available_emotions(view.emotions_with_direction)
             self._show_layer()

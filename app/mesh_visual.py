@@ -46,14 +46,14 @@ void main() {
 
 
 class MeshBuffers:
-    """GPU buffers of one mesh: positions, normals and colours (V x 3 float32 each)."""
+    """GPU buffers of one mesh: positions, normals and colours (V x 3 float32 each); an update
+    with another V resizes them (a new topology)."""
 
     def __init__(self, num_vertices: int) -> None:
         zeros = np.zeros((num_vertices, 3), np.float32)
         self.positions = gloo.VertexBuffer(zeros)
         self.normals = gloo.VertexBuffer(zeros)
         self.colours = gloo.VertexBuffer(zeros + 0.8)
-        self.num_vertices = num_vertices
 
     def update(self, positions: np.ndarray, normals: np.ndarray, colours: np.ndarray | None) -> None:
         self.positions.set_data(np.ascontiguousarray(positions, np.float32))
@@ -79,6 +79,11 @@ class IndexedMeshVisual(Visual):
                               polygon_offset=(1.0, 1.0))
         else:
             self.set_gl_state("translucent", depth_test=True, cull_face=False)
+
+    def set_indices(self, indices: np.ndarray) -> None:
+        """New triangles (F x 3) or edges (E x 2) into the same index buffer (a new topology)."""
+        self._index_buffer.set_data(np.ascontiguousarray(indices, np.uint32))
+        self.update()
 
     def set_light(self, direction: np.ndarray) -> None:
         d = np.asarray(direction, np.float32)

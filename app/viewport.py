@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 SKIN = np.array([0.80, 0.68, 0.60], np.float32)
 BACKGROUND = (0.13, 0.14, 0.16, 1.0)
+NO_TRIANGLE = np.zeros((1, 3), np.uint32)  # a collapsed triangle: draws no pixel
 PRESETS = {"front": (90.0, 0.0), "side": (0.0, 0.0)}  # (azimuth, elevation) degrees; +z faces the viewer at 90
 
 
@@ -32,10 +33,15 @@ class MeshViewport(QWidget):
         self.canvas.widget.setMinimumSize(200, 150)
         self.setFocusPolicy(Qt.ClickFocus)  # a click in the 3D view focuses this widget: its keys below
         self.canvas.native.pressed.connect(lambda: self.setFocus(Qt.MouseFocusReason))
-        self._buffers: MeshBuffers | None = None
-        self._surface = None
-        self._wire = None
+        # The visuals are made once and drawn from the first paint on, so that their shaders are
+        # built and compiled at start-up, not when a take's first mesh arrives mid-analysis
+        # (~30 ms with software OpenGL); without a mesh the surface draws one collapsed triangle.
+        self._buffers = MeshBuffers(3)
+        self._surface = IndexedMesh(self._buffers, NO_TRIANGLE, "triangles", parent=self.view.scene)
+        self._wire = IndexedMesh(self._buffers, NO_TRIANGLE[:, :2], "lines", parent=self.view.scene)
+        self._wire.visible = False
         self._faces: np.ndarray | None = None
+        self.edges: np.ndarray | None = None  # E x 2 mesh edges of the topology (the video overlay uses them too)
         self._centre = np.zeros(3, np.float32)
         self._radius = 0.12
         self.textured = True
@@ -84,12 +90,10 @@ class MeshViewport(QWidget):
     def set_topology(self, faces: np.ndarray, rest_vertices: np.ndarray) -> None:
         """Upload the triangles (F x 3) once; frame the camera on the rest mesh (V x 3, metres)."""
         self.clear()
-        faces = np.asarray(faces, np.uint32)
-        self._faces = faces.astype(np.int64)
-        self._buffers = MeshBuffers(len(rest_vertices))
-        self._surface = IndexedMesh(self._buffers, faces, "triangles", parent=self.view.scene)
-        self._wire = IndexedMesh(self._buffers, mesh_edges(self._faces).astype(np.uint32), "lines", parent=self.view.scene)
-        self._wire.visible = self.wireframe
+        self._faces = np.asarray(faces, np.int64)
+        self.edges = mesh_edges(self._faces)
+        self._surface.set_indices(self._faces)
+        self._wire.set_indices(self.edges)
         low, high = rest_vertices.min(0), rest_vertices.max(0)
         self._centre = ((low + high) / 2).astype(np.float32)
         self._radius = float(np.linalg.norm(high - low) / 2)
@@ -100,7 +104,7 @@ class MeshViewport(QWidget):
     def show_mesh(self, vertices: np.ndarray | None, colours: np.ndarray | None) -> None:
         """Show V x 3 vertices (model space, metres) with V x 3 colours in [0, 1] (None: skin).
         ``vertices=None`` hides the mesh (a frame without a face)."""
-        if self._buffers is None:
+        if self._faces is None:
             return
         self.placeholder.hide()
         if vertices is None:
@@ -116,16 +120,16 @@ class MeshViewport(QWidget):
 
     def clear(self) -> None:
         """Forget the mesh (a new clip): the placeholder shows until the next topology."""
-        for visual in (self._surface, self._wire):
-            if visual is not None:
-                visual.parent = None
-        self._surface = self._wire = self._buffers = self._last = None
+        self._surface.set_indices(NO_TRIANGLE)
+        self._surface.visible = True  # drawing nothing, with its shaders kept built
+        self._wire.visible = False
+        self._faces = self.edges = self._last = None
         self.placeholder.show()
         self.canvas.update()
 
     @property
     def has_mesh(self) -> bool:
-        return self._buffers is not None and self._surface.visible
+        return self._faces is not None and self._surface.visible
 
     # -- view ------------------------------------------------------------------------------
     def reset_view(self) -> None:
@@ -144,8 +148,7 @@ class MeshViewport(QWidget):
         self.wireframe = bool(on)
         if self.buttons["wire"].isChecked() != self.wireframe:
             self.buttons["wire"].setChecked(self.wireframe)
-        if self._wire is not None:
-            self._wire.visible = self.wireframe and self._surface.visible
+        self._wire.visible = self.wireframe and self._surface.visible
         self.canvas.update()
 
     def set_textured(self, on: bool) -> None:
@@ -167,8 +170,6 @@ class MeshViewport(QWidget):
 
     def _update_light(self, event=None) -> None:
         """A headlight: the light travels along the camera's viewing direction."""
-        if self._surface is None:
-            return
         direction = self.view.camera.transform.map([0.0, 0.0, -1.0, 0.0])[:3]
         self._surface.set_light(direction)
 

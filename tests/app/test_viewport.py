@@ -14,6 +14,7 @@ from PySide6.QtOpenGL import QOpenGLWindow
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 from PySide6.QtTest import QTest
 
+from app.mesh_visual import mesh_edges
 from app.viewport import BACKGROUND, MeshViewport
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.facemodel.open_model import ARKIT_NAMES
@@ -148,3 +149,20 @@ def test_quitting_with_3d_views_still_open_exits_cleanly():
     out = subprocess.run([sys.executable, "-c", QUIT_WITHOUT_CLOSING], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "quitting" in out.stdout
+
+
+def test_a_new_topology_replaces_the_mesh_in_the_same_buffers(viewport, model):
+    """Another model (more vertices, other triangles) reuses the index buffer and resizes the rest."""
+    full = face_pixels(render(viewport))
+    vertices = posed(model)
+    faces = model.faces.numpy()
+    lower = faces[vertices[faces].mean(1)[:, 1] < np.median(vertices[:, 1])]  # the lower half's triangles
+    padded = np.concatenate([vertices, np.zeros((40, 3), np.float32)])  # and 40 vertices more
+    index_buffer = viewport._surface._index_buffer
+    viewport.set_topology(lower, padded)
+    half = face_pixels(render(viewport))
+    assert viewport._surface._index_buffer is index_buffer
+    assert 0.2 * full.sum() < half.sum() < 0.8 * full.sum()
+    ys = np.nonzero(half)[0]
+    assert ys.mean() > np.nonzero(full)[0].mean()  # what is left is the lower half
+    assert len(viewport.edges) < len(mesh_edges(faces))
