@@ -307,11 +307,12 @@ class Pipeline:
     def _encode(self, take: Take, source: FrameSource, cancel: threading.Event | None) -> Generator[FitProgress | StageProgress, None, None]:
         """Per-frame parameters from a trained encoder instead of the fitter, stored as the fit is."""
         from core.encoder.runtime import EncoderRuntime
-        from core.encoder.stage import check_compatible, encode_take, file_digest, find_encoder
+        from core.digest import file_sha256
+        from core.encoder.stage import check_compatible, encode_take, find_encoder
 
         path = find_encoder(take.root, self.config.encoder)
         settings = self.config.model.settings() | {"method": "encoder", "encoder": str(path.resolve()),
-                                                   "encoder_sha1": file_digest(path)}
+                                                   "encoder_sha256": file_sha256(path)}
         manifest = take.manifest
         if manifest.fit is not None and manifest.fit.get("settings") == settings and manifest.fit.get("status") == "complete":
             return

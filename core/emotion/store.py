@@ -32,6 +32,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.digest import file_sha256
 from core.errors import EmoCapError, ModelIntegrityError, ModelNotInstalledError
 
 log = logging.getLogger(__name__)
@@ -126,14 +127,6 @@ _verified: dict[Path, tuple[int, int]] = {}
 _verified_lock = threading.Lock()
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check(path: Path, model: ModelSpec) -> str | None:
     """None when ``path`` holds the model's file, else why not. Raises FileNotFoundError."""
     st = path.stat()
@@ -143,7 +136,7 @@ def _check(path: Path, model: ModelSpec) -> str | None:
             return None
     if st.st_size != model.size:
         return f"{st.st_size} bytes instead of {model.size}"
-    actual = sha256_of(path)
+    actual = file_sha256(path)
     if actual != model.sha256:
         return f"SHA-256 {actual} instead of {model.sha256}"
     with _verified_lock:

@@ -10,7 +10,6 @@ transform, and batches run through onnxruntime on the CPU when available.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Generator
@@ -51,14 +50,6 @@ def find_encoder(take_root: Path, explicit: str | Path | None) -> Path:
             "with 'emocap train-actor TAKE' (on a fitted take) and pass --encoder TAKE/encoder/encoder.pt"
         )
     return path
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_compatible(config: EncoderConfig, model: FaceModel, path: Path) -> None:
