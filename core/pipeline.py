@@ -23,7 +23,7 @@ import numpy as np
 
 from core import __version__
 from core.device import select_device
-from core.errors import CancelledError, EmoCapError, RefinerError, TakeError, VideoDecodeError
+from core.errors import CancelledError, EmoCapError, EncoderError, RefinerError, TakeError, VideoDecodeError
 from core.emotion.stage import EmotionConfig
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.fit.fitter import FitConfig, Fitter, slice_observations
@@ -316,6 +316,14 @@ class Pipeline:
         manifest = take.manifest
         if manifest.fit is not None and manifest.fit.get("settings") == settings and manifest.fit.get("status") == "complete":
             return
+        fitted = manifest.fit is not None and manifest.fit.get("status") == "complete" \
+            and manifest.fit.get("settings", {}).get("method") != "encoder"
+        if fitted and path.resolve().is_relative_to(take.root.resolve()):
+            raise EncoderError(
+                f"{take.root} holds the fit its own encoder ({path}) was trained on, and --method encoder "
+                "would replace it; analyse into another take instead: "
+                f"emocap analyze CLIP --out NEW_TAKE --method encoder --encoder {path}"
+            )
         runtime = EncoderRuntime.from_checkpoint(path, device=self.device)
         model = load_face_model(self.config.model)
         check_compatible(runtime.encoder.config, model, path)

@@ -1,5 +1,7 @@
 """--method encoder in the pipeline and the CLI, with an (untrained) encoder checkpoint."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -63,3 +65,21 @@ def test_an_encoder_for_another_model_is_refused(tmp_path, untrained):
                             model=ModelChoice("flame", str(flame), 20, 10))
     with pytest.raises(EncoderError, match="predicts open parameters"):
         Pipeline(config).run(fixture_path("single_face.jpg"), tmp_path / "t")
+
+
+def test_the_take_an_encoder_was_trained_on_keeps_its_fit(tmp_path, untrained):
+    """--method encoder with the take's own encoder would overwrite that encoder's training labels."""
+    take_dir = tmp_path / "t"
+    Pipeline(PipelineConfig(device="cpu")).run(fixture_path("single_face.jpg"), take_dir)
+    fitted = load_fit(Take.open(take_dir)).expression.copy()
+    (take_dir / "encoder").mkdir()
+    shutil.copy(untrained, take_dir / "encoder" / "encoder.pt")
+    with pytest.raises(EncoderError, match="would replace it; analyse into another take"):
+        Pipeline(PipelineConfig(device="cpu", method="encoder")).run(fixture_path("single_face.jpg"), take_dir)
+    take = Take.open(take_dir)
+    assert "method" not in take.manifest.fit["settings"] and take.manifest.fit["status"] == "complete"
+    np.testing.assert_array_equal(load_fit(take).expression, fitted)
+    # into another take, the same encoder runs
+    Pipeline(PipelineConfig(device="cpu", method="encoder", encoder=str(take_dir / "encoder" / "encoder.pt"))).run(
+        fixture_path("single_face.jpg"), tmp_path / "other")
+    assert Take.open(tmp_path / "other").manifest.fit["settings"]["method"] == "encoder"
