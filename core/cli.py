@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--method", choices=("fit", "encoder"), default="fit",
                          help="fit: the analysis-by-synthesis fitter (default); encoder: a trained encoder")
     analyze.add_argument("--encoder", help="with --method encoder: the encoder checkpoint "
-                                           "(default: the take's own TAKE/encoder/encoder.pt from 'emocap train-actor')")
+                                           "(TAKE/encoder/encoder.pt from 'emocap train-actor TAKE')")
     analyze.add_argument("--refine", action="store_true",
                          help="refine the fit for micro-expressions with optical flow (best on high-frame-rate video)")
     analyze.add_argument("--onset", type=int, default=None,

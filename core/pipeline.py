@@ -47,8 +47,8 @@ class PipelineConfig:
     transform; recognisers that sample frames warp their own crops). image_fps: frame rate given to image folders. device: auto | cpu | cuda | cuda:N.
     model: which face model to fit (None: observe only). fit: fitting weights and schedule.
     emotion: the emotion stage's settings (None: no emotion analysis). method: "fit" (the fitter)
-    or "encoder" (a trained encoder, core/encoder/stage.py); encoder: its checkpoint path (None:
-    the take's own actor encoder, TAKE/encoder/encoder.pt). refine: the micro-expression refiner's
+    or "encoder" (a trained encoder, core/encoder/stage.py); encoder: its checkpoint path (required
+    with method "encoder"; never one trained on this take). refine: the micro-expression refiner's
     settings (core/microexpr/; None: no refinement)."""
 
     device: str = "auto"
@@ -144,6 +144,10 @@ class Pipeline:
         self.config = config or PipelineConfig()
         if self.config.method not in ("fit", "encoder"):
             raise EmoCapError(f"unknown method '{self.config.method}': use fit or encoder")
+        if self.config.method == "encoder":
+            from core.encoder.stage import find_encoder
+
+            find_encoder(self.config.encoder)  # a missing checkpoint fails before any frame is read
         self.device = select_device(self.config.device)
 
     def run(
@@ -310,7 +314,7 @@ class Pipeline:
         from core.digest import file_sha256
         from core.encoder.stage import check_compatible, encode_take, find_encoder
 
-        path = find_encoder(take.root, self.config.encoder)
+        path = find_encoder(self.config.encoder)
         settings = self.config.model.settings() | {"method": "encoder", "encoder": str(path.resolve()),
                                                    "encoder_sha256": file_sha256(path)}
         manifest = take.manifest

@@ -2,8 +2,8 @@
 encoder instead of the fitter, stored in the take exactly as fitted parameters are (TAKE/fit/), so
 the emotion stage, export and the app read them the same way.
 
-Which encoder: an explicit checkpoint path, else the take's own actor encoder
-(TAKE/encoder/encoder.pt, written by ``emocap train-actor``). Frames are decoded once in order,
+Which encoder: an explicit checkpoint path (an actor encoder is written by ``emocap train-actor
+TAKE`` to TAKE/encoder/encoder.pt). Frames are decoded once in order,
 each face frame's aligned crop is warped straight to the encoder's input size from the stored crop
 transform, and batches run through onnxruntime on the CPU when available.
 """
@@ -32,23 +32,17 @@ from core.video import FrameSource
 
 log = logging.getLogger(__name__)
 
-ACTOR_ENCODER = Path("encoder") / "encoder.pt"
-
-
-def find_encoder(take_root: Path, explicit: str | Path | None) -> Path:
-    """The checkpoint to use: ``explicit`` when given, else TAKE/encoder/encoder.pt; EncoderError
-    saying how to get one when there is none."""
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise EncoderError(f"no encoder checkpoint at {path}")
-        return path
-    path = Path(take_root) / ACTOR_ENCODER
-    if not path.is_file():
+def find_encoder(explicit: str | Path | None) -> Path:
+    """The checkpoint to use; EncoderError saying how to get one when none is given or the path
+    holds no file."""
+    if not explicit:
         raise EncoderError(
-            f"--method encoder needs an encoder: {path} does not exist; train one for this performer "
-            "with 'emocap train-actor TAKE' (on a fitted take) and pass --encoder TAKE/encoder/encoder.pt"
+            "--method encoder needs --encoder PATH: train one for this performer with "
+            "'emocap train-actor TAKE' (on a fitted take), then pass --encoder TAKE/encoder/encoder.pt"
         )
+    path = Path(explicit)
+    if not path.is_file():
+        raise EncoderError(f"no encoder checkpoint at {path}")
     return path
 
 

@@ -55,7 +55,8 @@ def test_no_encoder_is_a_one_line_error_that_says_what_to_do(tmp_path):
     result = run_cli("analyze", str(fixture_path("single_face.jpg")), "--out", str(tmp_path / "t"), "--method", "encoder")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("emocap:")]
-    assert len(lines) == 1 and "emocap train-actor" in lines[0]
+    assert len(lines) == 1 and "--encoder" in lines[0] and "emocap train-actor" in lines[0]
+    assert not (tmp_path / "t").exists()  # refused before any frame was read
 
 
 def test_an_encoder_for_another_model_is_refused(tmp_path, untrained):
@@ -74,12 +75,13 @@ def test_the_take_an_encoder_was_trained_on_keeps_its_fit(tmp_path, untrained):
     fitted = load_fit(Take.open(take_dir)).expression.copy()
     (take_dir / "encoder").mkdir()
     shutil.copy(untrained, take_dir / "encoder" / "encoder.pt")
+    own = take_dir / "encoder" / "encoder.pt"
     with pytest.raises(EncoderError, match="would replace it; analyse into another take"):
-        Pipeline(PipelineConfig(device="cpu", method="encoder")).run(fixture_path("single_face.jpg"), take_dir)
+        Pipeline(PipelineConfig(device="cpu", method="encoder", encoder=str(own))).run(fixture_path("single_face.jpg"), take_dir)
     take = Take.open(take_dir)
     assert "method" not in take.manifest.fit["settings"] and take.manifest.fit["status"] == "complete"
     np.testing.assert_array_equal(load_fit(take).expression, fitted)
     # into another take, the same encoder runs
-    Pipeline(PipelineConfig(device="cpu", method="encoder", encoder=str(take_dir / "encoder" / "encoder.pt"))).run(
+    Pipeline(PipelineConfig(device="cpu", method="encoder", encoder=str(own))).run(
         fixture_path("single_face.jpg"), tmp_path / "other")
     assert Take.open(tmp_path / "other").manifest.fit["settings"]["method"] == "encoder"

@@ -32,12 +32,19 @@ def test_train_actor_then_analyze_with_the_actor_encoder(single_take, tmp_path):
     assert stored["held_out"] == held and load_encoder(encoder_path).meta["report"] == held
     fitted = load_fit(Take.open(single_take))
 
-    # the take's own actor encoder, found without --encoder
-    analysed = run_cli("analyze", str(fixture_path("single_face.mp4")), "--out", str(single_take), "--method", "encoder", "--json")
+    # the take it was trained on keeps the fit it learned from
+    refused = run_cli("analyze", str(fixture_path("single_face.mp4")), "--out", str(single_take), "--method", "encoder",
+                      "--encoder", str(encoder_path))
+    assert refused.returncode == 2 and "analyse into another take" in refused.stderr
+    np.testing.assert_array_equal(load_fit(Take.open(single_take)).expression, fitted.expression)
+
+    # the same clip analysed by the encoder into a new take
+    analysed = run_cli("analyze", str(fixture_path("single_face.mp4")), "--out", str(tmp_path / "encoded"),
+                       "--method", "encoder", "--encoder", str(encoder_path), "--json")
     assert analysed.returncode == 0, analysed.stderr
     summary = json.loads(analysed.stdout)
     assert summary["model"] == "open" and summary["frames_with_face"] == 72
-    take = Take.open(single_take)
+    take = Take.open(tmp_path / "encoded")
     assert take.manifest.fit["settings"]["method"] == "encoder" and take.manifest.fit["status"] == "complete"
     encoded = load_fit(take)
     assert encoded.has_face.all() and np.isfinite(encoded.expression).all()
