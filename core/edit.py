@@ -8,9 +8,14 @@ copy whenever one is needed (the viewport, the timelines, every export). Edits a
 What each slider does to a frame's parameters (expression ``e``, E components):
 
 - per emotion ``k`` (scale ``s_k``): the part of the expression that carries that emotion is
-  ``a_k = max(0, (e - o) . d_k)`` along the emotion's unit direction ``d_k`` in parameter space
-  (from the take itself: the mean expression of its frames weighted by the recogniser's
-  probability of ``k``, minus the same for neutral, ``o``); ``e += (s_k - 1) a_k d_k``.
+  ``a_k = p_k max(0, (e - o) . d_k)`` along the emotion's unit direction ``d_k`` in parameter
+  space, where ``p_k`` is how much the frame shows ``k`` (the emotion-from-parameters model's
+  probability for the unedited frame) and ``d_k`` comes from the take itself (the mean expression
+  of its frames weighted by the recogniser's probability of ``k``, minus the neutral face ``o``:
+  the same mean for neutral when the take has neutral frames, else the model's rest expression);
+  ``e += (s_k - 1) a_k d_k``. Weighting by ``p_k`` keeps each slider to the frames that show its
+  emotion: two emotions' mean expressions share components (a fitted smile in sad frames), and
+  without it muting sad would also take the smile out of happy frames.
 - global intensity, upper face, lower face, jaw, eyes: every component is scaled by
   ``intensity * (lower + (upper - lower) * u_j)``, where ``u_j`` is the share of component ``j``'s
   vertex motion above the nose tip, times ``jaw`` for jaw components and ``eyes`` for eye
@@ -163,7 +168,9 @@ class EditBasis:
     upper_share: E, share of each component's vertex motion above the nose tip (0 to 1).
     jaw_components, eye_components: E bool. bounds: clamp range of the weights, or None.
     emotion_origin: E, the take's neutral expression; emotion_directions: {emotion: E unit vector}
-    for the emotions the take shows (none without emotion timelines)."""
+    for the emotions the take shows (none without emotion timelines); emotion_presence: N x 8
+    (EMOTIONS order), how much each of the take's frames shows each emotion, 0 to 1 (None: every
+    frame fully)."""
 
     upper_share: np.ndarray
     jaw_components: np.ndarray
@@ -171,6 +178,7 @@ class EditBasis:
     bounds: tuple[float, float] | None
     emotion_origin: np.ndarray
     emotion_directions: dict[str, np.ndarray] = field(default_factory=dict)
+    emotion_presence: np.ndarray | None = None
 
     @property
     def num_expression(self) -> int:
@@ -199,15 +207,19 @@ def model_basis(model) -> EditBasis:
     )
 
 
-def with_emotion_directions(basis: EditBasis, expression: np.ndarray, probabilities: np.ndarray) -> EditBasis:
+def with_emotion_directions(basis: EditBasis, expression: np.ndarray, probabilities: np.ndarray,
+                            presence: np.ndarray | None = None) -> EditBasis:
     """Add the emotion directions of a take: expression N x E of its frames, probabilities N x 8
-    (NaN rows are ignored)."""
+    from the recogniser (NaN rows are ignored), presence N x 8 per-frame weights of the sliders
+    (default: the probabilities; NaN counts as 0)."""
     ok = np.isfinite(expression).all(1) & np.isfinite(probabilities).all(1)
     e, p = expression[ok].astype(np.float64), probabilities[ok].astype(np.float64)
     if not len(e):
         return basis
     neutral = p[:, 0]
-    origin = (neutral @ e) / neutral.sum() if neutral.sum() >= MIN_EMOTION_WEIGHT else e.mean(0)
+    # Without neutral frames the clip's mean is no neutral face (in a clip that mostly smiles it
+    # is a smile, and muting happy would stop there); the model's rest expression is.
+    origin = (neutral @ e) / neutral.sum() if neutral.sum() >= MIN_EMOTION_WEIGHT else np.zeros(e.shape[1])
     directions = {}
     for k, name in enumerate(EMOTIONS[1:], start=1):
         weight = p[:, k]
@@ -217,7 +229,9 @@ def with_emotion_directions(basis: EditBasis, expression: np.ndarray, probabilit
         norm = np.linalg.norm(d)
         if norm > 1e-6:
             directions[name] = (d / norm).astype(np.float32)
-    return dataclasses.replace(basis, emotion_origin=origin.astype(np.float32), emotion_directions=directions)
+    presence = np.nan_to_num(np.asarray(probabilities if presence is None else presence, np.float32), nan=0.0)
+    return dataclasses.replace(basis, emotion_origin=origin.astype(np.float32), emotion_directions=directions,
+                               emotion_presence=presence)
 
 
 def apply_edits(fit: FitParams, edits: Edits, basis: EditBasis) -> FitParams:
@@ -244,6 +258,8 @@ def _apply_layer(arrays: dict[str, np.ndarray], rows: slice, layer: EditLayer, b
         if direction is None:
             raise EditError(f"this take shows no {name} to scale (run the emotion analysis, or it is absent)")
         amount = np.maximum(0.0, (e - basis.emotion_origin) @ direction)
+        if basis.emotion_presence is not None:
+            amount = amount * basis.emotion_presence[rows, EMOTIONS.index(name)]
         e = e + (scale - 1.0) * amount[:, None] * direction[None]
     factor = layer.intensity * (layer.lower_face + (layer.upper_face - layer.lower_face) * basis.upper_share)
     factor = np.where(basis.jaw_components, factor * layer.jaw, factor)
@@ -284,7 +300,11 @@ def save_edits(take_root: Path, edits: Edits) -> None:
 
 def take_basis(take, model) -> EditBasis:
     """The edit basis of a take: the model's weights plus the emotion directions of its frames
-    when the emotion analysis has run (primary recogniser's probabilities)."""
+    when the emotion analysis has run (primary recogniser's probabilities), each frame weighted
+    by the emotion-from-parameters model's reading of its unedited expression when the take has
+    that model (else by the recogniser's probabilities)."""
+    from core.emotion.from_params import predict_from_params
+    from core.emotion.stage import load_param_model
     from core.pipeline import load_fit
 
     basis = model_basis(model)
@@ -297,4 +317,9 @@ def take_basis(take, model) -> EditBasis:
     if probabilities is None or len(probabilities) != len(fit):
         log.warning("emotion timelines of %s do not match its fit; per-emotion sliders are off", take.root)
         return basis
-    return with_emotion_directions(basis, fit.expression, probabilities)
+    presence = None
+    if any(key.startswith("param_net.") for key in arrays):
+        net = load_param_model(arrays, fit.expression.shape[1])
+        presence = predict_from_params(net, np.nan_to_num(fit.expression)).probabilities
+        presence[~fit.has_face] = 0.0
+    return with_emotion_directions(basis, fit.expression, probabilities, presence)

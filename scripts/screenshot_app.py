@@ -4,8 +4,7 @@
         ../shared/fixtures/WolfgangLanger_Pexels.mp4 --out screenshots/
 
 Writes 1_opened.png (right after opening), 2_analysing.png (mid-analysis), 3_analysed.png (after
-the analysis, scrubbed to a frame), 4_edited.png (sliders moved: intensity 160 %, happy muted),
-5_wireframe_side.png. Uses a private settings file and takes folder, so the user's are untouched.
+the analysis, scrubbed to a frame), 4_edited.png (the happy slider at 0 %), 5_wireframe_side.png. Uses a private settings file and takes folder, so the user's are untouched.
 """
 
 from __future__ import annotations
@@ -92,7 +91,6 @@ def main() -> int:
     window.seek(frame)
     shot("3_analysed.png")
     panel = window.edit_panel
-    panel.sliders["intensity"].setValue(160)
     if panel.sliders["happy"].isEnabled():
         panel.sliders["happy"].setValue(0)
     settle(app, 0.5)

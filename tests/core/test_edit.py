@@ -1,15 +1,19 @@
 """Non-destructive slider edits (core/edit.py) on a real analysed take."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from core.edit import EditLayer, Edits, apply_edits, load_edits, model_basis, save_edits, take_basis
+from core.edit import (EditBasis, EditLayer, Edits, apply_edits, load_edits, model_basis, save_edits, take_basis,
+                       with_emotion_directions)
 from core.emotion.from_params import predict_from_params
 from core.emotion.stage import load_param_model
 from core.emotion.types import EMOTIONS
 from core.errors import EditError
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.facemodel.open_model import ARKIT_NAMES
+from core.fit.params import FitParams
 from core.pipeline import load_fit
 from core.take import Take
 
@@ -84,6 +88,39 @@ def test_per_emotion_slider_changes_the_predicted_emotion_of_the_smile(edited_ta
     assert before > 0.8 and after < before - 0.3
     smile = ARKIT_NAMES.index("mouthSmileLeft")
     assert muted.expression[rows, smile].mean() < 0.5 * fit.expression[rows, smile].mean()
+
+
+def test_an_emotion_slider_scales_only_the_frames_that_show_it():
+    """Sad and happy frames share a component (as fitted smiles in sad frames do); each slider
+    still changes only its own frames, and with no neutral frames the rest face is the origin."""
+    happy_face, sad_face = np.array([1.0, 0.0, 0.5, 0.0]), np.array([0.6, 1.0, 0.0, 0.0])
+    expression = np.stack([happy_face] * 6 + [sad_face] * 6).astype(np.float32)
+    probabilities = np.zeros((12, len(EMOTIONS)), np.float32)
+    probabilities[:6, HAPPY] = probabilities[6:, EMOTIONS.index("sad")] = 1.0
+    flat = EditBasis(upper_share=np.zeros(4, np.float32), jaw_components=np.zeros(4, bool),
+                     eye_components=np.zeros(4, bool), bounds=None, emotion_origin=np.zeros(4, np.float32))
+    basis = with_emotion_directions(flat, expression, probabilities)
+    np.testing.assert_array_equal(basis.emotion_origin, 0.0)
+    fit = dataclasses.replace(FitParams.empty(np.arange(12), np.zeros(3), 4), expression=expression,
+                              has_face=np.ones(12, bool), jaw=np.zeros((12, 3), np.float32), eyes=np.zeros((12, 6), np.float32))
+
+    def edited(name: str, scale: float) -> np.ndarray:
+        return apply_edits(fit, Edits((EditLayer().with_emotion(name, scale),)), basis).expression
+
+    no_sad = edited("sad", 0.0)
+    np.testing.assert_allclose(no_sad[:6], expression[:6])
+    np.testing.assert_allclose(no_sad[6:], 0.0, atol=1e-6)
+    no_happy = edited("happy", 0.0)
+    np.testing.assert_allclose(no_happy[:6], 0.0, atol=1e-6)
+    np.testing.assert_allclose(no_happy[6:], expression[6:])
+    np.testing.assert_allclose(edited("happy", 2.0)[:6], 2 * expression[:6], rtol=1e-5)
+    # with neutral frames, the emotions are measured from the performer's neutral face
+    rest = np.array([0.2, 0.0, 0.0, 0.1], np.float32)
+    neutral_probabilities = np.zeros((4, len(EMOTIONS)), np.float32)
+    neutral_probabilities[:, 0] = 1.0
+    with_neutral = with_emotion_directions(flat, np.vstack([expression, [rest] * 4]),
+                                           np.vstack([probabilities, neutral_probabilities]))
+    np.testing.assert_allclose(with_neutral.emotion_origin, rest)
 
 
 def test_smoothing_reduces_jitter_and_keeps_gaps(edited_take):
