@@ -69,15 +69,15 @@ class Job:
         self.cancel_event = threading.Event()
         self.worker = GeneratorWorker(_batched, function, args, self.cancel_event)
         self.running = False
-        # Connected first, so that a job is no longer running when the caller's slots run.
-        for signal in (self.worker.returned, self.worker.errored, self.worker.finished):
-            signal.connect(self._finished)
+        self._on_done, self._on_error = on_done, on_error
+        # One slot each, which stops the job and then calls the caller's: a signal emitted in the
+        # worker thread posts one event per connected slot, and the window's thread can run between
+        # two of them, so with separate slots "not running" could be seen before on_done ran.
+        self.worker.returned.connect(self._returned)
+        self.worker.errored.connect(self._errored)
+        self.worker.finished.connect(self._stopped)
         if on_batch is not None:
             self.worker.yielded.connect(on_batch)
-        if on_done is not None:
-            self.worker.returned.connect(on_done)
-        if on_error is not None:
-            self.worker.errored.connect(on_error)
 
     def start(self) -> None:
         self.running = True
@@ -86,7 +86,17 @@ class Job:
     def cancel(self) -> None:
         self.cancel_event.set()
 
-    def _finished(self, *_) -> None:
+    def _returned(self, value) -> None:
+        self.running = False
+        if self._on_done is not None:
+            self._on_done(value)
+
+    def _errored(self, err: BaseException) -> None:
+        self.running = False
+        if self._on_error is not None:
+            self._on_error(err)
+
+    def _stopped(self) -> None:
         self.running = False
 
 

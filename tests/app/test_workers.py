@@ -1,0 +1,45 @@
+"""Background jobs (app/workers.py): a job's state and its result handlers stay in step."""
+
+import threading
+import time
+
+from PySide6.QtCore import QCoreApplication, QThreadPool
+
+from app.workers import Job
+
+
+def _returns(value, *, cancel: threading.Event):
+    yield "working"
+    return value
+
+
+def _fails(*, cancel: threading.Event):
+    yield "working"
+    raise ValueError("broken input")
+
+
+def test_a_job_is_never_seen_stopped_before_its_result_is_handled(qtbot):
+    """Polling ``running`` (as the window and tests do) never sees a stopped job whose result
+    handler has not run yet: a signal emitted in the worker thread posts one event per slot, and
+    the window's thread can handle the first before the worker posts the next."""
+    jobs = []  # kept until their workers end, as the window keeps its jobs
+    for round_ in range(300):
+        done = []
+        job = Job("returns", _returns, round_, on_done=done.append)
+        jobs.append(job)
+        job.start()
+        end = time.monotonic() + 5
+        while job.running and time.monotonic() < end:
+            QCoreApplication.processEvents()
+        assert not job.running and done == [round_], f"round {round_}: stopped, result not handled yet"
+    QThreadPool.globalInstance().waitForDone(5000)
+    QCoreApplication.processEvents()
+
+
+def test_a_failed_job_is_stopped_when_its_error_is_handled(qtbot):
+    errors = []
+    job = Job("fails", _fails, on_error=lambda err: errors.append((str(err), job.running)))
+    job.start()
+    qtbot.waitUntil(lambda: not job.running, timeout=5000)
+    assert errors == [("broken input", False)]
+    QThreadPool.globalInstance().waitForDone(5000)
