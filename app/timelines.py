@@ -22,8 +22,19 @@ AFFECT_COLOURS = {"valence": (60, 200, 200), "arousal": (240, 150, 50), "intensi
 CURVE_COLOURS = [(255, 120, 120), (120, 200, 255), (255, 210, 110), (170, 255, 150), (220, 150, 255), (255, 170, 220)]
 DEFAULT_CURVES = ("jawOpen", "mouthSmileLeft", "browInnerUp", "eyeBlinkLeft")
 ROWS = ("emotion", "reconstruction", "affect", "micro", "curves")
-ROW_TITLES = {"emotion": "Emotion (performer)", "reconstruction": "Emotion (reconstruction, with edits)",
-              "affect": "Valence / arousal / intensity / consistency / face confidence", "micro": "Micro-expression energy",
+
+
+def keyed_title(title: str, colours: dict[str, tuple[int, int, int]]) -> str:
+    """A row title followed by its curves' names in their colours (the rows are too short for a
+    legend inside the plot: it would sit on the curves)."""
+    key = "&nbsp;&nbsp;".join(f"<span style='color: rgb{tuple(colour)}'>&#9632;&nbsp;{name}</span>"
+                              for name, colour in colours.items())
+    return f"{title}&nbsp;&nbsp;&nbsp;<span style='font-size: 8pt'>{key}</span>" if key else title
+
+
+ROW_TITLES = {"emotion": keyed_title("Emotion (performer)", EMOTION_COLOURS),
+              "reconstruction": "Emotion (reconstruction, with edits)",
+              "affect": keyed_title("Affect", AFFECT_COLOURS), "micro": "Micro-expression energy",
               "curves": "Expression curves"}
 
 
@@ -64,7 +75,6 @@ class TimelinePanel(QWidget):
             self.plots[key] = plot
             self.playheads[key] = line
         self.graphics.scene().sigMouseClicked.connect(self._clicked)
-        self.plots["emotion"].addLegend(offset=(-5, 1), colCount=8, labelTextSize="8pt")
         self.region = pg.LinearRegionItem(brush=pg.mkBrush(255, 255, 255, 25), movable=True)
         self.region.setZValue(-10)
         self.region.hide()
@@ -90,6 +100,7 @@ class TimelinePanel(QWidget):
         layout.addWidget(splitter)
         self._expression: np.ndarray | None = None
         self._names: list[str] = []
+        self._curve_colours: dict[str, tuple[int, int, int]] = {}  # shown expression curve -> colour
         self.set_row_visible("micro", False)
 
     # -- data ------------------------------------------------------------------------------
@@ -110,8 +121,11 @@ class TimelinePanel(QWidget):
         self.items = {}
         self._expression = None
         self._names = []
+        self._curve_colours = {}
         self.curve_list.clear()
         self.set_row_visible("micro", False)
+        for row in ("emotion", "curves"):
+            self.plots[row].setTitle(ROW_TITLES[row])
 
     def set_frame_count(self, frames: int) -> None:
         self.frame_count = frames
@@ -133,7 +147,7 @@ class TimelinePanel(QWidget):
             probs = curves.emotion[curves.primary]
             for k, name in enumerate(EMOTIONS):
                 self._curve("emotion", name, x, gaps(probs[:, k]), EMOTION_COLOURS[name], name)
-            self.plots["emotion"].setTitle(f"Emotion (performer, {curves.primary})")
+            self.plots["emotion"].setTitle(keyed_title(f"Emotion (performer, {curves.primary})", EMOTION_COLOURS))
         if curves.reconstruction_emotion is not None:
             self.set_reconstruction_emotion(curves.reconstruction_emotion, faces)
         for key in ("valence", "arousal", "intensity", "consistency"):
@@ -197,11 +211,16 @@ class TimelinePanel(QWidget):
         if self._expression is None:
             return
         x = np.arange(len(self._expression), dtype=np.float64)
-        for n, name in enumerate(sorted(chosen, key=self._names.index)):
-            i = self._names.index(name)
-            self._curve("curves", name, x, self._expression[:, i], CURVE_COLOURS[n % len(CURVE_COLOURS)], name)
-        if self.plots["curves"].legend is None:
-            self.plots["curves"].addLegend(offset=(-5, 5), labelTextSize="8pt")
+        for name in [n for n in self._curve_colours if n not in chosen]:
+            del self._curve_colours[name]
+        for name in sorted(chosen - set(self._curve_colours), key=self._names.index):
+            # a curve keeps its colour while it is shown; a new one takes the first free colour
+            free = [c for c in CURVE_COLOURS if c not in self._curve_colours.values()] or CURVE_COLOURS
+            self._curve_colours[name] = free[0]
+        colours = {name: self._curve_colours[name] for name in sorted(chosen, key=self._names.index)}
+        for name, colour in colours.items():
+            self._curve("curves", name, x, self._expression[:, self._names.index(name)], colour, name)
+        self.plots["curves"].setTitle(keyed_title(ROW_TITLES["curves"], colours))
 
     def set_row_visible(self, row: str, visible: bool) -> None:
         self.plots[row].setVisible(visible)

@@ -1,5 +1,6 @@
 """Opening, seeking, keyboard transport, playback and the timeline playhead, in a real window."""
 
+import re
 import time
 
 import numpy as np
@@ -87,3 +88,33 @@ def test_opening_another_clip_clears_the_previous_results(loaded, qtbot):
     loaded.open_input(fixture_path("single_face.jpg"))
     assert loaded.view is None and not loaded.timelines.items and loaded.timelines.curve_list.count() == 0
     assert not loaded.viewport.has_mesh and loaded.player.frame_count == 1
+
+
+def test_each_row_names_its_curves_in_their_colours(loaded):
+    from app.timelines import EMOTION_COLOURS
+
+    timelines = loaded.timelines
+
+    def pen(key: str) -> tuple:
+        return timelines.items[key].opts["pen"].color().getRgb()[:3]
+
+    def keyed(row: str) -> dict[str, tuple]:
+        """{name: colour} as the row's title shows them."""
+        title = timelines.plots[row].titleLabel.text
+        found = re.findall(r"color: rgb\((\d+), (\d+), (\d+)\)'>&#9632;&nbsp;([\w ]+)</span>", title)
+        return {name: tuple(int(c) for c in rgb) for *rgb, name in found}
+
+    assert timelines.plots["emotion"].legend is None  # no legend over the curves
+    assert keyed("emotion") == EMOTION_COLOURS and pen("emotion.happy") == EMOTION_COLOURS["happy"]
+    shown = keyed("curves")
+    assert set(shown) == set(timelines.chosen_curves()) and all(pen(f"curves.{n}") == c for n, c in shown.items())
+    # a newly picked curve takes a free colour; the others keep theirs
+    items = {timelines.curve_list.item(i).text(): timelines.curve_list.item(i) for i in range(timelines.curve_list.count())}
+    items["browDownLeft"].setCheckState(Qt.Checked)
+    more = keyed("curves")
+    assert {n: more[n] for n in shown} == shown and more["browDownLeft"] not in shown.values()
+    assert pen("curves.browDownLeft") == more["browDownLeft"]
+    items["jawOpen"].setCheckState(Qt.Unchecked)
+    assert "jawOpen" not in keyed("curves") and "curves.jawOpen" not in timelines.items
+    loaded.open_input(fixture_path("single_face.jpg"))
+    assert timelines.plots["curves"].titleLabel.text == "Expression curves"
