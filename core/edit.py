@@ -241,6 +241,8 @@ def apply_edits(fit: FitParams, edits: Edits, basis: EditBasis) -> FitParams:
         return fit
     arrays = {k: getattr(fit, k).copy() for k in PER_FRAME}
     n = len(fit)
+    if basis.emotion_presence is not None and len(basis.emotion_presence) != n:
+        raise EditError(f"the edit basis describes {len(basis.emotion_presence)} frames, the fit {n}")
     for layer in edits.layers:
         start = 0 if layer.start is None else max(0, layer.start)
         stop = n if layer.stop is None else min(n, layer.stop)
