@@ -300,28 +300,29 @@ def save_edits(take_root: Path, edits: Edits) -> None:
         raise TakeError(f"cannot write {path}: {err.strerror or err}") from err
 
 
-def take_basis(take, model) -> EditBasis:
+def take_basis(take, model, *, fit: FitParams | None = None, timelines: dict[str, np.ndarray] | None = None) -> EditBasis:
     """The edit basis of a take: the model's weights plus the emotion directions of its frames
     when the emotion analysis has run (primary recogniser's probabilities), each frame weighted
     by the emotion-from-parameters model's reading of its unedited expression when the take has
-    that model (else by the recogniser's probabilities)."""
+    that model (else by the recogniser's probabilities). ``fit`` and ``timelines``: the take's
+    fit and emotion timelines when the caller has read them already (None: read here)."""
     from core.emotion.from_params import predict_from_params
     from core.emotion.stage import load_param_model
     from core.pipeline import load_fit
 
     basis = model_basis(model)
     emotion = take.manifest.emotion
-    fit = load_fit(take)
+    fit = load_fit(take) if fit is None else fit
     if fit is None or not emotion or emotion.get("status") != "complete":
         return basis
-    arrays = take.read_arrays("emotion", "timelines") or {}
+    arrays = (take.read_arrays("emotion", "timelines") if timelines is None else timelines) or {}
     probabilities = arrays.get(f"{emotion['primary']}.probabilities")
     if probabilities is None or len(probabilities) != len(fit):
         log.warning("emotion timelines of %s do not match its fit; per-emotion sliders are off", take.root)
         return basis
     presence = None
-    if any(key.startswith("param_net.") for key in arrays):
-        net = load_param_model(arrays, fit.expression.shape[1])
+    net = load_param_model(arrays, fit.expression.shape[1])
+    if net is not None:
         presence = predict_from_params(net, np.nan_to_num(fit.expression)).probabilities
         presence[~fit.has_face] = 0.0
     return with_emotion_directions(basis, fit.expression, probabilities, presence)

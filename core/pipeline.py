@@ -144,10 +144,11 @@ class Pipeline:
         self.config = config or PipelineConfig()
         if self.config.method not in ("fit", "encoder"):
             raise EmoCapError(f"unknown method '{self.config.method}': use fit or encoder")
+        self.encoder_path: Path | None = None
         if self.config.method == "encoder":
             from core.encoder.stage import find_encoder
 
-            find_encoder(self.config.encoder)  # a missing checkpoint fails before any frame is read
+            self.encoder_path = find_encoder(self.config.encoder)  # fails before any frame is read
         self.device = select_device(self.config.device)
 
     def run(
@@ -312,9 +313,9 @@ class Pipeline:
         """Per-frame parameters from a trained encoder instead of the fitter, stored as the fit is."""
         from core.encoder.runtime import EncoderRuntime
         from core.digest import file_sha256
-        from core.encoder.stage import check_compatible, encode_take, find_encoder
+        from core.encoder.stage import check_compatible, encode_take
 
-        path = find_encoder(self.config.encoder)
+        path = self.encoder_path
         settings = self.config.model.settings() | {"method": "encoder", "encoder": str(path.resolve()),
                                                    "encoder_sha256": file_sha256(path)}
         manifest = take.manifest

@@ -100,8 +100,8 @@ class TakeView:
         if self.raw_fit is not None:
             settings = self.take.manifest.fit.get("settings") or {}
             self.model = load_face_model(ModelChoice.from_settings(settings))
-            self.basis = take_basis(self.take, self.model)
-            if self._emotion_arrays is not None and any(k.startswith("param_net.") for k in self._emotion_arrays):
+            self.basis = take_basis(self.take, self.model, fit=self.raw_fit, timelines=self._emotion_arrays)
+            if self._emotion_arrays is not None:
                 from core.emotion.stage import load_param_model
 
                 self._param_net = load_param_model(self._emotion_arrays, self.model.num_expression)

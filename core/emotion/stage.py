@@ -234,8 +234,13 @@ def param_model_state(net: ParamEmotionNet) -> dict[str, np.ndarray]:
     return {f"param_net.{k}": v.numpy() for k, v in net.state_dict().items()}
 
 
-def load_param_model(arrays: dict[str, np.ndarray], num_expression: int) -> ParamEmotionNet:
+def load_param_model(arrays: dict[str, np.ndarray], num_expression: int) -> ParamEmotionNet | None:
+    """The emotion-from-parameters model stored in a take's emotion timelines (None: they hold
+    none, as when the clip had too few face frames to train it)."""
+    state = {k[len("param_net.") :]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("param_net.")}
+    if not state:
+        return None
     net = ParamEmotionNet(num_expression)
-    net.load_state_dict({k[len("param_net.") :]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("param_net.")})
+    net.load_state_dict(state)
     net.eval()
     return net
