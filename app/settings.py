@@ -220,6 +220,6 @@ class SettingsDialog(QDialog):
 
 
 def _recogniser_infos() -> list[dict]:
-    from core.emotion.store import list_models
+    from core.emotion.store import EMOTION_MODEL, list_models
 
-    return [{"name": m.name, "licence": m.licence, "installed": m.installed} for m in list_models()]
+    return [{"name": m.name, "licence": m.licence, "installed": m.installed} for m in list_models(EMOTION_MODEL)]

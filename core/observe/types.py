@@ -55,7 +55,9 @@ class FrameObservation:
     tracked region in [0, 1], 0 without a face. crop_transform: 2 x 3 affine from image pixels to
     the aligned crop; ``crop``: that crop, H x W x 3 uint8 RGB (not stored in takes: it is
     recomputed from the video). faces_detected: faces the full-range detector found in this frame,
-    -1 where it did not run (while tracking).
+    -1 where it did not run (while tracking). blendshapes: 52 float32 scores in [0, 1] of MediaPipe's
+    blendshape network on these landmarks, in ``core.facemodel.open_model.ARKIT_NAMES`` order
+    (tongueOut NaN; core/observe/blendshapes.py); None without a face.
     """
 
     index: int
@@ -68,6 +70,7 @@ class FrameObservation:
     crop_transform: np.ndarray | None = None
     crop: np.ndarray | None = None
     faces_detected: int = -1
+    blendshapes: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

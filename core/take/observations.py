@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, fields
 
 import numpy as np
 
+from core.errors import ModelIntegrityError, ModelNotInstalledError
 from core.observe.headpose import HeadPose
 from core.observe.landmark_ids import NUM_LANDMARKS
 from core.observe.types import ActorSelection, FaceBox, FrameObservation, TrackState
+
+log = logging.getLogger(__name__)
+NUM_BLENDSHAPES = 52  # MediaPipe's blendshape network's scores, in ARKIT_NAMES order
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,8 @@ class ObservationArrays:
     head_rotation: N x 3 x 3 float32. head_translation: N x 3 float32 pixels. head_scale: N float32
     pixels per canonical unit. yaw_pitch_roll: N x 3 float32 degrees. pose_residual: N float32.
     crop_transform: N x 2 x 3 float32. faces_detected: N int16 (-1: detector did not run).
+    blendshapes: N x 52 float32, MediaPipe's blendshape network's scores in [0, 1] in
+    ``core.facemodel.open_model.ARKIT_NAMES`` order (tongueOut NaN; core/observe/blendshapes.py).
     """
 
     index: np.ndarray
@@ -36,6 +43,7 @@ class ObservationArrays:
     pose_residual: np.ndarray
     crop_transform: np.ndarray
     faces_detected: np.ndarray
+    blendshapes: np.ndarray
 
     def __len__(self) -> int:
         return len(self.index)
@@ -57,6 +65,7 @@ class ObservationArrays:
             pose_residual=np.full(n, nan, np.float32),
             crop_transform=np.full((n, 2, 3), nan, np.float32),
             faces_detected=np.full(n, -1, np.int16),
+            blendshapes=np.full((n, NUM_BLENDSHAPES), nan, np.float32),
         )
 
     @classmethod
@@ -79,6 +88,7 @@ class ObservationArrays:
             out.yaw_pitch_roll[row] = pose.yaw_pitch_roll_deg
             out.pose_residual[row] = pose.residual
             out.crop_transform[row] = obs.crop_transform
+            out.blendshapes[row] = obs.blendshapes
         return out
 
     def observation(self, row: int) -> FrameObservation:
@@ -99,7 +109,7 @@ class ObservationArrays:
             index=index, timestamp=timestamp, has_face=True, confidence=conf,
             landmarks=self.landmarks[row], box=FaceBox(*map(float, self.box[row]), conf),
             head_pose=pose, crop_transform=self.crop_transform[row].astype(np.float64),
-            faces_detected=faces,
+            faces_detected=faces, blendshapes=self.blendshapes[row],
         )
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
@@ -107,13 +117,40 @@ class ObservationArrays:
 
     @classmethod
     def from_npz_dict(cls, data) -> ObservationArrays:
-        return cls(**{f.name: np.asarray(data[f.name]) for f in fields(cls)})
+        """From a stored chunk; a chunk from before takes kept ``blendshapes`` gets them computed
+        from its landmarks (NaN, with a warning, when the network is not installed)."""
+        names = [f.name for f in fields(cls) if f.name != "blendshapes"]
+        arrays = {name: np.asarray(data[name]) for name in names}
+        files = getattr(data, "files", data)
+        if "blendshapes" in files:
+            arrays["blendshapes"] = np.asarray(data["blendshapes"])
+        else:
+            arrays["blendshapes"] = blendshapes_of(arrays["landmarks"])
+        return cls(**arrays)
 
     @classmethod
     def concatenate(cls, parts: list[ObservationArrays]) -> ObservationArrays:
         if not parts:
             return cls.empty(0)
         return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+
+_warned_missing_network = False
+
+
+def blendshapes_of(landmarks: np.ndarray) -> np.ndarray:
+    """MediaPipe's blendshape scores (N x 52 float32) of N x 478 x 3 stored landmarks; NaN, with a
+    warning (once per process), when the network is not installed or not intact."""
+    global _warned_missing_network
+    from core.observe.blendshapes import shared_network
+
+    try:
+        return shared_network().predict(landmarks)
+    except (ModelNotInstalledError, ModelIntegrityError) as err:
+        if not _warned_missing_network:
+            _warned_missing_network = True
+            log.warning("a take stored before MediaPipe's blendshape scores is read without them: %s", err)
+        return np.full((len(landmarks), NUM_BLENDSHAPES), np.nan, np.float32)
 
 
 def _box_to_array(box: FaceBox | None) -> np.ndarray:

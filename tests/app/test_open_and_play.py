@@ -116,5 +116,30 @@ def test_each_row_names_its_curves_in_their_colours(loaded):
     assert pen("curves.browDownLeft") == more["browDownLeft"]
     items["jawOpen"].setCheckState(Qt.Unchecked)
     assert "jawOpen" not in keyed("curves") and "curves.jawOpen" not in timelines.items
+
+
+def test_a_ticked_curve_has_mediapipe_s_score_dashed_in_its_colour(loaded):
+    timelines, observations = loaded.timelines, loaded.view.observations
+    names = loaded.view.curves().blendshape_names
+    chosen = timelines.chosen_curves()
+    assert chosen and "dashed: MediaPipe's network" in timelines.plots["curves"].titleLabel.text
+    for name in chosen:
+        solid, dashed = timelines.items[f"curves.{name}"], timelines.items[f"curves.mediapipe {name}"]
+        pen, dashed_pen = solid.opts["pen"], dashed.opts["pen"]
+        assert pen.style() == Qt.SolidLine and dashed_pen.style() == Qt.DashLine
+        assert dashed_pen.color().getRgb() == pen.color().getRgb() and dashed_pen.widthF() < pen.widthF()
+        expected = observations.blendshapes[:, names.index(name)].astype(np.float64)
+        expected[~observations.has_face] = np.nan
+        np.testing.assert_array_equal(dashed.getData()[1], expected)
+    items = {timelines.curve_list.item(i).text(): timelines.curve_list.item(i)
+             for i in range(timelines.curve_list.count())}
+    items[chosen[0]].setCheckState(Qt.Unchecked)
+    assert f"curves.mediapipe {chosen[0]}" not in timelines.items
+    items["cheekSquintLeft"].setCheckState(Qt.Checked)
+    assert timelines.items["curves.mediapipe cheekSquintLeft"].opts["pen"].style() == Qt.DashLine
+    for item in items.values():
+        item.setCheckState(Qt.Unchecked)
+    assert not [key for key in timelines.items if key.startswith("curves.")]
+    assert "MediaPipe" not in timelines.plots["curves"].titleLabel.text
     loaded.open_input(fixture_path("single_face.jpg"))
     assert timelines.plots["curves"].titleLabel.text == "Expression curves"

@@ -87,3 +87,26 @@ def test_face_leaving_the_frame_is_flagged_then_found_again():
     flags = np.array([o.has_face for o in observations])
     assert flags.any() and not flags.all()
     assert all(o.landmarks is None for o in observations if not o.has_face)
+
+
+@pytest.mark.parametrize("name", ["happy__kdef__3.jpg", "disgust__kdef__4.jpg", "fear__kdef__4.jpg",
+                                  "neutral__kdponce__1.jpg", "anger__kdponce__1.jpg"])
+def test_half_profiles_and_faces_filling_a_large_photo_are_found(name):
+    """The full-range detector misses these (45-degree views; a face 3 700 px wide); the observer
+    falls back to the short-range detector on the whole frame."""
+    from core.observe.detector import FaceDetector
+    from tests.conftest import ROOT
+
+    path = ROOT.parent / "shared" / "expressions" / name
+    with open_source(path) as source:
+        image = source.read(0)
+    full_range = FaceDetector(full_range=True, min_score=0.5)
+    try:
+        assert full_range.detect(image) == []  # what the observer used to rely on alone
+    finally:
+        full_range.close()
+    with FaceObserver(crop_images=False) as observer:
+        observation = observer.observe(0, 0.0, image)
+    assert observation.has_face
+    lms = observation.landmarks
+    assert lms[ids.RIGHT_EYE_OUTER, 1] < lms[ids.MOUTH_LEFT, 1]  # eyes above the mouth: a real face

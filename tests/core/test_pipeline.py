@@ -21,7 +21,8 @@ from tests.conftest import ROOT, fixture_path
 def assert_same_observations(a: Take, b: Take) -> None:
     x, y = a.load_observations(), b.load_observations()
     assert len(x) == len(y)
-    for name in ("index", "has_face", "landmarks", "confidence", "head_rotation", "crop_transform", "faces_detected"):
+    for name in ("index", "has_face", "landmarks", "confidence", "head_rotation", "crop_transform", "faces_detected",
+                 "blendshapes"):
         assert np.array_equal(getattr(x, name), getattr(y, name), equal_nan=True), name
 
 
@@ -130,6 +131,8 @@ def test_face_leaving_the_frame_is_flagged_in_the_summary(tmp_path):
     obs = Take.open(tmp_path / "t").load_observations()
     assert np.isnan(obs.landmarks[~obs.has_face]).all()
     assert not np.isnan(obs.landmarks[obs.has_face]).any()
+    assert np.isnan(obs.blendshapes[~obs.has_face]).all()  # MediaPipe's network's scores: none without a face
+    assert not np.isnan(obs.blendshapes[obs.has_face][:, :-1]).any()  # all but tongueOut, which it lacks
 
 
 def test_image_folder_is_a_clip(tmp_path):

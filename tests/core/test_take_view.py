@@ -28,6 +28,8 @@ def test_frames_meshes_and_curves_of_an_analysed_take(single_emotion_take):
     assert curves.primary == "emonet" and curves.emotion["emonet"].shape == (72, 8)
     assert curves.reconstruction_emotion.shape == (72, 8) and curves.micro_energy is None
     assert curves.expression.shape == (72, 52) and curves.expression_names[0] == "eyeBlinkLeft"
+    assert curves.blendshape_names == curves.expression_names  # MediaPipe's scores, comparable by name
+    np.testing.assert_array_equal(curves.blendshapes, view.observations.blendshapes)
     view.set_edits(Edits((EditLayer(intensity=0.0),)))
     assert np.nanmax(np.abs(view.fit.expression)) == 0  # the raw fit is untouched
     assert np.nanmax(view.raw_fit.expression) > 0.3
