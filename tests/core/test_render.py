@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 
 from core.facemodel.loading import ModelChoice, load_face_model
+from core.facemodel.model import FaceModel
+from core.facemodel.open_model import load_open_model
 from core.observe.align import warp_crop
 from core.pipeline import Pipeline, PipelineConfig, load_fit
 from core.render.rasterizer import alpha_mask, interpolate, rasterize, render_shaded, render_textured
-from core.render.reconstruction import ReconstructionRenderer, choose_reference_frame
+from core.render.reconstruction import FACE_OVAL, ReconstructionRenderer, choose_reference_frame
+from core.render.shading import TINT_RANGE, SurfaceShader, skin_tint, smooth_normals
+from core.render.subdivision import LoopSubdivision
 from core.take import Take
 from core.video import open_source
 from tests.conftest import fixture_path
@@ -224,3 +228,187 @@ def test_batch_equals_single_renders_and_errors_are_clear(take, renderer):
         fresh.render_crop_batch([len(fit) + 5])
     with pytest.raises(ValueError, match="uint8"):
         fresh.set_reference(0, np.zeros((10, 10, 3), np.float32))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Surface shading (core/render/shading.py, core/render/subdivision.py)
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_loop_subdivision_is_a_fixed_affine_map_that_keeps_a_plane_flat():
+    # a 4 x 4 grid of squares, each split in two, in the plane z = 0.3 x - 0.2 y
+    xs, ys = np.meshgrid(np.arange(5.0), np.arange(5.0))
+    vertices = np.stack([xs.ravel(), ys.ravel(), 0.3 * xs.ravel() - 0.2 * ys.ravel()], axis=1)
+    quads = [(r * 5 + c, r * 5 + c + 1, (r + 1) * 5 + c + 1, (r + 1) * 5 + c) for r in range(4) for c in range(4)]
+    faces = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))])
+    sub = LoopSubdivision(faces, len(vertices), levels=2)
+    assert sub.faces.shape == (16 * len(faces), 3) and sub.grid.shape == (len(faces), 5, 5)
+    np.testing.assert_allclose(np.asarray(sub.matrix.sum(axis=1)).ravel(), 1.0)
+    fine = sub.matrix @ vertices
+    np.testing.assert_allclose(fine[:, 2], 0.3 * fine[:, 0] - 0.2 * fine[:, 1], atol=1e-12)  # still the plane
+    normals = smooth_normals(vertices[None], sub)[0]
+    np.testing.assert_allclose(normals, np.tile([-0.3, 0.2, 1.0] / np.linalg.norm([-0.3, 0.2, 1.0]), (len(fine), 1)),
+                               atol=1e-9)
+    # locate: a coarse corner is its refined vertex, and points inside coarse triangles land in
+    # the refined triangle that covers them (a plane's refined and coarse points coincide)
+    ids, weights = sub.locate(np.array([0, 5]), np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+    assert ids[0][np.argmax(weights[0])] == faces[0, 0] and ids[1][np.argmax(weights[1])] == faces[5, 2]
+    rng = np.random.default_rng(2)
+    tri = rng.integers(0, len(faces), 500)
+    bary = rng.dirichlet([1, 1, 1], 500)
+    ids, weights = sub.locate(tri, bary)
+    assert (weights >= 0).all()
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-6)
+    coarse_points = np.einsum("kj,kjc->kc", bary, vertices[faces[tri]])
+    refined_points = np.einsum("kj,kjc->kc", weights, fine[ids])
+    interior = np.abs(coarse_points[:, :2] - 2.0).max(axis=1) < 1.0  # away from the boundary rules
+    np.testing.assert_allclose(refined_points[interior], coarse_points[interior], atol=1e-5)
+
+
+def test_surface_shader_changes_nothing_without_deformation_or_for_a_translation():
+    data = load_open_model()
+    head = data.template.astype(np.float64)
+    shader = SurfaceShader(data.faces, head, head, head[list(FACE_OVAL)])
+    shader.set_reference(head, np.full((10, 3), 128.0))
+    rng = np.random.default_rng(3)
+    tri = rng.integers(0, len(data.faces), 1000)
+    bary = rng.dirichlet([1, 1, 1], 1000)
+    factors = shader.factors(shader.frames(head[None]), 0, tri, bary)
+    np.testing.assert_allclose(factors, 1.0, atol=1e-5)
+    moved = shader.frames((head + [0.01, -0.02, 0.03])[None])
+    np.testing.assert_allclose(shader.factors(moved, 0, tri, bary), 1.0, atol=1e-5)
+
+
+def test_skin_tint_follows_how_the_photo_s_skin_darkens_and_a_clipped_channel_stays():
+    rng = np.random.default_rng(4)
+    brightness = rng.uniform(0.5, 1.0, 2000)
+    skin = np.stack([200 * brightness**0.8, 150 * brightness**1.1, 120 * brightness**1.3], axis=1)
+    np.testing.assert_allclose(skin_tint(skin), [0.8, 1.1, 1.3], atol=0.06)  # slopes against luminance
+    clipped = skin.copy()
+    clipped[:, 0] = 255.0  # an overexposed red channel does not darken with the rest
+    tint = skin_tint(clipped)
+    assert tint[0] == TINT_RANGE[0] and tint[2] > tint[1] > 0.9  # the lowest exponent allowed; green, blue follow
+    assert (skin_tint(skin[:50]) == 1.0).all()  # too few pixels: neutral
+
+
+def extra_shape_renderers(take, shape: np.ndarray, turn=(0.0, 0.0, 0.0)):
+    """Renderers (shading off, on) of two copies of the reference frame: frame 0 as fitted (the
+    reference), frame 1 plus ``shape`` (V x 3 metres, model space) at weight 1 and its head
+    rotation changed by the axis-angle ``turn``."""
+    take_, fit, observations, _ = take
+    ref = choose_reference_frame(fit)
+    data = load_open_model()
+    model = FaceModel(dataclasses.replace(
+        data, expression_basis=np.concatenate([data.expression_basis, shape[:, :, None].astype(np.float32)], axis=2),
+        expression_names=(*data.expression_names, "test_shape")))
+    row = int(np.nonzero(fit.frame_index == ref)[0][0])
+
+    def two(obj, row, index_field):
+        values = {}
+        for f in dataclasses.fields(obj):
+            a = getattr(obj, f.name)
+            values[f.name] = (a if f.name == "identity" else np.arange(2, dtype=a.dtype) if f.name == index_field
+                              else np.repeat(a[row:row + 1], 2, axis=0))
+        return type(obj)(**values)
+
+    pair = two(fit, row, "frame_index")
+    rotation = pair.rotation.copy()
+    rotation[1] += turn
+    pair = dataclasses.replace(pair, rotation=rotation,
+                               expression=np.concatenate([pair.expression, [[0.0], [1.0]]], axis=1).astype(np.float32))
+    observations2 = two(observations, int(np.nonzero(observations.index == ref)[0][0]), "index")
+    with open_source(take_.manifest.source["path"]) as source:
+        image = source.read(ref)
+    out = []
+    for shading in (False, True):
+        r = ReconstructionRenderer(model, pair, observations2, reference_frame=0, shading=shading)
+        r.set_reference(0, image)
+        out.append(r)
+    return out, model
+
+
+def crop_scale(renderer_, template) -> float:
+    """Crop pixels per metre of frame 1 (from the outer eye corners)."""
+    corners = crop_positions(renderer_, [33, 263])
+    return float(np.linalg.norm(corners[1] - corners[0]) / np.linalg.norm(template[33] - template[263]))
+
+
+def crop_positions(renderer_, vertices) -> np.ndarray:
+    """Crop-space x, y of mesh vertices in frame 1."""
+    _, points = renderer_.fragments(1)
+    return points[list(vertices), :2]
+
+
+def test_reference_frame_and_a_turned_head_render_the_same_with_shading(take):
+    (flat, shaded), model = extra_shape_renderers(take, np.zeros((478, 3)))
+    a, mask_a = flat.render_crop(0)
+    b, mask_b = shaded.render_crop(0)
+    assert (mask_a == mask_b).all()
+    assert np.abs(a.astype(int) - b).max() <= 1
+    # the head turned, not deformed: shading is in the head's frame, so the same, too
+    (flat, shaded), _ = extra_shape_renderers(take, np.zeros((478, 3)), turn=(0.1, 0.25, 0.05))
+    a, mask = flat.render_crop(1)
+    assert np.abs(a.astype(int) - shaded.render_crop(1)[0]).max() <= 1
+    assert mask.sum() > 1000
+
+
+def test_a_bump_is_lit_from_above_and_shaded_below_and_nothing_else_changes(take):
+    data = load_open_model()
+    template = data.template.astype(np.float64)
+    centre = template[50]  # right cheek (MediaPipe 50)
+    sigma = 0.015  # the mesh's cheek vertices are 1-2 cm apart: a narrower bump would be one vertex
+    distance = np.linalg.norm(template - centre, axis=1)
+    bump = np.zeros_like(template)
+    bump[:, 2] = 0.005 * np.exp(-0.5 * (distance / sigma) ** 2)  # 5 mm toward the viewer
+    (flat, shaded), _ = extra_shape_renderers(take, bump)
+    a, mask = flat.render_crop(1)
+    b, _ = shaded.render_crop(1)
+    diff = b.astype(float).mean(axis=2) - a.astype(float).mean(axis=2)
+    c = crop_positions(shaded, [50])[0]
+    pixels_per_metre = crop_scale(shaded, template)
+    ys, xs = np.mgrid[0:256, 0:256]
+    dx, dy = (xs - c[0]) / pixels_per_metre, (ys - c[1]) / pixels_per_metre  # metres in the crop (y down)
+    r = np.hypot(dx, dy)
+    below = mask & (r < 2 * sigma) & (dy > 0.5 * sigma)
+    above = mask & (r < 2 * sigma) & (dy < -0.5 * sigma)
+    print(f"bump: mean change {diff[below].mean():.1f} below its top, {diff[above].mean():.1f} above; "
+          f"largest outside 3.5 sigma {np.abs(diff[mask & (r > 3.5 * sigma)]).max():.1f}")
+    assert diff[below].mean() < -2.5  # the lower slope turns away from the key light above
+    assert diff[above].mean() > diff[below].mean() + 4.0
+    assert np.abs(diff[mask & (r > 3.5 * sigma)]).max() <= 2.0
+
+
+def test_compressed_skin_between_the_brows_folds_into_lines_there_only(take):
+    data = load_open_model()
+    template = data.template.astype(np.float64)
+    centre = template[9]  # glabella, between the brows (MediaPipe 9)
+    weight = np.exp(-0.5 * (np.linalg.norm(template - centre, axis=1) / 0.012) ** 2)
+    knit = np.zeros_like(template)
+    knit[:, 0] = -0.3 * (template[:, 0] - centre[0]) * weight  # skin drawn toward the midline
+    (flat, shaded), _ = extra_shape_renderers(take, knit)
+    a, mask = flat.render_crop(1)
+    b, _ = shaded.render_crop(1)
+    diff = b.astype(float).mean(axis=2) - a.astype(float).mean(axis=2)
+    c = crop_positions(shaded, [9])[0]
+    pixels_per_metre = crop_scale(shaded, template)
+    ys, xs = np.mgrid[0:256, 0:256]
+    r = np.hypot(xs - c[0], ys - c[1]) / pixels_per_metre
+    near, far = mask & (r < 0.015), mask & (r > 0.04)
+    print(f"knit brows: {np.sum(diff[near] < -8)} pixels darker by > 8 near the glabella, "
+          f"largest change beyond 4 cm {np.abs(diff[far]).max():.1f}")
+    assert np.sum(diff[near] < -8) > 20
+    assert np.abs(diff[far]).max() <= 3.0
+
+
+def test_shaded_renders_are_deterministic(take, renderer):
+    _, fit, observations, model = take
+    rows = np.nonzero(fit.has_face)[0]
+    frame = int(rows[np.argmax(np.abs(fit.expression[rows]).sum(axis=1))])
+    first, _ = renderer.render_crop(frame)
+    again, _ = renderer.render_crop(frame)
+    other = ReconstructionRenderer(model, fit, observations)
+    take_ = take[0]
+    with open_source(take_.manifest.source["path"]) as source:
+        other.set_reference(other.reference_frame, source.read(other.reference_frame))
+    assert np.array_equal(first, again)
+    assert np.array_equal(first, other.render_crop(frame)[0])
