@@ -66,6 +66,31 @@ class AnalysisStream:
             self.expression[item.rows[keep]] = item.expression[keep]
 
 
+def stored_neutral(take_dir: Path) -> dict | None:
+    """The neutral a take's fit was made with, as the take stores it: None (automatic, or no fit
+    yet), {"frame": N} or {"image": {"path": ..., ...}}."""
+    from core.take import Take
+
+    try:
+        fit = Take.open(take_dir).manifest.fit or {}
+    except EmoCapError:
+        return None
+    return (fit.get("settings") or {}).get("neutral")
+
+
+def neutral_options(neutral: dict | None) -> list[str]:
+    """``emocap analyze`` options that keep a take's neutral (so that a rerun resumes)."""
+    if neutral is None:
+        return []
+    return ["--neutral", str(neutral["frame"]) if "frame" in neutral else neutral["image"]["path"]]
+
+
+def describe_neutral(neutral: dict | None) -> str:
+    if neutral is None:
+        return "automatic (the clip's most neutral frames)"
+    return f"frame {neutral['frame']}" if "frame" in neutral else f"image {Path(neutral['image']['path']).name}"
+
+
 class EditCommand(QUndoCommand):
     """One committed slider edit (old and new core.edit.Edits)."""
 
@@ -98,6 +123,7 @@ class MainWindow(QMainWindow):
         self.source = None  # core.video.FrameSource shown (main thread only)
         self.input_path: Path | None = None
         self.take_dir: Path | None = None
+        self.neutral: dict | None = None  # the open take's neutral (see stored_neutral)
         self.view = None  # core.take_view.TakeView once results are loaded
         self.committed = None  # core.edit.Edits as last committed (undo stack state)
         self.job: Job | None = None
@@ -117,6 +143,7 @@ class MainWindow(QMainWindow):
         self._autosave_timer.timeout.connect(self.save_edits)
         self._build_widgets()
         self._build_actions()
+        self._update_neutral_actions()
         self.previous_exit_clean = self.store.value("session/clean_exit", True) in (True, "true")
         self.store.setValue("session/clean_exit", False)
 
@@ -219,6 +246,15 @@ class MainWindow(QMainWindow):
         analysis = bar.addMenu("&Analysis")
         self._action(analysis, "&Analyse (resume)", lambda: self.start_analysis(), "Ctrl+R", "analyse")
         self._action(analysis, "Analyse again from scratch", lambda: self.start_analysis(overwrite=True), None, "reanalyse")
+        analysis.addSeparator()
+        self.neutral_frame_action = self._action(analysis, "Use this frame as &neutral", self.use_frame_as_neutral,
+                                                 None, "neutral_frame")
+        self.neutral_frame_action.setToolTip("fit the performer's identity on the current frame (it must show "
+                                             "a neutral face) and refit the take")
+        self.neutral_auto_action = self._action(analysis, "Neutral: automatic", lambda: self.choose_neutral(None),
+                                                None, "neutral_auto")
+        self.neutral_auto_action.setToolTip("fit the performer's identity on the clip's most neutral frames")
+        analysis.addSeparator()
         self._action(analysis, "Train actor encoder from this take", lambda: self.train_actor(), None, "train_actor")
         self._action(analysis, "Cancel", self.cancel_job, "Esc", "cancel")
 
@@ -252,6 +288,7 @@ class MainWindow(QMainWindow):
         self.take_dir = self.settings.take_dir_for(path)
         self._remember(path)
         self._configure_clip(source.info.frame_count, source.info.fps)
+        self._set_neutral(stored_neutral(self.take_dir))
         self.stream = AnalysisStream(source.info.frame_count)
         self.setWindowTitle(f"EmoCap — {path.name}")
         self.seek(0)
@@ -280,6 +317,7 @@ class MainWindow(QMainWindow):
             if not self.open_input(source_path, analyse=False):
                 return
         self.take_dir = take_dir
+        self._set_neutral(stored_neutral(take_dir))
         self._load_take()
 
     def _configure_clip(self, frames: int, fps: float) -> None:
@@ -308,8 +346,10 @@ class MainWindow(QMainWindow):
         self.job = job
         self.jobs.append(job)
         job.worker.finished.connect(lambda: self.jobs.remove(job) if job in self.jobs else None)
+        job.worker.finished.connect(self._update_neutral_actions)
         self.progress.begin(text)
         job.start()
+        self._update_neutral_actions()
 
     def load_engine(self) -> None:
         """Load torch and the views' modules in the background (once)."""
@@ -328,7 +368,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("a job is running; cancel it first", 4000)
             return
         try:
-            options = self.settings.analysis_options() + (["--overwrite"] if overwrite else [])
+            options = (self.settings.analysis_options() + neutral_options(self.neutral)
+                       + (["--overwrite"] if overwrite else []))
         except EmoCapError as err:
             self.show_error(err)
             return
@@ -336,6 +377,39 @@ class MainWindow(QMainWindow):
         job = Job("analysis", analysis_job, self.input_path, self.take_dir, options,
                   on_batch=self._analysis_batch, on_done=self._analysis_done, on_error=self._job_error)
         self._start_job(job, "analysing")
+
+    def use_frame_as_neutral(self) -> None:
+        """Fit the performer's identity on the current frame: it must show a face."""
+        view = self.view
+        if view is not None and self.current < view.frame_count and not view.observations.has_face[self.current]:
+            self.statusBar().showMessage(f"frame {self.current} shows no face; choose another neutral frame", 8000)
+            return
+        self.choose_neutral({"frame": self.current})
+
+    def choose_neutral(self, neutral: dict | None) -> None:
+        """Make ``neutral`` the open take's neutral (None: automatic) and refit the take with it."""
+        if self.job is not None and self.job.running:
+            self.statusBar().showMessage("a job is running; cancel it first", 4000)
+            return
+        if self.settings.method != "fit":
+            self.statusBar().showMessage("the neutral is for the fitter; the actor encoder is chosen in Settings", 8000)
+            return
+        if neutral == self.neutral:
+            self.statusBar().showMessage(f"the neutral is already {describe_neutral(neutral)}", 5000)
+            return
+        self._set_neutral(neutral)
+        self.start_analysis()
+        self.statusBar().showMessage(f"neutral: {describe_neutral(neutral)}; refitting the take", 15000)
+
+    def _set_neutral(self, neutral: dict | None) -> None:
+        self.neutral = neutral
+        self.timelines.set_neutral(None if neutral is None else neutral.get("frame"))
+        self._update_neutral_actions()
+
+    def _update_neutral_actions(self) -> None:
+        idle = self.input_path is not None and not (self.job is not None and self.job.running)
+        self.neutral_frame_action.setEnabled(idle)
+        self.neutral_auto_action.setEnabled(idle and self.neutral is not None)
 
     def _analysis_batch(self, batch: list) -> None:
         from core.progress_stream import FrameEvent, StageEvent
@@ -369,6 +443,8 @@ class MainWindow(QMainWindow):
     def _analysis_done(self, summary) -> None:
         self.progress.end()
         message = f"analysed {summary.frames} frames, face in {summary.frames_with_face}"
+        if self.settings.method == "fit":
+            message += f"; neutral: {describe_neutral(self.neutral)}"
         if summary.warnings:
             message += "; " + "; ".join(summary.warnings)
         self.statusBar().showMessage(message, 15000)

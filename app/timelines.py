@@ -1,8 +1,10 @@
 """Timelines (pyqtgraph), x in frames: the performer's emotion, the reconstruction's emotion
 (which follows the edits), valence / arousal / intensity / consistency, micro-expression energy
-when present, and the expression curves the user picks. A playhead in every row; click to seek,
+when present, and the expression curves the user picks, each with MediaPipe's blendshape network's
+score of the same name as a thin dashed line in its colour. A playhead in every row; click to seek,
 drag the playhead to scrub, wheel to zoom in time, drag the background to pan. Frames without a
-face are gaps. An in/out range (I / O keys, or drag its edges) selects frames for the sliders."""
+face are gaps. An in/out range (I / O keys, or drag its edges) selects frames for the sliders. A
+dashed line in every row marks the take's neutral frame (the frame its identity was fitted on)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,9 @@ AFFECT_COLOURS = {"valence": (60, 200, 200), "arousal": (240, 150, 50), "intensi
 CURVE_COLOURS = [(255, 120, 120), (120, 200, 255), (255, 210, 110), (170, 255, 150), (220, 150, 255), (255, 170, 220)]
 DEFAULT_CURVES = ("jawOpen", "mouthSmileLeft", "browInnerUp", "eyeBlinkLeft")
 ROWS = ("emotion", "reconstruction", "affect", "micro", "curves")
+NETWORK_KEY = "mediapipe "  # item key prefix (after "curves.") of the network's dashed lines
+NETWORK_NOTE = "&nbsp;<span style='font-size: 8pt'>(dashed: MediaPipe's network)</span>"
+NEUTRAL_COLOUR = (90, 200, 255)
 
 
 def keyed_title(title: str, colours: dict[str, tuple[int, int, int]]) -> str:
@@ -52,6 +57,7 @@ class TimelinePanel(QWidget):
         self.plots: dict[str, pg.PlotItem] = {}
         self.playheads: dict[str, pg.InfiniteLine] = {}
         self.items: dict[str, pg.PlotDataItem] = {}
+        self.neutral_markers: dict[str, pg.InfiniteLine] = {}
         self.frame_count = 0
         self.current = 0
         for row, key in enumerate(ROWS):
@@ -74,6 +80,14 @@ class TimelinePanel(QWidget):
             plot.addItem(line, ignoreBounds=True)
             self.plots[key] = plot
             self.playheads[key] = line
+            marker = pg.InfiniteLine(0, pen=pg.mkPen(NEUTRAL_COLOUR, width=1.5, style=Qt.DashLine),
+                                     label="neutral" if key == ROWS[0] else None,
+                                     labelOpts={"position": 0.92, "color": NEUTRAL_COLOUR, "anchors": [(0, 0.5), (0, 0.5)]})
+            marker.setToolTip("neutral frame: the performer's identity is fitted on it (Analysis menu)")
+            marker.setZValue(line.zValue() - 1)
+            marker.hide()
+            plot.addItem(marker, ignoreBounds=True)
+            self.neutral_markers[key] = marker
         self.graphics.scene().sigMouseClicked.connect(self._clicked)
         self.region = pg.LinearRegionItem(brush=pg.mkBrush(255, 255, 255, 25), movable=True)
         self.region.setZValue(-10)
@@ -100,15 +114,16 @@ class TimelinePanel(QWidget):
         layout.addWidget(splitter)
         self._expression: np.ndarray | None = None
         self._names: list[str] = []
+        self._network: dict[str, np.ndarray] = {}  # MediaPipe's network's score per name, N (NaN: no face)
         self._curve_colours: dict[str, tuple[int, int, int]] = {}  # shown expression curve -> colour
         self.set_row_visible("micro", False)
 
     # -- data ------------------------------------------------------------------------------
     def _curve(self, row: str, key: str, x: np.ndarray, y: np.ndarray, colour, name: str | None = None,
-               style=Qt.SolidLine) -> None:
+               style=Qt.SolidLine, width: float = 1.6) -> None:
         item = self.items.get(f"{row}.{key}")
         if item is None:
-            item = self.plots[row].plot(pen=pg.mkPen(colour, width=1.6, style=style), name=name, connect="finite")
+            item = self.plots[row].plot(pen=pg.mkPen(colour, width=width, style=style), name=name, connect="finite")
             # Cached as pixmaps: moving the playhead then costs no curve repaint (+25 % scrub rate).
             item.curve.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
             self.items[f"{row}.{key}"] = item
@@ -121,6 +136,7 @@ class TimelinePanel(QWidget):
         self.items = {}
         self._expression = None
         self._names = []
+        self._network = {}
         self._curve_colours = {}
         self.curve_list.clear()
         self.set_row_visible("micro", False)
@@ -158,6 +174,7 @@ class TimelinePanel(QWidget):
         if curves.micro_energy is not None:
             self.set_row_visible("micro", True)
             self._curve("micro", "energy", x, gaps(curves.micro_energy), (255, 200, 120))
+        self.set_network_scores(curves.blendshapes, curves.blendshape_names, faces)
         if curves.expression is not None:
             self.set_expression(curves.expression, curves.expression_names, faces)
 
@@ -196,6 +213,14 @@ class TimelinePanel(QWidget):
             self.curve_list.blockSignals(False)
         self._draw_expression()
 
+    def set_network_scores(self, scores: np.ndarray, names: list[str], has_face: np.ndarray) -> None:
+        """N x K scores of MediaPipe's blendshape network with their K names: a ticked expression
+        curve of the same name gets the score as a dashed line."""
+        values = np.asarray(scores, np.float64).copy()
+        values[~has_face[: len(values)]] = np.nan
+        self._network = {name: values[:, k] for k, name in enumerate(names)}
+        self._draw_expression()
+
     def chosen_curves(self) -> list[str]:
         return [self.curve_list.item(i).text() for i in range(self.curve_list.count())
                 if self.curve_list.item(i).checkState() == Qt.Checked]
@@ -206,7 +231,7 @@ class TimelinePanel(QWidget):
     def _draw_expression(self) -> None:
         chosen = set(self.chosen_curves())
         for key in [k for k in self.items if k.startswith("curves.")]:
-            if key[len("curves."):] not in chosen:
+            if key[len("curves."):].removeprefix(NETWORK_KEY) not in chosen:
                 self.plots["curves"].removeItem(self.items.pop(key))
         if self._expression is None:
             return
@@ -220,7 +245,12 @@ class TimelinePanel(QWidget):
         colours = {name: self._curve_colours[name] for name in sorted(chosen, key=self._names.index)}
         for name, colour in colours.items():
             self._curve("curves", name, x, self._expression[:, self._names.index(name)], colour, name)
-        self.plots["curves"].setTitle(keyed_title(ROW_TITLES["curves"], colours))
+        compared = [name for name in colours if len(self._network.get(name, ())) == len(x)]
+        for name in compared:
+            self._curve("curves", NETWORK_KEY + name, x, self._network[name], colours[name],
+                        style=Qt.DashLine, width=1.0)
+        title = ROW_TITLES["curves"] + (NETWORK_NOTE if compared else "")
+        self.plots["curves"].setTitle(keyed_title(title, colours))
 
     def set_row_visible(self, row: str, visible: bool) -> None:
         self.plots[row].setVisible(visible)
@@ -231,6 +261,13 @@ class TimelinePanel(QWidget):
         for line in self.playheads.values():
             if line.value() != frame:
                 line.setValue(frame)
+
+    def set_neutral(self, frame: int | None) -> None:
+        """Mark the take's neutral frame in every row (None: no frame, the marker hides)."""
+        for marker in self.neutral_markers.values():
+            if frame is not None:
+                marker.setValue(frame)
+            marker.setVisible(frame is not None)
 
     def set_range(self, start: int | None, stop: int | None) -> None:
         """Show the in/out range (stop exclusive); None clears it."""
