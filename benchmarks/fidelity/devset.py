@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from core.facemodel.open_model import ARKIT_NAMES
 from core.fit.params import FitParams
 from core.pipeline import Pipeline, PipelineConfig, load_fit
 from core.take import Take
@@ -47,8 +46,8 @@ class Still:
 
 @dataclass(frozen=True)
 class Analysed:
-    """A still after analysis: its take's first frame. fit/observations hold that one frame;
-    image: H x W x 3 uint8 RGB; mediapipe: 52 learned scores in ARKit order (NaN if absent)."""
+    """A still after analysis: its take's first frame. fit/observations hold that one frame (fit is
+    None when no face was found); image: H x W x 3 uint8 RGB."""
 
     still: Still
     take: Path
@@ -68,10 +67,7 @@ class Analysed:
     @property
     def mediapipe(self) -> np.ndarray:
         """MediaPipe's 52 scores in ARKit order, tongueOut (which it lacks) as 0."""
-        scores = getattr(self.observations, "blendshapes", None)
-        if scores is None:
-            return np.full(len(ARKIT_NAMES), np.nan)
-        return np.nan_to_num(scores[0].astype(np.float64))
+        return np.nan_to_num(self.observations.blendshapes[0].astype(np.float64))
 
 
 def person_of(identity: str) -> str:

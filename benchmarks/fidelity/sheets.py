@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.fidelity.carriers import Carrier
 from benchmarks.fidelity.devset import LABELS, Analysed
 from core.observe.align import warp_crop
-from core.render.reconstruction import ReconstructionRenderer
 
 TILE = 160
 CAPTION = 18
@@ -26,12 +26,6 @@ def _tile(image: np.ndarray, caption: str, good: bool | None) -> np.ndarray:
     colour = (235, 235, 235) if good is None else ((90, 220, 90) if good else (230, 120, 90))
     cv2.putText(tile, caption[:22], (3, TILE + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, colour, 1, cv2.LINE_AA)
     return tile
-
-
-def _own_render(a: Analysed, model) -> np.ndarray:
-    renderer = ReconstructionRenderer(model, a.fit, a.observations, reference_frame=0)
-    renderer.set_reference(0, a.image)
-    return renderer.render_crop(0)[0]
 
 
 def write_sheets(folder: Path, analysed: list[Analysed], renders: dict, readings: dict, model) -> list[Path]:
@@ -49,7 +43,7 @@ def write_sheets(folder: Path, analysed: list[Analysed], renders: dict, readings
                                             _tile(blank, "no face found", False)], axis=1))
                 continue
             tiles = [_tile(warp_crop(a.image, a.observations.crop_transform[0].astype(np.float64)), a.still.name, None),
-                     _tile(_own_render(a, model), "own reconstruction", None)]
+                     _tile(Carrier.build(a, model).render(a.curves), "own reconstruction", None)]
             for source in ("emocap", "mediapipe"):
                 read = readings.get(("emonet", source, "reads", a.still.name), [])
                 for crop, seen in zip(renders[(a.still.name, source)], read):
