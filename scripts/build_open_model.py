@@ -82,6 +82,7 @@ def kdef_calibration(folder: Path) -> CalibrationData:
         expression_scores=network.predict(expression),
         expression_neutral=np.array([neutral_row[(k[0], k[2])] for k in pairs]),
         expression_person=np.array([k[0] for k in pairs]),
+        expression_label=np.array([k[1] for k in pairs]),
         sources={"photos": KDEF_TERMS, "evidence": "MediaPipe's face_blendshapes.tflite (Apache-2.0)"},
     )
 

@@ -122,7 +122,8 @@ def learn_expressions(
     motions: N x V x 3 metres. prior: N x E evidence of each sample's weights in [0, 1].
     authored: V x 3 x E starting shapes. mirror_vertices: V, the mirror partner of each vertex.
     mirror_shapes: E, the mirror partner of each shape (itself for a symmetric one). learnable: E
-    bool (the others stay as authored). support: E x V bool. laplacian: V x V. trust: E.
+    bool (the others stay as authored). support: E x V bool. laplacian: V x V. trust: E, or N x E
+    (per sample: how much each sample's evidence binds its weights; 0 leaves the weight free).
     Every sample is also used mirrored, so the result keeps exact mirror pairs. Returns (shapes
     V x 3 x E, weights N x E of the given samples)."""
     dtype = torch.float32
@@ -144,7 +145,8 @@ def learn_expressions(
     symmetric = pair == torch.arange(e)
     lap = torch.as_tensor(laplacian, dtype=dtype).to_sparse()
     axis = torch.tensor([1.0, 1.0, np.sqrt(config.z_weight)], dtype=dtype)
-    trust_t = torch.as_tensor(trust, dtype=dtype)
+    trust_t = torch.as_tensor(np.broadcast_to(trust, prior.shape).copy(), dtype=dtype)
+    trust_t = torch.cat([trust_t, trust_t[:, pair]])
     # in units of the noise, so float32 keeps its precision where it matters
     motion, base = motion / config.noise_m, base / config.noise_m
 
@@ -212,7 +214,8 @@ class CalibrationData:
     blendshape network's scores of them (NaN where it has no such output). expression_landmarks:
     M x V x 3 of expression photos, expression_scores: M x E; expression_neutral: M, the row of the
     same person's neutral photo in the same view; expression_person: M person keys (for held-out
-    checks). sources: what the photos are (recorded in the model's info)."""
+    checks); expression_label: M emotion labels the photos were posed as (happy, sad, surprise,
+    fear, anger, disgust). sources: what the photos are (recorded in the model's info)."""
 
     neutral_landmarks: np.ndarray
     neutral_scores: np.ndarray
@@ -220,6 +223,7 @@ class CalibrationData:
     expression_scores: np.ndarray
     expression_neutral: np.ndarray
     expression_person: np.ndarray
+    expression_label: np.ndarray
     sources: dict
 
     def motions(self, template: np.ndarray) -> np.ndarray:

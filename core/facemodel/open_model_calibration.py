@@ -83,8 +83,11 @@ PROTECTED = {
     "browDown": _EYES + _NOSE_MIDLINE, "browInnerUp": _EYES + _NOSE_MIDLINE, "browOuterUp": _EYES + _NOSE_MIDLINE,
     "eyeSquint": _BROWS, "noseSneer": _EYES + _NOSE_MIDLINE + RIGHT_NOSE_WING,
 }
-# The network never reports these on the calibration photos: its silence is not evidence.
-UNSEEN_STEMS = ("noseSneer",)
+# The network never reports these on the calibration photos, so its silence is not evidence; the
+# photo's posed emotion is: such a shape is free only in the expressions that show it (the nose
+# wrinkler of disgust and anger) and held at zero in the others. Left free everywhere, noseSneer
+# took the cheek raise of smiles, and smiles were then fitted with a sneer.
+UNSEEN_STEMS = {"noseSneer": ("disgust", "anger")}
 HELD_OUT_SHARE = 0.2
 
 
@@ -130,16 +133,17 @@ def calibrate_open_model(canonical: np.ndarray, data: CalibrationData,
 
     motions = with_iris_following_lids(data.motions(mesh.vertices))
     evidence = data.evidence()
+    trust = evidence_trust(ARKIT_NAMES, data.expression_label)
     learn = _learner(mesh, perm, authored, learning)
     people = np.unique(data.expression_person)
     held_out = set(people[:: int(round(1 / HELD_OUT_SHARE))])
     test = np.array([p in held_out for p in data.expression_person])
-    check_shapes, _ = learn(motions[~test], evidence[~test])
+    check_shapes, _ = learn(motions[~test], evidence[~test], trust[~test])
     before = fit_weights(motions[test], authored, learning.z_weight)[1]
     after = fit_weights(motions[test], check_shapes, learning.z_weight)[1]
     log.info("held-out people (%d photos): authored shapes explain %.3f of the motion, calibrated %.3f",
              int(test.sum()), before.mean(), after.mean())
-    expressions, weights = learn(motions, evidence)
+    expressions, weights = learn(motions, evidence, trust)
 
     size = np.linalg.norm(expressions, axis=1).max(axis=0)
     neutral_scores = np.nan_to_num(data.neutral_scores, nan=0.0)
@@ -193,19 +197,30 @@ def symmetric_components(components: np.ndarray, perm: np.ndarray) -> np.ndarray
     return out
 
 
+def evidence_trust(names: tuple[str, ...], labels: np.ndarray) -> np.ndarray:
+    """M x E: how much each photo's evidence binds each weight in the factorisation: 1 for the
+    network's scores; for shapes it never reports (UNSEEN_STEMS), 0 (free) in photos posed as an
+    expression that shows the shape and 1 (held at the evidence's zero) in the others."""
+    trust = np.ones((len(labels), len(names)))
+    for k, name in enumerate(names):
+        showing = UNSEEN_STEMS.get(stem(name))
+        if showing is not None:
+            trust[:, k] = ~np.isin(labels, showing)
+    return trust
+
+
 def _learner(mesh: Mesh, perm: np.ndarray, authored: np.ndarray, learning: ExpressionLearning):
-    """A function (motions, evidence) -> (shapes, weights) with everything else fixed."""
+    """A function (motions, evidence, trust) -> (shapes, weights) with everything else fixed."""
     names = list(ARKIT_NAMES)
     mirror_shapes = np.array([names.index(mirror_name(n)) for n in names])
     learnable = np.array([stem(n) in LEARNED_STEMS for n in names])
-    trust = np.array([0.0 if stem(n) in UNSEEN_STEMS else 1.0 for n in names])
     support = support_masks(authored, mesh.geodesic, learning.support_radius_m)
     support[:, ~mesh.surface] = False
     for k, name in enumerate(names):
         support[k, list(PROTECTED.get(stem(name), ()))] = False
     laplacian = mesh.stiffness.toarray()
 
-    def learn(motions: np.ndarray, evidence: np.ndarray):
+    def learn(motions: np.ndarray, evidence: np.ndarray, trust: np.ndarray):
         return learn_expressions(motions, evidence, authored, perm, mirror_shapes, learnable, support, laplacian,
                                  trust, learning)
 

@@ -7,6 +7,9 @@
   score minus its mean on neutral faces (or minus the performer's own neutral scores when the user
   names a neutral), its weight the inverse of the score's spread on neutral faces, and for the
   under-reported curves the evidence only pushes up (a low score says nothing).
+  A curve the network has no output for (tongueOut) is drawn toward zero in frames the network
+  scored: landmarks alone cannot tell it from the mouth shapes that move the lips the same way, so
+  it must not take their place.
   The model carries those statistics (``info["mediapipe_neutral"]``, measured by
   scripts/build_open_model.py); a model without them (FLAME) gets no score evidence.
 - **Antagonist pairs**: curves that a face cannot show at once (smile and frown on one side, pucker
@@ -34,6 +37,7 @@ ANTAGONISTS = (
 UNDER_REPORTED = ("cheekPuff", "eyeWideLeft", "eyeWideRight", "noseSneerLeft", "noseSneerRight")
 BOUND_START = 0.8
 MIN_SPREAD = 0.05  # a score's spread on neutral faces is never taken as smaller than this
+UNSCORED_SPREAD = 0.1  # the prior toward zero of a curve the network has no output for, as a spread
 
 
 def antagonist_pairs(names: tuple[str, ...]) -> np.ndarray:
@@ -78,12 +82,15 @@ class CurvePriors:
         )
 
     def targets(self, scores: np.ndarray, neutral_scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(targets, weights), both M x E, from the network's M x E scores (NaN: no evidence).
+        """(targets, weights), both M x E, from the network's M x E scores (NaN: no evidence; a NaN
+        curve in a scored frame is one the network has no output for, drawn toward 0).
         neutral_scores: E scores of the performer's own neutral, replacing the population mean."""
         baseline = self.neutral_mean if neutral_scores is None else np.nan_to_num(neutral_scores)
         known = np.isfinite(scores)
+        scored_frame = known.any(axis=1, keepdims=True)
         target = np.clip(np.where(known, scores, 0.0) - baseline, 0.0, 1.0)
         weight = np.where(known, self.evidence / self.neutral_spread**2, 0.0)
+        weight = np.where(~known & scored_frame, self.evidence / UNSCORED_SPREAD**2, weight)
         return target, weight
 
     def energy(self, weights: np.ndarray, target: np.ndarray, precision: np.ndarray) -> np.ndarray:

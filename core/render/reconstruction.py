@@ -109,6 +109,7 @@ RIGHT_EYE = ((ids.RIGHT_EYE_OUTER, *RIGHT_UPPER_LID, ids.RIGHT_EYE_INNER),
 LEFT_EYE = ((ids.LEFT_EYE_OUTER, *LEFT_UPPER_LID, ids.LEFT_EYE_INNER),
             (ids.LEFT_EYE_OUTER, *LEFT_LOWER_LID, ids.LEFT_EYE_INNER))
 MOUTH = (UPPER_LIP_INNER, LOWER_LIP_INNER)  # right corner -> left corner, corners shared
+MOUTH_WINDING_OPENING_M = 0.005  # how far the lower inner lip is dropped to wind the mouth's filling
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
              152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 JAW_POINTS = tuple(dict.fromkeys((200, 199, 175, 152) + JAW_LINE))  # move rigidly with the jaw
@@ -318,8 +319,13 @@ class ReconstructionRenderer:
         right, left = (strip_triangles(np.array(u), np.array(lo)) for u, lo in (RIGHT_EYE, LEFT_EYE))
         mouth = strip_triangles(np.array(MOUTH[0]), np.array(MOUTH[1]))
         # wind the filling triangles to face the camera for the neutral face (model space: y up,
-        # z toward the viewer), so back-face culling drops them where the lids or lips cross over
-        right, left, mouth = (_facing_viewer(t, neutral_landmarks) for t in (right, left, mouth))
+        # z toward the viewer), so back-face culling drops them where the lids or lips cross over.
+        # A neutral mouth is closed: its inner lips touch and the strip between them has no
+        # direction of its own, so the mouth is wound as it is once open.
+        right, left = (_facing_viewer(t, neutral_landmarks) for t in (right, left))
+        opened = neutral_landmarks.copy()
+        opened[list(MOUTH[1][1:-1]), 1] -= MOUTH_WINDING_OPENING_M
+        mouth = _facing_viewer(mouth, opened)
         self._faces = np.concatenate([surface, right + v, left + v, mouth + v])
         bounds = np.cumsum([0, len(surface), len(right), len(left), len(mouth)])
         #: triangle index ranges [start, stop) of the layers in :meth:`fragments`' triangle ids

@@ -12,7 +12,7 @@ import torch
 from core.facemodel import FaceModel
 from core.facemodel.open_model import ARKIT_NAMES, load_open_model
 from core.fit.camera import project
-from core.fit.evidence import BOUND_START, CurvePriors, antagonist_pairs
+from core.fit.evidence import BOUND_START, UNSCORED_SPREAD, CurvePriors, antagonist_pairs
 from core.fit.fitter import FitConfig, Fitter
 from core.take.observations import ObservationArrays
 
@@ -53,8 +53,13 @@ def test_gradient_is_half_the_energy_gradient(model):
     weights[0, :5] = [0.95, 0.85, 0.99, 0.05, 0.5]  # some over the bound's start
     scores = rng.uniform(0.0, 1.0, size=(3, 52))
     scores[:, index("tongueOut")] = np.nan
+    scores[2] = np.nan  # a frame the network did not score
     target, precision = priors.targets(scores)
-    assert (precision[:, index("tongueOut")] == 0).all()
+    # a curve the network has no output for is drawn to rest where it scored the frame, and a frame
+    # it did not score has no evidence at all
+    assert (target[:2, index("tongueOut")] == 0).all()
+    assert (precision[:2, index("tongueOut")] == pytest.approx(priors.evidence / UNSCORED_SPREAD**2))
+    assert (precision[2] == 0).all()
     gradient, curvature = priors.gradient(weights, target, precision)
     step = 1e-6
     for row, col in [(0, 0), (0, 1), (0, 2), (1, index("mouthSmileLeft")), (2, index("noseSneerLeft")),

@@ -13,7 +13,7 @@ from core.facemodel.open_model import load_open_model
 from core.observe.align import warp_crop
 from core.pipeline import Pipeline, PipelineConfig, load_fit
 from core.render.rasterizer import alpha_mask, interpolate, rasterize, render_shaded, render_textured
-from core.render.reconstruction import FACE_OVAL, ReconstructionRenderer, choose_reference_frame
+from core.render.reconstruction import FACE_OVAL, MOUTH, ReconstructionRenderer, choose_reference_frame
 from core.render.shading import TINT_RANGE, SurfaceShader, skin_tint, smooth_normals
 from core.render.subdivision import LoopSubdivision
 from core.take import Take
@@ -228,6 +228,30 @@ def test_batch_equals_single_renders_and_errors_are_clear(take, renderer):
         fresh.render_crop_batch([len(fit) + 5])
     with pytest.raises(ValueError, match="uint8"):
         fresh.set_reference(0, np.zeros((10, 10, 3), np.float32))
+
+
+def test_an_open_mouth_shows_its_cavity_when_the_neutral_lips_touch(take):
+    """The mean face (identity 0) has exactly touching inner lips; its opened mouth must still be
+    filled by the mouth layer (a strip wound from the closed lips faced away and was culled)."""
+    take_, fit, observations, model = take
+    frame = int(np.nonzero(fit.has_face)[0][0])
+    expression = np.zeros_like(fit.expression)
+    expression[:, list(model.expression_names).index("jawOpen")] = 0.6
+    opened = dataclasses.replace(fit, identity=np.zeros_like(fit.identity), expression=expression)
+    renderer_ = ReconstructionRenderer(model, opened, observations, reference_frame=frame)
+    with open_source(take_.manifest.source["path"]) as source:
+        renderer_.set_reference(frame, source.read(frame))
+    frags, points = renderer_.fragments(frame)
+    v = model.num_vertices
+    contour = np.array(MOUTH[0] + MOUTH[1][::-1][1:-1]) + v
+    opening = np.zeros(frags.mask.shape, np.uint8)
+    cv2.fillPoly(opening, [np.round(points[contour, :2]).astype(np.int32)], 1)
+    opening = cv2.erode(opening, np.ones((3, 3), np.uint8)).astype(bool)
+    start, stop = renderer_.layers["mouth"]
+    filled = (frags.triangle >= start) & (frags.triangle < stop)
+    print(f"mouth opening {opening.sum()} px, filled by the mouth layer {filled[opening].mean():.3f}")
+    assert opening.sum() > 200
+    assert filled[opening].mean() > 0.95
 
 
 # ---------------------------------------------------------------------------------------------------
