@@ -18,7 +18,7 @@ from core.facemodel.calibration import (
     support_masks,
 )
 from core.facemodel.open_model import ARKIT_NAMES, Mesh, load_open_model, mirror_field
-from core.facemodel.open_model_calibration import mirror_name
+from core.facemodel.open_model_calibration import evidence_trust, mirror_name
 from core.fit.camera import flip_matrix
 
 
@@ -102,3 +102,14 @@ def test_expression_shapes_are_learned_from_motion_with_exact_mirror_pairs(model
             assert np.allclose(learned[..., k], authored[..., k], atol=1e-7), names[k]
     assert np.abs(learned_weights - weights).mean() < 0.05
     assert fit_weights(motions[:10], learned, 0.25)[1].mean() > fit_weights(motions[:10], authored, 0.25)[1].mean()
+
+
+def test_a_shape_the_network_never_reports_is_free_only_where_the_posed_emotion_shows_it():
+    labels = np.array(["happy", "disgust", "anger", "surprise"])
+    trust = evidence_trust(ARKIT_NAMES, labels)
+    assert trust.shape == (4, 52)
+    sneer = [ARKIT_NAMES.index("noseSneerLeft"), ARKIT_NAMES.index("noseSneerRight")]
+    # a smile's cheek raise must not be learned as a sneer: held at the evidence's zero there
+    assert (trust[:, sneer] == [[1, 1], [0, 0], [0, 0], [1, 1]]).all()
+    others = np.setdiff1d(np.arange(52), sneer)
+    assert (trust[:, others] == 1).all()  # the network's scores bind every other weight
