@@ -88,7 +88,7 @@ class ExpressionLearning:
     closeness: float = 1e-3
     smoothness: float = 1e-3
     sparsity: float = 0.02
-    support_radius_m: float = 0.012
+    support_radius_m: float = 0.025
     iterations: int = 1200
     learning_rate: float = 2e-3
 

@@ -64,14 +64,15 @@ log = logging.getLogger(__name__)
 IDENTITY_COMPONENTS = 40
 HARMONICS_SCALE = 0.3  # of the authored harmonics' size, after the learned components
 # Shapes corrected from the data: those the network sees active in many calibration photos (its
-# score 0.2 above the person's neutral in 30 or more of KDEF's photos), and noseSneer, which it
-# never reports but which disgust needs (its support keeps it on the nose wings). eyeWide,
-# mouthDimple and mouthPress are rarely active in the photos (6, 2 and 9 photos) and stay as
-# authored, like the geometric shapes; so does cheekSquint, which the network never reports and
-# which, left free, turned into a sideways pull of the lower lid.
+# score 0.2 above the person's neutral in 30 or more of KDEF's photos) and eyeWide (6 photos, its
+# authored lids were too small for a surprised face), and noseSneer, which it never reports but
+# which disgust needs (see UNSEEN_STEMS). mouthDimple and mouthPress are rarely active (2 and 9
+# photos; learned, they lost their authored direction) and stay as authored, like the geometric
+# shapes; so does cheekSquint, which the network never reports and which, learned from smiles,
+# pulled the cheek down with the mouth corner instead of raising it.
 LEARNED_STEMS = (
-    "browDown", "browInnerUp", "browOuterUp", "eyeSquint", "noseSneer", "mouthSmile", "mouthFrown", "mouthStretch",
-    "mouthLowerDown", "mouthUpperUp", "mouthShrugLower", "mouthShrugUpper",
+    "browDown", "browInnerUp", "browOuterUp", "eyeSquint", "eyeWide", "noseSneer", "mouthSmile", "mouthFrown",
+    "mouthStretch", "mouthLowerDown", "mouthUpperUp", "mouthShrugLower", "mouthShrugUpper",
 )
 _EYES = eye_contour("left") + eye_contour("right") + ids.LEFT_IRIS + ids.RIGHT_IRIS
 _BROWS = LEFT_BROW_UPPER + LEFT_BROW_LOWER + RIGHT_BROW_UPPER + RIGHT_BROW_LOWER
@@ -81,7 +82,7 @@ _NOSE_MIDLINE = (1, 2, 4, 5, 6, 19, 94, 168, 195, 197)
 # the names mean one muscle's motion, and the other curve carries the rest.
 PROTECTED = {
     "browDown": _EYES + _NOSE_MIDLINE, "browInnerUp": _EYES + _NOSE_MIDLINE, "browOuterUp": _EYES + _NOSE_MIDLINE,
-    "eyeSquint": _BROWS, "noseSneer": _EYES + _NOSE_MIDLINE + RIGHT_NOSE_WING,
+    "eyeSquint": _BROWS, "eyeWide": _BROWS, "noseSneer": _EYES + _NOSE_MIDLINE + RIGHT_NOSE_WING,
 }
 # The network never reports these on the calibration photos, so its silence is not evidence; the
 # photo's posed emotion is: such a shape is free only in the expressions that show it (the nose
@@ -89,6 +90,9 @@ PROTECTED = {
 # took the cheek raise of smiles, and smiles were then fitted with a sneer.
 UNSEEN_STEMS = {"noseSneer": ("disgust", "anger")}
 HELD_OUT_SHARE = 0.2
+# A one-sided shape's correction stays on its side of the face (beyond this band around the midline
+# it moves nothing): photos show both brows lowered together, but browDownLeft is the left brow's.
+MIDLINE_BAND_M = 0.012
 
 
 def stem(name: str) -> str:
@@ -216,8 +220,13 @@ def _learner(mesh: Mesh, perm: np.ndarray, authored: np.ndarray, learning: Expre
     learnable = np.array([stem(n) in LEARNED_STEMS for n in names])
     support = support_masks(authored, mesh.geodesic, learning.support_radius_m)
     support[:, ~mesh.surface] = False
+    x = mesh.vertices[:, 0]  # toward the performer's left
     for k, name in enumerate(names):
         support[k, list(PROTECTED.get(stem(name), ()))] = False
+        if name.endswith("Left"):
+            support[k, x < -MIDLINE_BAND_M] = False
+        elif name.endswith("Right"):
+            support[k, x > MIDLINE_BAND_M] = False
     laplacian = mesh.stiffness.toarray()
 
     def learn(motions: np.ndarray, evidence: np.ndarray, trust: np.ndarray):

@@ -279,7 +279,8 @@ def test_mouth_shapes(data, template):
     assert d(data, "mouthFrownLeft", 291)[1] < -4 and still(data, "mouthFrownLeft", 61)
     assert d(data, "mouthDimpleLeft", 291)[2] < -2 and still(data, "mouthDimpleLeft", 61)
     stretch = d(data, "mouthStretchLeft", 291)
-    assert stretch[0] > 3 and stretch[1] < -2 and still(data, "mouthStretchLeft", 61)
+    # sideways and down; calibrated on KDEF's fear photos, whose corners move mostly sideways
+    assert stretch[0] > 3 and stretch[1] < -1 and stretch[0] > abs(stretch[1]) and still(data, "mouthStretchLeft", 61)
     for i in (13, 14, 61, 291):
         assert d(data, "mouthLeft", i)[0] > 4 and d(data, "mouthRight", i)[0] < -4
 
