@@ -300,15 +300,15 @@ class MainWindow(QMainWindow):
         return True
 
     def open_take(self, take_dir: Path) -> None:
-        """Reopen a saved take (its recording is opened from where the take says it is)."""
-        import json
+        """Reopen a saved take (its recording is opened from where the take says it is). A damaged
+        take.json is read from its backup; a take that cannot be read shows the one-line reason."""
+        from core.take import Take
 
         take_dir = Path(take_dir)
         try:
-            manifest = json.loads((take_dir / "take.json").read_text())
-            source_path = Path(manifest["source"]["path"])
-        except (OSError, ValueError, KeyError) as err:
-            self.show_error(EmoCapError(f"{take_dir} is not a take folder ({err})"))
+            source_path = Path(Take.open(take_dir).manifest.source["path"])
+        except EmoCapError as err:
+            self.show_error(err)
             return
         if self.input_path is None or Path(self.input_path).resolve() != source_path.resolve():
             if not source_path.exists():
@@ -731,7 +731,8 @@ class MainWindow(QMainWindow):
         self.save_edits()
         edits = self.committed if choice.apply_edits else Edits()
         job = Job("export", export_job, self.take_dir, choice.format, choice.out, choice.frame_range, edits,
-                  on_done=lambda result: self._export_done(choice, result), on_error=self._job_error)
+                  choice.retarget, choice.reduce, on_done=lambda result: self._export_done(choice, result),
+                  on_error=self._job_error)
         self._start_job(job, f"exporting {choice.format}")
 
     def _export_done(self, choice, result) -> None:

@@ -43,12 +43,13 @@ class FittedWindow:
 def read_fitted_window(take_dir: Path, event) -> FittedWindow | None:
     """The window a core.progress_stream.FitEvent announces, or None when it cannot be read."""
     import json
+    import zipfile
 
     try:
         with np.load(Path(take_dir) / "fit" / f"{event.start:08d}.npz") as window:
             rows, expression = window["frame_index"].astype(np.int64), window["expression"]
         fit = json.loads((Path(take_dir) / "take.json").read_text()).get("fit") or {}
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # a damaged or replaced file
         log.warning("fitted window %d is not readable: %s", event.start, err)
         return None
     return FittedWindow(event.start, event.position, event.total, rows, expression,
@@ -230,15 +231,17 @@ def open_take_job(take_dir: Path, source_path: Path | None = None, *, cancel: th
     return open_take_view(take_dir, source_path)
 
 
-def export_job(take_dir: Path, fmt: str, out: Path, frame_range, edits, *, cancel: threading.Event):
+def export_job(take_dir: Path, fmt: str, out: Path, frame_range, edits, retarget=None, reduce=None, *,
+               cancel: threading.Event):
     """Export a take in a worker; returns the ExportResult. Exports write atomically, so a cancel
-    that arrives while the format is being written removes the finished files afterwards."""
+    that arrives while the format is being written removes the finished files afterwards.
+    ``retarget``, ``reduce``: as core.export.export."""
     from core.errors import CancelledError
     from core.export import export
     from core.export.base import remove_exported
 
     yield "exporting"
-    result = export(take_dir, fmt, out, frame_range, edits=edits)
+    result = export(take_dir, fmt, out, frame_range, edits=edits, retarget=retarget, reduce=reduce)
     if cancel.is_set():
         remove_exported(result, out)
         raise CancelledError(f"export to {out} cancelled; nothing was kept")

@@ -2,8 +2,10 @@
 
     emocap analyze INPUT --out TAKE [--json] [--device auto|cpu|cuda] [--overwrite] [--refine [--onset N]]
     emocap info TAKE [--json]
+    emocap check TAKE [--repair] [--json]   (each chunk's health; --repair rebuilds what is damaged)
     emocap models install | list [--json]
-    emocap export TAKE --format FORMAT --out PATH [--range A:B]   (--format list: the formats)
+    emocap export TAKE --format FORMAT --out PATH [--range A:B] [--retarget MAP.yaml] [--reduce TOL]
+                                         (--format list: the formats)
     emocap analyze INPUT --out TAKE --method encoder [--encoder CKPT]   (a trained encoder, not the fitter)
     emocap train CONFIG [--restart]       train a face encoder from a YAML config (training/configs/)
     emocap train-actor TAKE [--epochs N] [--backbone mobilenetv2|resnet50]   (encoder in TAKE/encoder/)
@@ -68,9 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("take", type=Path)
     info.add_argument("--json", action="store_true")
 
+    from core.cli_check import add_check_parser
     from core.emotion.cli_models import add_models_parser
     from core.export.cli_export import add_export_parser
 
+    add_check_parser(sub)
     add_models_parser(sub)
     add_export_parser(sub)
     try:  # training/ sits beside core/; its parser glue is argparse only (the trainer loads when run)
@@ -169,10 +173,18 @@ def _analyze_for_programs(pipeline, args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """Print a take's summary; a damaged chunk (named) leaves its part out and exits 2."""
+    from core.errors import DamagedChunkError
     from core.pipeline import summarize
     from core.take import Take
+    from core.take.health import diagnose
 
-    print_summary(summarize(Take.open(args.take)), args.json)
+    take = Take.open(args.take)
+    print_summary(summarize(take), args.json)
+    bad = diagnose(take).bad
+    if bad:
+        raise DamagedChunkError(take.root, bad[0].name, bad[0].reason + (
+            f" (and {len(bad) - 1} more chunk{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""))
     return 0
 
 

@@ -287,7 +287,7 @@ def load_edits(take_root: Path) -> Edits:
         return Edits()
     try:
         return Edits.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError) as err:
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as err:  # damaged: any shape of JSON
         raise TakeError(f"{path} is unreadable: {err}") from err
 
 

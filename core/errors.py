@@ -72,3 +72,46 @@ class EncoderError(EmoCapError):
 
 class RefinerError(EmoCapError):
     """The micro-expression refiner cannot run as asked (unusable weights, no fit to refine)."""
+
+
+class DamagedChunkError(TakeError):
+    """A file a take stores (a chunk of observations, a fitted window, the emotion timelines, the
+    refinement) is damaged: its size or SHA-256 differs from what the manifest recorded, or it cannot
+    be read. ``chunk`` is its path inside the take (``fit/00000000.npz``)."""
+
+    def __init__(self, take: object, chunk: str, reason: str) -> None:
+        self.take, self.chunk, self.reason = str(take), chunk, reason
+        super().__init__(
+            f"take {take}: {chunk} is {reason}; 'emocap check {take} --repair' (or rerunning "
+            "'emocap analyze') rebuilds it"
+        )
+
+
+class MissingChunkError(DamagedChunkError):
+    """A file the take's manifest lists is not there."""
+
+    def __init__(self, take: object, chunk: str) -> None:
+        super().__init__(take, chunk, "missing")
+
+
+class DamagedManifestError(TakeError):
+    """A take's manifest (take.json) and its backup are unreadable, cut short or altered."""
+
+
+class TakeBusyError(TakeError):
+    """Another process holds the take's writer lock (an analysis, a repair); readers never wait."""
+
+    def __init__(self, take: object, pid: int | None) -> None:
+        self.take, self.pid = str(take), pid
+        who = f"process {pid}" if pid else "another process"
+        super().__init__(f"take {take} is being written by {who}; wait for it to finish or cancel it")
+
+
+class RetargetMapError(ExportError):
+    """A retarget map (YAML, core.export.retarget) cannot be used: unreadable YAML, a bad number,
+    an unknown key, or a source curve the take does not have. The message names the file, the line
+    and the key."""
+
+
+class KeyReductionError(ExportError):
+    """Key reduction cannot be applied as asked (a bad tolerance, a format without keys)."""

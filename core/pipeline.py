@@ -4,7 +4,9 @@
 already stored by an interrupted run first, then new ones), then a :class:`FitProgress` per fitted
 window of frames, then :class:`StageProgress` of the emotion stage when asked for; it checks for a
 cancel between frames and windows, stores everything in the take
-folder as it goes (a rerun resumes), and returns the :class:`ClipSummary`::
+folder as it goes (a rerun resumes), and returns the :class:`ClipSummary`. It holds the take's
+writer lock throughout (core/take/lock.py: a second writer is refused at once) and first repairs
+damaged chunks (core/take_repair.py)::
 
     pipeline = Pipeline(PipelineConfig(device="auto"))
     summary = pipeline.run("clip.mp4", "takes/clip", on_frame=print)
@@ -23,7 +25,10 @@ import numpy as np
 
 from core import __version__
 from core.device import select_device
-from core.errors import CancelledError, EmoCapError, EncoderError, RefinerError, TakeError, VideoDecodeError
+from core.errors import (
+    CancelledError, DamagedChunkError, DamagedManifestError, EmoCapError, EncoderError, RefinerError, TakeError,
+    VideoDecodeError,
+)
 from core.emotion.stage import EmotionConfig
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.fit.fitter import FitConfig, Fitter, slice_observations
@@ -33,7 +38,11 @@ from core.observe import FaceObserver, FrameObservation, TrackState
 from core.prefetch import prefetch
 from core.results import ClipSummary, FitProgress, FrameResult, StageProgress
 from core.take import ObservationArrays, Take, TakeManifest, source_fingerprint
+from core.take.lock import TakeLock
+from core.take.manifest import BACKUP_NAME, MANIFEST_NAME
 from core.take.observations import track_state_from_arrays, track_state_to_arrays
+from core.take.store import check_target, is_take_folder
+from core.take_repair import fit_changed, heal, rebuild_manifest
 from core.video import FrameSource, open_source
 
 log = logging.getLogger(__name__)
@@ -113,8 +122,15 @@ def _fit_summary(take: Take) -> dict:
 
 
 def summarize(take: Take) -> ClipSummary:
-    """The summary of a stored take (what ``emocap info`` prints)."""
+    """The summary of a stored take (what ``emocap info`` prints). A damaged fit leaves the fit's
+    part out and names the damaged chunk among the warnings."""
     m = take.manifest
+    damage = []
+    try:
+        fit_part = _fit_summary(take)
+    except DamagedChunkError as err:
+        fit_part = {}
+        damage.append(str(err))
     video = m.video
     done = m.frames_done
     fps = float(video["fps"])
@@ -133,8 +149,8 @@ def summarize(take: Take) -> ClipSummary:
         truncated_at=video.get("truncated_at"),
         actor_faces=int(m.actor["faces_found"]) if m.actor else 0,
         device=str(m.settings.get("device", "cpu")),
-        warnings=list(m.warnings),
-        **_fit_summary(take),
+        warnings=list(m.warnings) + damage,
+        **fit_part,
         **((m.emotion or {}).get("summary") or {}),
         **((m.microexpr or {}).get("summary") or {}),
     )
@@ -181,34 +197,64 @@ class Pipeline:
         cancel: threading.Event | None = None,
         overwrite: bool = False,
     ) -> Generator[FrameResult | FitProgress | StageProgress, None, ClipSummary]:
+        root = Path(take_dir)
         with open_source(input_path, image_fps=self.config.image_fps) as source:
-            take = self._open_take(source, Path(take_dir), overwrite)
-            total = source.info.frame_count
-            state = TrackState()
-            position = 0
-            for start in take.stored_chunk_starts():
-                arrays, state = take.read_chunk(start)
-                for row in range(len(arrays)):
-                    position += 1
-                    yield FrameResult(arrays.observation(row), position, total, from_take=True)
-            if take.manifest.status != "complete":
-                yield from self._observe(source, take, state, position, cancel)
-            if self.config.model is not None and take.manifest.frames_with_face:
-                if self.config.method == "encoder":
-                    yield from self._encode(take, source, cancel)
-                else:
-                    yield from self._fit(take, cancel)
-            if self.config.refine is not None and self.config.model is not None and take.manifest.frames_with_face:
-                yield from self._refine(take, source, cancel)
-            if self.config.emotion is not None and take.manifest.frames_with_face:
-                yield from self._emotion(take, source, cancel)
-            return summarize(take)
+            if not is_take_folder(root):
+                check_target(root, overwrite)  # a folder that holds something else gets no lock file
+            with TakeLock(root):  # one writer at a time; readers never wait
+                return (yield from self._analyze_locked(source, root, cancel, overwrite))
+
+    def _analyze_locked(
+        self, source: FrameSource, root: Path, cancel: threading.Event | None, overwrite: bool,
+    ) -> Generator[FrameResult | FitProgress | StageProgress, None, ClipSummary]:
+        """The analysis, with the take's writer lock held: open (or create, or rebuild) the take,
+        heal what is damaged (core/take_repair.py), then resume every stage."""
+        take = self._open_take(source, root, overwrite)
+        healed = heal(take, source, self.config.crop_size, self._later_stages())
+        total = source.info.frame_count
+        state = TrackState()
+        position = 0
+        for start in take.expected_chunk_starts():
+            arrays, state = take.read_chunk(start)
+            for row in range(len(arrays)):
+                position += 1
+                yield FrameResult(arrays.observation(row), position, total, from_take=True)
+        if take.manifest.status != "complete":
+            yield from self._observe(source, take, state, position, cancel)
+        if self.config.model is not None and take.manifest.frames_with_face:
+            if self.config.method == "encoder":
+                yield from self._encode(take, source, cancel)
+            else:
+                yield from self._fit(take, cancel)
+            fit_changed(take, healed)
+        if self.config.refine is not None and self.config.model is not None and take.manifest.frames_with_face:
+            yield from self._refine(take, source, cancel)
+        if self.config.emotion is not None and take.manifest.frames_with_face:
+            yield from self._emotion(take, source, cancel)
+        return summarize(take)
+
+    def _later_stages(self) -> set[str]:
+        """The stages after observing that this run computes (their damaged chunks are rebuilt)."""
+        stages = set()
+        if self.config.model is not None:
+            stages |= {"fit"} | ({"microexpr"} if self.config.refine is not None else set())
+        if self.config.emotion is not None:
+            stages.add("emotion")
+        return stages
 
     def _open_take(self, source: FrameSource, root: Path, overwrite: bool) -> Take:
         fingerprint = source_fingerprint(Path(source.info.path))
         settings = self.config.result_settings() | {"device": self.device, "version": __version__}
-        if (root / "take.json").exists() and not overwrite:
-            take = Take.open(root)
+        video = dataclasses.asdict(source.info)
+        if is_take_folder(root) and not overwrite:
+            try:
+                take = Take.open(root)
+            except DamagedManifestError:
+                return rebuild_manifest(root, source, TakeManifest(fingerprint, video, settings))
+            except TakeError:
+                if any((root / name).exists() for name in (MANIFEST_NAME, BACKUP_NAME)):
+                    raise  # another take format
+                return rebuild_manifest(root, source, TakeManifest(fingerprint, video, settings))
             stored = take.manifest
             if stored.source["sha1"] != fingerprint["sha1"] or stored.source["size"] != fingerprint["size"]:
                 raise TakeError(
@@ -220,8 +266,10 @@ class Pipeline:
                 raise TakeError(f"{root} was analysed with other settings; use --overwrite to redo it")
             if stored.status != "complete":
                 log.info("resuming %s after frame %d", root, stored.frames_done)
+            if take.manifest_file != MANIFEST_NAME:
+                take.save_manifest()
+                log.warning("take %s: restored %s from its backup", root, MANIFEST_NAME)
             return take
-        video = dataclasses.asdict(source.info)
         return Take.create(root, TakeManifest(fingerprint, video, settings), overwrite=overwrite)
 
     def _observe(

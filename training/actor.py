@@ -14,6 +14,7 @@ reported on. Result, in the take::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -26,6 +27,7 @@ from core.encoder.checkpoint import save_encoder
 from core.pipeline import load_fit
 from core.take import Take
 from core.take.atomic import write_json_atomic
+from core.take.lock import TakeLock
 from training.config import TrainConfig, config_from_dict
 from training.evaluate import encoder_fit_params, parameter_metrics
 from training.samples import SampleArrays
@@ -104,6 +106,13 @@ def train_actor(take_dir: str | Path, config: TrainConfig | None = None, *, data
     skips reading the video again."""
     take = Take.open(Path(take_dir))
     encoder_dir = Path(encoder_dir) if encoder_dir else take.root / ENCODER_DIR
+    inside = encoder_dir.resolve().is_relative_to(take.root.resolve())
+    with TakeLock(take.root) if inside else contextlib.nullcontext():  # writing into the take: one writer
+        return _train_actor(take, config, data, encoder_dir, restart, cancel, on_epoch)
+
+
+def _train_actor(take: Take, config: TrainConfig | None, data: SampleArrays | None, encoder_dir: Path,
+                 restart: bool, cancel, on_epoch) -> ActorResult:
     config = config or actor_config(take.root, encoder_dir / "run")
     began = time.perf_counter()
     trainer = Trainer(config, data=data)

@@ -238,6 +238,10 @@ def _short(err: BaseException) -> str:
 def _array(raw: dict, key: str, ndim: int, dtype=np.float64) -> np.ndarray:
     value = raw[key]
     if sp.issparse(value):
+        try:  # corrupt indices would make toarray write outside its array
+            value.check_format(full_check=True)
+        except (ValueError, TypeError, IndexError) as err:
+            raise _BadFile(f"'{key}' is a damaged sparse matrix ({_short(err)})") from None
         value = value.toarray()
     try:
         array = np.asarray(value, dtype=dtype)
@@ -309,7 +313,10 @@ def load_flame(
         landmark_faces, landmark_bary, landmark_ids = _read_embedding(embedding, len(arrays["faces"]))
         info["landmarks"] = f"embedding {embedding}"
     else:
-        registration = align_canonical(arrays["template"], arrays["faces"])
+        try:
+            registration = align_canonical(arrays["template"], arrays["faces"])
+        except (ValueError, IndexError, np.linalg.LinAlgError) as err:
+            raise _fail(path, f"its mesh cannot be registered to the face's landmarks ({_short(err)})") from None
         landmark_faces, landmark_bary = registration.face_index, registration.barycentric
         landmark_ids = np.arange(NUM_MEDIAPIPE_POINTS, dtype=np.int64)
         info.update(

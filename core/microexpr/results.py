@@ -144,7 +144,8 @@ def store_refinement(take, refinement: Refinement) -> None:
     """Write TAKE/microexpr/refined.npz and drop the per-window files it was assembled from."""
     take.write_arrays(MICROEXPR_DIR, RESULT_NAME, refinement.to_npz_dict())
     for path in (take.root / MICROEXPR_DIR).glob("window_[0-9]*.npz"):
-        path.unlink()
+        take.remove_chunk(f"{MICROEXPR_DIR}/{path.name}")
+    take.save_manifest()
 
 
 def reset_refinement(take) -> None:
@@ -153,6 +154,7 @@ def reset_refinement(take) -> None:
     if folder.is_dir():
         for path in folder.glob("*.npz"):
             path.unlink()
+    take.manifest.forget(f"{MICROEXPR_DIR}/")
 
 
 def refinement_summary(refinement: Refinement) -> dict:

@@ -1,4 +1,6 @@
-"""Atomic file writes: write to a temporary name beside the target, fsync, rename."""
+"""Atomic file writes: write to a temporary name beside the target, fsync, rename. Arrays are
+stored as ``.npz`` bytes that depend only on the arrays (no time stamps), so a chunk recomputed
+from the same inputs is byte-identical to the one it replaces and its recorded SHA-256 proves it."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +45,24 @@ def write_json_atomic(path: Path, value: Any) -> None:
     write_bytes_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
 
-def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """The arrays as an uncompressed ``.npz`` (what ``np.savez`` writes, readable by ``np.load``),
+    with fixed member time stamps so that equal arrays give equal bytes."""
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    write_bytes_atomic(path, buffer.getvalue())
+    with zipfile.ZipFile(buffer, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=FIXED_ZIP_TIME)
+            info.external_attr = 0o600 << 16
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> bytes:
+    """Store ``arrays`` atomically as an ``.npz`` file; returns the bytes written."""
+    data = npz_bytes(arrays)
+    write_bytes_atomic(path, data)
+    return data

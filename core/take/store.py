@@ -2,38 +2,48 @@
 
 Layout::
 
-    TAKE/take.json                  manifest: source fingerprint, video info, settings, status
+    TAKE/take.json                  manifest: source fingerprint, video info, settings, status,
+                                    the size and SHA-256 of every chunk (core/take/manifest.py)
+    TAKE/take.backup.json           the same, written after it (used when take.json is damaged)
+    TAKE/.writer.lock               the writer's lock (core/take/lock.py)
     TAKE/observations/00000000.npz  per-frame observations of frames [start, start + chunk_size)
+    TAKE/fit/identity.npz, fit/00000000.npz ...   fitted identity and windows of frames
+    TAKE/emotion/timelines.npz, TAKE/microexpr/refined.npz   later stages
 
 Chunks are written whole and atomically (temporary name, fsync, rename), so a take interrupted at
-any moment holds only complete chunks, and an analysis resumes after the last one.
+any moment holds only complete chunks, and an analysis resumes after the last one. Every read of a
+chunk is checked against its record (core/take/integrity.py): a damaged or missing chunk raises
+DamagedChunkError with its name.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.errors import TakeError
+from core.errors import DamagedChunkError, MissingChunkError, TakeError
 from core.observe.types import TrackState
-from core.take.atomic import write_json_atomic, write_npz_atomic
+from core.take.atomic import write_npz_atomic
+from core.take.integrity import ChunkRecord, read_npz
+from core.take.lock import LOCK_NAME
+from core.take.manifest import (  # noqa: F401 - TAKE_FORMAT and MANIFEST_NAME are part of this module's API
+    BACKUP_NAME, MANIFEST_NAME, TAKE_FORMAT, TakeManifest, read_manifest, write_manifest,
+)
 from core.take.observations import ObservationArrays, track_state_from_arrays, track_state_to_arrays
 
 log = logging.getLogger(__name__)
 
-TAKE_FORMAT = 1
-MANIFEST_NAME = "take.json"
 OBSERVATIONS_DIR = "observations"
 FIT_DIR = "fit"
+STAGE_DIRS = (OBSERVATIONS_DIR, FIT_DIR, "emotion", "microexpr")
+KEPT_ON_OVERWRITE = (LOCK_NAME,)
 
 
 def source_fingerprint(path: Path) -> dict[str, Any]:
@@ -55,37 +65,13 @@ def source_fingerprint(path: Path) -> dict[str, Any]:
     return {"path": str(path), "size": size, "sha1": digest.hexdigest()}
 
 
-@dataclass
-class TakeManifest:
-    """Contents of take.json. ``status``: running | cancelled | complete."""
-
-    source: dict[str, Any]
-    video: dict[str, Any]
-    settings: dict[str, Any]
-    status: str = "running"
-    frames_done: int = 0
-    frames_with_face: int = 0
-    actor: dict[str, Any] | None = None  # how the performer was chosen: frame, faces_found, box
-    fit: dict[str, Any] | None = None  # model, sizes, expression names, status of the fitting stage
-    emotion: dict[str, Any] | None = None  # settings, status and summary of the emotion stage
-    microexpr: dict[str, Any] | None = None  # settings, status, windows and summary of the refiner
-    warnings: list[str] = field(default_factory=list)
-    format: int = TAKE_FORMAT
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
-    updated: str = ""
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TakeManifest:
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
-
-
 class Take:
     """A take folder on disk. Create with :meth:`create`, reopen with :meth:`open`."""
 
-    def __init__(self, root: Path, manifest: TakeManifest) -> None:
+    def __init__(self, root: Path, manifest: TakeManifest, manifest_file: str = MANIFEST_NAME) -> None:
         self.root = Path(root)
         self.manifest = manifest
+        self.manifest_file = manifest_file  # take.json, or its backup when take.json was damaged
 
     @property
     def observations_dir(self) -> Path:
@@ -94,12 +80,11 @@ class Take:
     @classmethod
     def create(cls, root: Path, manifest: TakeManifest, *, overwrite: bool = False) -> Take:
         root = Path(root)
-        if root.exists() and any(root.iterdir()):
-            if not overwrite:
-                raise TakeError(f"{root} is not empty; choose another take folder or overwrite it")
-            if not (root / MANIFEST_NAME).exists():
-                raise TakeError(f"{root} is not a take folder; refusing to overwrite it")
-            shutil.rmtree(root)
+        check_target(root, overwrite)
+        if overwrite and root.is_dir():
+            for entry in root.iterdir():  # the writer's lock file stays: its holder is this process
+                if entry.name not in KEPT_ON_OVERWRITE:
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         try:
             (root / OBSERVATIONS_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -110,27 +95,29 @@ class Take:
 
     @classmethod
     def open(cls, root: Path) -> Take:
+        """Read a take (never writes). When take.json is missing or damaged its backup is read
+        and a warning logged; the next save of a writer restores take.json."""
         root = Path(root)
-        path = root / MANIFEST_NAME
-        if not path.is_file():
-            raise TakeError(f"{root} is not a take folder (no {MANIFEST_NAME})")
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise TakeError(f"{path} is unreadable: {err}") from err
-        if data.get("format") != TAKE_FORMAT:
-            raise TakeError(f"{root} has take format {data.get('format')}; this EmoCap reads {TAKE_FORMAT}")
-        return cls(root, TakeManifest.from_dict(data))
+        manifest, name = read_manifest(root)
+        if name != MANIFEST_NAME:
+            log.warning("take %s: %s is missing or damaged; read its backup %s", root, MANIFEST_NAME, name)
+        return cls(root, manifest, name)
 
     def save_manifest(self) -> None:
+        """Write the manifest (and its backup) atomically."""
         self.manifest.updated = datetime.now(timezone.utc).isoformat()
         try:
-            write_json_atomic(self.root / MANIFEST_NAME, asdict(self.manifest))
+            write_manifest(self.root, self.manifest)
         except OSError as err:
             raise TakeError(f"cannot write {self.root / MANIFEST_NAME}: {err.strerror}") from err
+        self.manifest_file = MANIFEST_NAME
 
     def chunk_path(self, start: int) -> Path:
-        return self.observations_dir / f"{start:08d}.npz"
+        return self.root / observation_chunk_name(start)
+
+    def expected_chunk_starts(self) -> list[int]:
+        """Start frames of the observation chunks the manifest says are stored (frames_done)."""
+        return list(range(0, self.manifest.frames_done, self.manifest.settings["chunk_size"]))
 
     def stored_chunk_starts(self) -> list[int]:
         """Start frames of the stored chunks that form a contiguous run from frame 0."""
@@ -143,27 +130,57 @@ class Take:
             contiguous.append(start)
         return contiguous
 
-    def write_chunk(self, arrays: ObservationArrays, state_after: TrackState) -> None:
+    def write_chunk(self, arrays: ObservationArrays, state_after: TrackState) -> ChunkRecord:
         """Store frames ``arrays`` (starting at a multiple of the chunk size) and the tracker state
         after their last frame."""
         start = int(arrays.index[0])
         payload = arrays.to_npz_dict() | track_state_to_arrays(state_after)
-        try:
-            write_npz_atomic(self.chunk_path(start), payload)
-        except OSError as err:
-            raise TakeError(f"cannot write to take {self.root}: {err.strerror}") from err
+        return self.write_named(observation_chunk_name(start), payload)
 
     def read_chunk(self, start: int) -> tuple[ObservationArrays, TrackState]:
+        """The observations of the chunk starting at ``start`` and the tracker state after it."""
+        name = observation_chunk_name(start)
+        data = self.read_named(name)
         try:
-            with np.load(self.chunk_path(start)) as data:
-                return ObservationArrays.from_npz_dict(data), track_state_from_arrays(data)
-        except (OSError, ValueError, KeyError) as err:
-            raise TakeError(f"chunk {self.chunk_path(start).name} of {self.root} is unreadable: {err}") from err
+            return ObservationArrays.from_npz_dict(data), track_state_from_arrays(data)
+        except (ValueError, KeyError, TypeError, IndexError) as err:
+            raise DamagedChunkError(self.root, name, f"damaged (not an observation chunk: {err})") from err
+
+    # ---- every chunk: written with a record in the manifest, read against it -------------------
+    def write_named(self, name: str, arrays: dict[str, np.ndarray]) -> ChunkRecord:
+        """Store ``arrays`` atomically as TAKE/name (an .npz path inside the take) and record its
+        size and SHA-256 in the manifest, which is saved."""
+        path = self.root / name
+        try:
+            path.parent.mkdir(exist_ok=True)
+            data = write_npz_atomic(path, arrays)
+        except OSError as err:
+            raise TakeError(f"cannot write to take {self.root}: {err.strerror}") from err
+        record = ChunkRecord.of(data)
+        self.manifest.set_record(name, record)
+        self.save_manifest()
+        return record
+
+    def read_named(self, name: str) -> dict[str, np.ndarray]:
+        """The arrays of TAKE/name, verified against the manifest's record (DamagedChunkError,
+        MissingChunkError)."""
+        return read_npz(self.root, name, self.manifest.record(name))
+
+    def has_chunk(self, name: str) -> bool:
+        """Whether the chunk was recorded or is present (a recorded chunk that is gone is damage,
+        not absence)."""
+        return self.manifest.record(name) is not None or (self.root / name).exists()
+
+    def remove_chunk(self, name: str) -> None:
+        """Delete TAKE/name and its record (the manifest is saved by the caller)."""
+        (self.root / name).unlink(missing_ok=True)
+        self.manifest.forget(name)
 
     # ---- fitted parameters: fit/identity.npz and fit/<first frame>.npz per window ----------------
     def reset_fit(self) -> None:
         shutil.rmtree(self.root / FIT_DIR, ignore_errors=True)
         (self.root / FIT_DIR).mkdir()
+        self.manifest.forget(f"{FIT_DIR}/")
 
     def write_fit_arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
         self.write_arrays(FIT_DIR, name, arrays)
@@ -172,27 +189,55 @@ class Take:
         return self.read_arrays(FIT_DIR, name)
 
     def write_arrays(self, folder: str, name: str, arrays: dict[str, np.ndarray]) -> None:
-        """Store arrays atomically as TAKE/folder/name.npz."""
-        try:
-            (self.root / folder).mkdir(exist_ok=True)
-            write_npz_atomic(self.root / folder / f"{name}.npz", arrays)
-        except OSError as err:
-            raise TakeError(f"cannot write to take {self.root}: {err.strerror}") from err
+        """Store arrays atomically as TAKE/folder/name.npz, recorded in the manifest."""
+        self.write_named(f"{folder}/{name}.npz", arrays)
 
     def read_arrays(self, folder: str, name: str) -> dict[str, np.ndarray] | None:
-        """TAKE/folder/name.npz as a dict of arrays, or None when it does not exist."""
-        path = self.root / folder / f"{name}.npz"
-        if not path.exists():
+        """TAKE/folder/name.npz as a dict of arrays, or None when it was never stored; verified
+        (DamagedChunkError, or MissingChunkError when it was recorded and is gone)."""
+        chunk = f"{folder}/{name}.npz"
+        if not self.has_chunk(chunk):
             return None
-        try:
-            with np.load(path) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError) as err:
-            raise TakeError(f"{path} is unreadable: {err}") from err
+        return self.read_named(chunk)
 
     def fit_window_starts(self) -> list[int]:
-        return sorted(int(p.stem) for p in (self.root / FIT_DIR).glob("[0-9]*.npz"))
+        """First frames of the fitted windows stored or recorded (a recorded one that is gone
+        raises MissingChunkError when read)."""
+        present = {p.name for p in (self.root / FIT_DIR).glob("[0-9]*.npz")}
+        recorded = {n[len(FIT_DIR) + 1:] for n in self.manifest.chunks or {} if n.startswith(f"{FIT_DIR}/")}
+        return sorted(int(name[:-4]) for name in present | recorded if name[:8].isdigit() and name.endswith(".npz"))
 
     def load_observations(self) -> ObservationArrays:
-        """All stored frames, in order."""
-        return ObservationArrays.concatenate([self.read_chunk(s)[0] for s in self.stored_chunk_starts()])
+        """All stored frames, in order (each chunk verified: a damaged or missing one raises
+        DamagedChunkError)."""
+        starts = self.stored_chunk_starts()
+        gone = sorted(set(self.expected_chunk_starts()) - set(starts))
+        if gone:
+            raise MissingChunkError(self.root, observation_chunk_name(gone[0]))
+        return ObservationArrays.concatenate([self.read_chunk(s)[0] for s in starts])
+
+
+def observation_chunk_name(start: int) -> str:
+    """Path inside a take of the observation chunk that starts at frame ``start``."""
+    return f"{OBSERVATIONS_DIR}/{start:08d}.npz"
+
+
+def is_take_folder(root: Path) -> bool:
+    """Whether ``root`` holds a take: a manifest, its backup, or the stage folders of one."""
+    root = Path(root)
+    return any((root / name).exists() for name in (MANIFEST_NAME, BACKUP_NAME, OBSERVATIONS_DIR))
+
+
+def check_target(root: Path, overwrite: bool) -> None:
+    """Refuse to write a take into a folder that holds something else (or, without ``overwrite``,
+    a take that would be replaced); a missing or empty folder is fine."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise TakeError(f"{root} is a file, not a take folder")
+    entries = [e for e in root.iterdir() if e.name not in KEPT_ON_OVERWRITE] if root.is_dir() else []
+    if not entries:
+        return
+    if not overwrite:
+        raise TakeError(f"{root} is not empty; choose another take folder or overwrite it")
+    if not is_take_folder(root):
+        raise TakeError(f"{root} is not a take folder; refusing to overwrite it")
