@@ -1,5 +1,6 @@
-"""The export dialog: a format from the export registry, where to write it, which frames, and
-whether the slider edits are applied. The export itself runs in a worker (app.workers)."""
+"""The export dialog: a format from the export registry, where to write it, which frames, whether
+the slider edits are applied, a retarget map (a YAML file; the presets in resources/retarget) and
+key reduction (keyed formats only). The export itself runs in a worker (app.workers)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton,
-    QRadioButton, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
+    QPushButton, QRadioButton, QVBoxLayout, QWidget,
 )
+
+from core.export.keyreduce import KEYED_FORMATS, KeyReduction
+from core.export.retarget import PRESETS
 
 SUFFIXES = {"curves_npz": ".npz", "curves_json": ".json", "curves_csv": ".csv", "arkit_csv": ".csv", "fbx": ".fbx",
             "gltf": ".glb", "usd": ".usda", "abc": ".abc", "obj_seq": ""}
@@ -27,6 +31,8 @@ class ExportChoice:
     out: Path
     frame_range: tuple[int, int] | None
     apply_edits: bool
+    retarget: Path | None = None  # a retarget map (core.export.retarget)
+    reduce: KeyReduction | None = None  # key reduction (core.export.keyreduce)
 
 
 class ExportDialog(QDialog):
@@ -54,12 +60,48 @@ class ExportDialog(QDialog):
         self.selected_range = selected_range
         self.edits = QCheckBox("Apply the slider edits")
         self.edits.setChecked(True)
+        self.retarget = QLineEdit()
+        self.retarget.setObjectName("export_retarget")
+        self.retarget.setPlaceholderText("none: EmoCap's own curve names")
+        self.retarget.setToolTip("A retarget map (YAML) onto your rig's channel names; presets in " + str(PRESETS))
+        pick_map = QPushButton("Choose…")
+        pick_map.setObjectName("export_retarget_browse")
+        pick_map.clicked.connect(self._browse_map)
+        map_row = QHBoxLayout()
+        map_row.addWidget(self.retarget, 1)
+        map_row.addWidget(pick_map)
+        self.reduce = QCheckBox("Reduce keys, largest error")
+        self.reduce.setObjectName("export_reduce")
+        self.tolerance = QDoubleSpinBox()
+        self.tolerance.setObjectName("export_tolerance")
+        self.tolerance.setDecimals(4)
+        self.tolerance.setRange(0.0001, 1.0)
+        self.tolerance.setSingleStep(0.005)
+        self.tolerance.setValue(0.01)
+        self.tolerance.setSuffix(" (curve units)")
+        self.degrees = QDoubleSpinBox()
+        self.degrees.setObjectName("export_degrees")
+        self.degrees.setDecimals(3)
+        self.degrees.setRange(0.001, 10.0)
+        self.degrees.setSingleStep(0.05)
+        self.degrees.setValue(0.1)
+        self.degrees.setSuffix(" °")
+        self.reduce.toggled.connect(self.tolerance.setEnabled)
+        self.reduce.toggled.connect(self.degrees.setEnabled)
+        self.tolerance.setEnabled(False)
+        self.degrees.setEnabled(False)
+        reduce_row = QHBoxLayout()
+        reduce_row.addWidget(self.reduce)
+        reduce_row.addWidget(self.tolerance)
+        reduce_row.addWidget(self.degrees)
         form = QFormLayout()
         form.addRow("Format", self.format)
         form.addRow("Save to", row)
         form.addRow("Frames", self.whole)
         form.addRow("", self.selected)
         form.addRow("", self.edits)
+        form.addRow("Retarget map", map_row)
+        form.addRow("Keys", reduce_row)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.button(QDialogButtonBox.Ok).setText("Export")
         buttons.accepted.connect(self.accept)
@@ -73,6 +115,18 @@ class ExportDialog(QDialog):
         name = self.format.currentData()
         suffix = SUFFIXES.get(name, "")
         self.path.setText(str(self.default_stem.with_name(f"{self.default_stem.name}_{name}{suffix}")))
+        keyed = name in KEYED_FORMATS
+        self.reduce.setEnabled(keyed)
+        if not keyed:
+            self.reduce.setChecked(False)
+        self.reduce.setToolTip("" if keyed else f"{name} stores every frame; keys can be reduced in "
+                                                 f"{', '.join(KEYED_FORMATS)}")
+
+    def _browse_map(self) -> None:
+        start = self.retarget.text() or str(PRESETS)
+        path, _ = QFileDialog.getOpenFileName(self, "Retarget map", start, "Retarget maps (*.yaml *.yml)")
+        if path:
+            self.retarget.setText(path)
 
     def _browse(self) -> None:
         if self.format.currentData() == "obj_seq":
@@ -83,5 +137,8 @@ class ExportDialog(QDialog):
             self.path.setText(path)
 
     def choice(self) -> ExportChoice:
+        retarget = Path(self.retarget.text().strip()).expanduser() if self.retarget.text().strip() else None
+        reduce = KeyReduction(self.tolerance.value(), degrees=self.degrees.value()) if self.reduce.isChecked() else None
         return ExportChoice(self.format.currentData(), Path(self.path.text()).expanduser(),
-                            self.selected_range if self.selected.isChecked() else None, self.edits.isChecked())
+                            self.selected_range if self.selected.isChecked() else None, self.edits.isChecked(),
+                            retarget, reduce)

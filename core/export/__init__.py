@@ -1,7 +1,9 @@
 """Export a take's fit for animators: curves (NPZ/JSON/CSV), OBJ sequences, Live Link Face CSV,
 and the rigged, animated face as FBX (Blender, in a subprocess), glTF (.glb), USD and Alembic.
 
-``export(take_dir, fmt, out, frame_range=None)`` runs one format; ``formats()`` lists them.
+``export(take_dir, fmt, out, frame_range=None, edits=None, retarget=None, reduce=None)`` runs one
+format (with a retarget map, core.export.retarget, and key reduction, core.export.keyreduce);
+``formats()`` lists them.
 The format modules (and torch with them) load on first use, so importing this package, or the
 command line's parser, stays fast."""
 
@@ -15,13 +17,15 @@ _LAZY = {"ExportRequest": "core.export.base", "ExportResult": "core.export.base"
          "import_curves": "core.export.curves"}
 
 
-def export(take_dir, fmt: str, out, frame_range=None, edits=None):
+def export(take_dir, fmt: str, out, frame_range=None, edits=None, retarget=None, reduce=None):
     """Export rows ``frame_range`` of a take as ``fmt`` to ``out``, with ``edits`` (core.edit.Edits;
-    None: the take's stored edits) applied; returns the ExportResult."""
+    None: the take's stored edits) applied; returns the ExportResult. ``retarget``: a retarget map
+    (path or preset name; core.export.retarget), applied by every format. ``reduce``: a key
+    reduction tolerance or KeyReduction (core.export.keyreduce; curves, fbx, gltf, usd)."""
     from core.export.base import prepare_export
 
     exporter = get_exporter(fmt)
-    return exporter(prepare_export(take_dir, fmt, out, frame_range, edits=edits))
+    return exporter(prepare_export(take_dir, fmt, out, frame_range, edits=edits, retarget=retarget, reduce=reduce))
 
 
 def __getattr__(name: str):

@@ -4,7 +4,8 @@ LeftEyePitch,LeftEyeRoll,RightEyeYaw,RightEyePitch,RightEyeRoll`` (BlendShapeCou
 Timecode is ``HH:MM:SS:FF.mmm`` from the frame's time at the take's frame rate. Head and eye angles
 are radians (yaw about y, pitch about x, roll about z of the model's axis-angle rotation).
 Frames without a face are gaps: empty cells (the Timecode and BlendShapeCount are still written).
-Only open-model takes have ARKit curves."""
+Only open-model takes have ARKit curves (with a retarget map, its targets must be the 52 ARKit names,
+e.g. resources/retarget/arkit_identity.yaml edited for gains and clamps)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ def yaw_pitch_roll(axis_angle: np.ndarray) -> np.ndarray:
 
 @register("arkit_csv")
 def arkit_csv(req: ExportRequest) -> ExportResult:
+    if req.retarget is not None and list(req.expression_names) != list(ARKIT_NAMES):
+        raise ExportError(f"the Live Link Face CSV has the 52 ARKit columns; the retarget map '{req.retarget.name}' "
+                          f"gives {len(req.expression_names)} other channels ({', '.join(req.expression_names[:3])}, ...): "
+                          "use a map onto the ARKit names, or a curves format")
     if req.model != "open" or list(req.expression_names) != list(ARKIT_NAMES):
         raise ExportError(f"{req.take_dir} was fitted with the {req.model} model, which has no ARKit curves; "
                           "use curves_npz/curves_json/curves_csv, or analyse with --model open")

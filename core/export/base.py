@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,10 @@ from core.errors import ExportError
 from core.fit.params import PER_FRAME, FitParams
 from core.take.atomic import write_all, write_bytes_atomic
 from core.take.store import Take
+
+if TYPE_CHECKING:
+    from core.export.keyreduce import KeyReduction
+    from core.export.retarget import BoundRetarget
 
 GAP_POLICY = "frames without a face are gaps: NaN in arrays, null in JSON, empty cells in CSV"
 HOLD_POLICY = "frames without a face hold the last pose with a face (the first face pose before any face)"
@@ -39,6 +44,15 @@ class ExportRequest:
     model_settings: dict
     expression_names: list[str]
     edit_layers: int = 0  # edit layers applied to fit
+    retarget: BoundRetarget | None = None  # a retarget map: fit.expression holds its target channels
+    reduction: KeyReduction | None = None  # reduce the keys (keyed formats)
+
+    def model_expression(self) -> np.ndarray:
+        """N x E face-model weights of the rows: the fit's, or with a retarget map the weights that
+        pose its preview mesh (core.export.retarget)."""
+        if self.retarget is None:
+            return self.fit.expression
+        return self.retarget.model_weights(self.fit.expression)
 
     @property
     def num_frames(self) -> int:
@@ -79,10 +93,13 @@ def parse_range(text: str) -> tuple[int | None, int | None]:
         raise ExportError(f"bad frame range '{text}': use START:STOP, e.g. 0:100 (STOP exclusive)") from None
 
 
-def prepare_export(take_dir, fmt: str, out, frame_range=None, edits=None) -> ExportRequest:
+def prepare_export(take_dir, fmt: str, out, frame_range=None, edits=None, retarget=None,
+                   reduce=None) -> ExportRequest:
     """Load a take's fit, apply the edits and slice it. ``frame_range``: None (whole take),
     (start, stop) or 'A:B'. ``edits``: core.edit.Edits to apply; None: the take's stored edits
-    (TAKE/edits.json); ``Edits()`` exports the fit as analysed."""
+    (TAKE/edits.json); ``Edits()`` exports the fit as analysed. ``retarget``: a retarget map (a
+    path, a preset's name or a RetargetMap; core.export.retarget). ``reduce``: a KeyReduction or
+    a tolerance (core.export.keyreduce; keyed formats only)."""
     from core.edit import apply_edits, load_edits, take_basis
     from core.facemodel.loading import ModelChoice, load_face_model
     from core.pipeline import load_fit
@@ -109,12 +126,15 @@ def prepare_export(take_dir, fmt: str, out, frame_range=None, edits=None) -> Exp
         raise ExportError(f"frame range {start}:{stop} is empty")
     part = FitParams(identity=fit.identity, **{k: getattr(fit, k)[start:stop] for k in PER_FRAME})
     fps = float(m.video["fps"])
-    return ExportRequest(
+    req = ExportRequest(
         take_dir=take_dir, format=fmt, out=Path(out), start=start, stop=stop, fit=part, fps=fps,
         frame_index=part.frame_index.astype(np.int64), timestamps=part.frame_index.astype(np.float64) / fps,
         model=str(settings.get("model", m.fit.get("model", "open"))), model_settings=settings,
         expression_names=list(m.fit.get("expression_names", [])), edit_layers=len(edits.layers),
     )
+    from core.export.options import with_options
+
+    return with_options(req, retarget=retarget, reduce=reduce)
 
 
 def held_rows(has_face: np.ndarray) -> np.ndarray:

@@ -23,8 +23,9 @@ the clip's (fractional rates as fps / fps_base, e.g. 24000 / 1001).
 The FBX is written with axis_up Y, axis_forward -Z: the exporter's y-up conversion undoes the
 armature's +90 degrees, so in the FBX file the mesh, bones and keys are in model space exactly
 (metres: UnitScaleFactor 100, i.e. 1 unit = 1 m), no transform baked into the vertices. Every
-frame of the range is keyed (bake with simplification off); shape-key curves hold weights x 100
-(FBX's DeformPercent), as every FBX does.
+frame of the range is keyed (bake with simplification off) unless SCENE.npz has ``reduce``
+(see :func:`reduce_keys_on_export`); shape-key curves hold weights x 100 (FBX's DeformPercent),
+as every FBX does.
 """
 
 from __future__ import annotations
@@ -157,6 +158,38 @@ def animate(face, rig, d) -> None:
         keyed_curve(action, rig, f'pose.bones["{d["joint_names"][0]}"].location', i, frames, translation[:, i])
 
 
+def reduce_keys_on_export(weight_tol: float, degrees: float, metres: float) -> None:
+    """Make Blender's FBX exporter keep only the keys core/export/keyreduce.py chooses on its
+    per-frame samples, per curve: shape keys (DeformPercent, weights x 100) within ``weight_tol``,
+    bone Euler rotations (degrees) each within ``degrees / 3`` (so the rotation angle is within
+    ``degrees``), translations within ``metres`` (the file's
+    unit is the metre; were it smaller, the bound only gets tighter). The exporter's own
+    simplification (relative, without an error bound) is replaced."""
+    import importlib.util
+    from pathlib import Path
+
+    from io_scene_fbx import fbx_utils
+
+    spec = importlib.util.spec_from_file_location("emocap_keyreduce", Path(__file__).with_name("keyreduce.py"))
+    keyreduce = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = keyreduce  # its dataclass looks its module up there
+    spec.loader.exec_module(keyreduce)
+    # Euler angles: a third of the tolerance each, so the rotation angle (at most their sum) is within it
+    tolerances = {"DeformPercent": 100.0 * weight_tol, "Lcl Rotation": degrees / 3.0, "Lcl Translation": metres,
+                  "Lcl Scaling": 1e-6}
+
+    def simplify(self, fac, step, force_keep=False):
+        if self._frame_times_array is None:
+            return
+        tol = tolerances.get(self.fbx_group[0])
+        if tol is None:
+            return
+        for values, mask in zip(self._frame_values_array, self._frame_write_mask_array):
+            mask[:] = keyreduce.keep_mask(values, tol)
+
+    fbx_utils.AnimationCurveNodeWrapper.simplify = simplify
+
+
 def main(scene_npz: str, out_fbx: str) -> int:
     import bpy
 
@@ -173,6 +206,8 @@ def main(scene_npz: str, out_fbx: str) -> int:
     skin(face, rig, d)
     animate(face, rig, d)
     scene.frame_set(scene.frame_start)
+    if "reduce" in d:
+        reduce_keys_on_export(*(float(x) for x in d["reduce"]))
     result = bpy.ops.export_scene.fbx(
         filepath=out_fbx, check_existing=False, use_selection=False, object_types={"ARMATURE", "MESH"},
         use_mesh_modifiers=False, mesh_smooth_type="OFF", add_leaf_bones=False, primary_bone_axis="Y",

@@ -1,4 +1,5 @@
-"""``emocap export TAKE --format FORMAT --out PATH [--range A:B]`` and ``emocap export --format list``."""
+"""``emocap export TAKE --format FORMAT --out PATH [--range A:B] [--retarget MAP] [--reduce TOL
+[--reduce-degrees DEG]]`` and ``emocap export --format list``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, help="export format, or 'list' to list them")
     p.add_argument("--out", help="output file (folder for obj_seq; .glb for gltf, .usda/.usdc/.usd for usd)")
     p.add_argument("--range", dest="range", default=None, help="frames START:STOP (STOP exclusive; default all)")
+    p.add_argument("--retarget", metavar="MAP.yaml",
+                   help="a retarget map onto your rig's channel names (YAML; or a shipped preset: arkit_identity, "
+                        "flame_blender_addon, custom_rig_example; core/export/retarget.py)")
+    p.add_argument("--reduce", metavar="TOLERANCE", type=float, default=None,
+                   help="reduce keys: largest error at any frame, in curve units (curves, fbx, gltf, usd)")
+    p.add_argument("--reduce-degrees", metavar="DEG", type=float, default=0.1,
+                   help="with --reduce: largest rotation error of the head, neck, jaw and eyes, degrees (default 0.1)")
     p.set_defaults(func=run_export)
     return p
 
@@ -21,13 +29,18 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
 def run_export(args) -> int:
     """Run the export; EmoCapError (ExportError, TakeError) propagates for the CLI to print."""
     from core.export import export, formats
+    from core.export.keyreduce import KeyReduction
 
     if args.format == "list":
         print("\n".join(formats()))
         return 0
     if not args.take or not args.out:
         raise ExportError("export needs TAKE and --out PATH (or --format list)")
-    result = export(args.take, args.format, args.out, args.range)
+    reduce = None
+    if getattr(args, "reduce", None) is not None:
+        reduce = KeyReduction(args.reduce, degrees=args.reduce_degrees)
+    result = export(args.take, args.format, args.out, args.range, retarget=getattr(args, "retarget", None),
+                    reduce=reduce)
     target = args.out
     print(f"exported {result.frames} frames as {args.format} to {target}")
     if result.gap_frames:

@@ -1,8 +1,8 @@
 """FBX through Blender's own exporter (bpy 5.0.1 as a module), run in a subprocess.
 
 Content: the neutral mesh (the take's identity applied, expression zero) "EmoCapFace"; one shape
-key per expression (the 52 ARKit names for the open model, exp000.. for FLAME), its weight keyed on
-every frame; a skeleton "EmoCapRig" with FLAME's joint chain (root, neck, jaw, eye_left,
+key per expression (the 52 ARKit names for the open model, exp000.. for FLAME; with a retarget map
+one per target channel, core.export.retarget), its weight keyed on every frame; a skeleton "EmoCapRig" with FLAME's joint chain (root, neck, jaw, eye_left,
 eye_right) skinning the mesh, the head's motion on the root bone (rotation keys, and translation
 keys from core.export.rig.head_translation) and the neck, jaw and eye rotations on their bones.
 Keys sit at the video frame numbers, the scene rate is the clip's exactly (24000/1001 for 23.976).
@@ -23,6 +23,12 @@ Importers: ufbx (and FBX SDK readers) take the rate from TimeMode / CustomFrameR
 Blender 5.0.1's own FBX importer sets the scene to 24 / 1.001 fps but converts key times with the
 integer 24 (import_fbx.py, blen_read_animations), so in Blender a 23.976 fps clip's frame N sits at
 frame N * 1.001 (integer rates are unaffected); the values there are exact.
+
+Key reduction (``--reduce``, core.export.keyreduce): Blender's exporter samples every frame; the
+worker then keeps, per F-Curve of the file, the keys core.export.keyreduce chooses on those samples
+(shape keys: the weight tolerance x 100, as DeformPercent; bone rotations: each Euler angle within
+a third of the tolerance in degrees, so the rotation angle is within it; the head translation: within the tolerance in metres), interpolated
+linearly between kept keys (the exporter writes linear keys). Without it every frame is keyed.
 
 Frames without a face hold the last pose with a face (HOLD_POLICY). Written atomically
 (core.export.native_file); bpy missing gives an ExportError that says how to install it.
@@ -74,7 +80,14 @@ def scene_arrays(rig: FaceRig, anim: RigAnimation) -> dict[str, np.ndarray]:
         "skinning_weights": rig.skinning_weights, "frame_index": anim.frame_index, "fps": np.float64(anim.fps),
         "weights": anim.weights, "quaternions": axis_angle_to_quaternion(anim.joint_rotations),
         "translation": anim.translation, "slider_range": np.array([low, high], np.float64),
+        **reduction_arrays(anim),
     }
+
+
+def reduction_arrays(anim: RigAnimation) -> dict[str, np.ndarray]:
+    """``reduce``: (weight tolerance, degrees, metres) for the worker, when keys are reduced."""
+    r = anim.reduction
+    return {} if r is None else {"reduce": np.array([r.tolerance, r.degrees, r.metres], np.float64)}
 
 
 def run_worker(scene_npz: Path, out: Path, frames: int) -> None:

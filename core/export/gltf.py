@@ -1,14 +1,17 @@
 """Binary glTF 2.0 (.glb) with morph targets, a skin and animation (pygltflib).
 
 Content: one mesh "EmoCapFace", the neutral mesh (the take's identity applied, expression zero) as
-POSITION, one morph target per expression (POSITION offsets; names in ``mesh.extras.targetNames``,
+POSITION, one morph target per expression (per target channel with a retarget map,
+core.export.retarget; POSITION offsets; names in ``mesh.extras.targetNames``,
 the convention Blender, three.js and Babylon read), skinned (JOINTS_n / WEIGHTS_n, the model's
 skinning weights) to joint nodes with FLAME's chain root > neck > jaw, eye_left, eye_right at the
 rest joints (inverse bind matrices are pure translations). One animation "EmoCap": a weights
 sampler on the mesh node and rotation samplers on every joint, plus a translation sampler on the
 root (its rest position + the head translation of core.export.rig.head_translation), all LINEAR
 with one key per frame at the frame's time (video frame / fps seconds, so a range starts at its
-own time, not 0). The clip's fps and first frame are in ``scenes[0].extras``.
+own time, not 0). The clip's fps and first frame are in ``scenes[0].extras``. With key reduction
+(``--reduce``) each sampler keeps only the keys core.export.keyreduce chooses, with its own times
+(see :func:`add_animation`).
 
 Units and axes: glTF's own, which are the model's: metres, right-handed, y up, +z toward the
 viewer (front of the face). Blender's importer turns this into its z up (model (x, y, z) ->
@@ -125,20 +128,38 @@ def build_gltf(rig: FaceRig, anim: RigAnimation) -> g.GLTF2:
 
 
 def add_animation(gltf: g.GLTF2, blob: _Blob, rig: FaceRig, anim: RigAnimation, joint_nodes: list[int]) -> None:
+    """One LINEAR sampler per channel; with key reduction each sampler keeps its own key times
+    (core.export.keyreduce): the morph weights (one sampler for all targets, so their keys are
+    shared; extremes kept exactly where a curve swings by SHARED_EVENT_SWING) within the weight tolerance, each joint's rotation (slerp) within the tolerance in
+    degrees, the root translation within the tolerance in metres."""
+    from core.export.keyreduce import SHARED_EVENT_SWING, keep_mask, keep_mask_quaternions
+
     g = blob.g
-    times = blob.add(anim.timestamps.astype(np.float32).reshape(-1, 1), g.SCALAR, g.FLOAT, minmax=True)
+    red = anim.reduction
+    everything = np.ones(len(anim), bool)
+    time_accessors: dict[bytes, int] = {}
     samplers, channels = [], []
 
-    def channel(node: int, path: str, output: int) -> None:
-        samplers.append(g.AnimationSampler(input=times, output=output, interpolation=g.ANIM_LINEAR))
+    def channel(node: int, path: str, values: np.ndarray, mask: np.ndarray, kind: str) -> None:
+        rows = np.flatnonzero(mask)
+        if rows.tobytes() not in time_accessors:
+            time_accessors[rows.tobytes()] = blob.add(anim.timestamps[rows].astype(np.float32).reshape(-1, 1),
+                                                      g.SCALAR, g.FLOAT, minmax=True)
+        output = blob.add(np.ascontiguousarray(values[rows]).reshape(-1, {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[kind]),
+                          kind, g.FLOAT)
+        samplers.append(g.AnimationSampler(input=time_accessors[rows.tobytes()], output=output,
+                                           interpolation=g.ANIM_LINEAR))
         channels.append(g.AnimationChannel(sampler=len(samplers) - 1, target=g.AnimationChannelTarget(node=node, path=path)))
 
-    channel(0, "weights", blob.add(anim.weights.reshape(-1, 1), g.SCALAR, g.FLOAT))
+    weights = anim.weights.astype(np.float32)
+    mask = everything if red is None else keep_mask(weights, red.tolerance, event_swing=SHARED_EVENT_SWING)
+    channel(0, "weights", weights, mask, "SCALAR")
     quats = axis_angle_to_quaternion(anim.joint_rotations)[..., [1, 2, 3, 0]].astype(np.float32)  # glTF: x, y, z, w
     for j, node in enumerate(joint_nodes):
-        channel(node, "rotation", blob.add(quats[:, j], g.VEC4, g.FLOAT))
+        mask = everything if red is None else keep_mask_quaternions(quats[:, j], np.radians(red.degrees))
+        channel(node, "rotation", quats[:, j], mask, "VEC4")
     root = (rig.rest_joints[0][None] + anim.translation).astype(np.float32)
-    channel(joint_nodes[0], "translation", blob.add(root, g.VEC3, g.FLOAT))
+    channel(joint_nodes[0], "translation", root, everything if red is None else keep_mask(root, red.metres), "VEC3")
     gltf.animations.append(g.Animation(name="EmoCap", samplers=samplers, channels=channels))
 
 

@@ -6,6 +6,8 @@ before any face): an OBJ sequence has no gaps."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -19,10 +21,12 @@ BATCH = 64
 def posed_vertices(req: ExportRequest, rows: np.ndarray, model=None):
     """N x V x 3 float32 vertices of the given rows of req.fit, and the F x 3 faces."""
     model = model or load_face_model(ModelChoice.from_settings(req.model_settings))
+    fit = replace(req.fit, expression=req.model_expression())  # a retarget map's preview (core.export.retarget)
     out = []
     with torch.no_grad():
         for i in range(0, len(rows), BATCH):
-            out.append(model(req.fit.to_face_params(rows[i:i + BATCH])).vertices.cpu().numpy())
+            params = fit.to_face_params(rows[i:i + BATCH])
+            out.append(model(params).vertices.cpu().numpy())
     return np.concatenate(out), model.faces.cpu().numpy()
 
 

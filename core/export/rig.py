@@ -27,6 +27,7 @@ Frames without a face hold the last pose with a face (HOLD_POLICY, core.export.b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,6 +35,9 @@ import torch
 from core.errors import ExportError
 from core.export.base import ExportRequest, held_rows
 from core.facemodel.types import JOINT_NAMES, JOINT_PARENTS, FaceParams
+
+if TYPE_CHECKING:
+    from core.export.keyreduce import KeyReduction
 
 BATCH = 64
 
@@ -43,7 +47,8 @@ class FaceRig:
     """The constant part of an exported face (float32, model space, metres).
 
     neutral: V x 3, template + identity, expression 0, rest pose. faces: F x 3 int64.
-    expression_names: E. expression_deltas: E x V x 3, the offset of each expression at weight 1.
+    expression_names: E. expression_deltas: E x V x 3, the offset of each expression at weight 1
+    (with a retarget map: the target channels and their preview shapes, core.export.retarget).
     joint_names, joint_parents: J (FLAME's chain root, neck, jaw, eye_left, eye_right; parent -1 for
     the root). rest_joints: J x 3 positions in the rest pose. skinning_weights: V x J, rows sum to 1.
     model_name: "open", "flame2020", ... max_corrective_m: largest pose-corrective displacement
@@ -71,6 +76,9 @@ class RigAnimation:
     float32 axis-angle (radians) of each joint relative to its parent, in model axes (the root's is
     the head rotation). translation: N x 3 float32 metres, added after posing (the root's motion).
     rows: N int64, the row of the request's fit each frame shows (a gap shows an earlier row).
+    model_weights: N x E float32 face-model weights that pose the same mesh (equal to weights
+    unless a retarget map made ``weights`` target channels; core.export.retarget). reduction: the
+    key reduction asked for (core.export.keyreduce.KeyReduction) or None: key every frame.
     """
 
     frame_index: np.ndarray
@@ -80,6 +88,8 @@ class RigAnimation:
     joint_rotations: np.ndarray
     translation: np.ndarray
     rows: np.ndarray
+    model_weights: np.ndarray | None = None
+    reduction: KeyReduction | None = None
 
     def __len__(self) -> int:
         return len(self.frame_index)
@@ -115,23 +125,27 @@ def build_rig(req: ExportRequest, model=None) -> tuple[FaceRig, RigAnimation]:
     fit = req.fit
     rows = held_rows(fit.has_face)
     names = tuple(model.expression_names)
-    if len(names) != fit.expression.shape[1]:
-        raise ExportError(f"{req.take_dir} has {fit.expression.shape[1]} expression curves but its face model has "
+    model_expression = req.model_expression()
+    if len(names) != model_expression.shape[1]:
+        raise ExportError(f"{req.take_dir} has {model_expression.shape[1]} expression curves but its face model has "
                           f"{len(names)}; was the take analysed with another model file?")
     with torch.no_grad():
         shape = torch.as_tensor(fit.identity, dtype=torch.float32)[None]
         neutral = (model.template[None] + torch.einsum("bk,vck->bvc", shape, model.shape_basis))[0]
         rest_joints = (model.joint_template[None] + torch.einsum("bk,jck->bjc", shape, model.joint_shape_basis))[0]
-        deltas = model.expression_basis.permute(2, 0, 1)
+        deltas = model.expression_basis.permute(2, 0, 1).numpy()
+    if req.retarget is not None:  # one shape key per target channel (core.export.retarget)
+        names, deltas = tuple(req.retarget.targets), req.retarget.shape_deltas(deltas)
     pose = np.concatenate([fit.rotation, fit.neck, fit.jaw, fit.eyes], axis=1)[rows].reshape(len(rows), -1, 3)
     anim = RigAnimation(
         frame_index=req.frame_index.astype(np.int64), timestamps=req.timestamps.astype(np.float64), fps=float(req.fps),
         weights=fit.expression[rows].astype(np.float32), joint_rotations=pose.astype(np.float32),
         translation=head_translation(fit.camera[rows], image_centre(req)).astype(np.float32), rows=rows,
+        model_weights=model_expression[rows].astype(np.float32), reduction=req.reduction,
     )
     rig = FaceRig(
         model_name=model.name, neutral=neutral.numpy().astype(np.float32), faces=model.faces.numpy().astype(np.int64),
-        expression_names=names, expression_deltas=deltas.numpy().astype(np.float32), joint_names=tuple(JOINT_NAMES),
+        expression_names=names, expression_deltas=np.asarray(deltas, np.float32), joint_names=tuple(JOINT_NAMES),
         joint_parents=tuple(JOINT_PARENTS), rest_joints=rest_joints.numpy().astype(np.float32),
         skinning_weights=model.skinning_weights.numpy().astype(np.float32),
         max_corrective_m=max_corrective(model, anim.joint_rotations),
@@ -166,7 +180,8 @@ def face_params(model, anim: RigAnimation, identity: np.ndarray, frames: np.ndar
 
     pose = anim.joint_rotations[frames]
     shape = t(identity)[None].expand(len(frames), -1).contiguous()
-    return FaceParams(shape=shape, expression=t(anim.weights[frames]), rotation=t(pose[:, 0]), neck=t(pose[:, 1]),
+    weights = anim.weights if anim.model_weights is None else anim.model_weights
+    return FaceParams(shape=shape, expression=t(weights[frames]), rotation=t(pose[:, 0]), neck=t(pose[:, 1]),
                       jaw=t(pose[:, 2]), eyes=t(pose[:, 3:5].reshape(len(frames), 6)), translation=t(anim.translation[frames]))
 
 

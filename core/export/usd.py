@@ -10,9 +10,12 @@ Layout (default prim /EmoCap, a SkelRoot):
                       core.export.rig.head_translation), scales constant 1.
   /EmoCap/Face        Mesh: the neutral mesh (the take's identity applied, expression zero),
                       skinned (primvars:skel:jointIndices / jointWeights, the model's weights),
-                      one BlendShape child per expression (offsets at weight 1, all points).
+                      one BlendShape child per expression (offsets at weight 1, all points; per
+                      target channel with a retarget map, core.export.retarget).
 Time codes are video frame numbers and timeCodesPerSecond = framesPerSecond = the clip's fps, so
-time code N is N / fps seconds; start/endTimeCode bound the exported range.
+time code N is N / fps seconds; start/endTimeCode bound the exported range. With key reduction
+(``--reduce``) only the kept keys get time samples (:func:`sample_masks`); USD interpolates linearly
+between them (quaternions by slerp).
 
 Units and axes: metersPerUnit 1 (metres), upAxis Y, right-handed, +z toward the viewer: model
 space unchanged. Blender's USD importer turns y up into its z up (model (x, y, z) -> Blender
@@ -58,8 +61,25 @@ def influences(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return idx.ravel(), w.ravel(), k
 
 
+def sample_masks(anim: RigAnimation, quats: np.ndarray, root: np.ndarray) -> dict[str, np.ndarray]:
+    """Frames that get a time sample, per attribute: all, or with key reduction
+    (core.export.keyreduce) the kept keys. UsdSkel stores all blend-shape weights in one array
+    attribute and all joints' rotations in another, so their keys are shared: weights within the
+    weight tolerance (extremes kept exactly where a curve swings by SHARED_EVENT_SWING), rotations (slerp) within the tolerance in degrees for every joint, the root
+    translation within the tolerance in metres."""
+    from core.export.keyreduce import SHARED_EVENT_SWING, keep_mask, keep_mask_quaternions
+
+    red = anim.reduction
+    if red is None:
+        every = np.ones(len(anim), bool)
+        return {"weights": every, "rotations": every, "translations": every}
+    return {"weights": keep_mask(anim.weights.astype(np.float32), red.tolerance, event_swing=SHARED_EVENT_SWING),
+            "rotations": keep_mask_quaternions(quats, np.radians(red.degrees)),
+            "translations": keep_mask(root.astype(np.float32), red.metres)}
+
+
 def write_stage(path: Path, rig: FaceRig, anim: RigAnimation) -> None:
-    from pxr import Gf, Usd, UsdGeom, UsdSkel, Vt
+    from pxr import Gf, Tf, Usd, UsdGeom, UsdSkel, Vt
 
     stage = Usd.Stage.CreateNew(str(path))
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
@@ -93,11 +113,15 @@ def write_stage(path: Path, rig: FaceRig, anim: RigAnimation) -> None:
     quats = axis_angle_to_quaternion(anim.joint_rotations)
     local = np.repeat(np.asarray(rest_local, np.float32)[None], len(anim), axis=0)
     local[:, 0] += anim.translation
+    keys = sample_masks(anim, quats, local[:, 0])
     for i, frame in enumerate(anim.frame_index.tolist()):
         t = Usd.TimeCode(float(frame))
-        rotations.Set(Vt.QuatfArray([Gf.Quatf(float(q[0]), Gf.Vec3f(*map(float, q[1:]))) for q in quats[i]]), t)
-        trans_attr.Set(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(local[i])), t)
-        weights_attr.Set(Vt.FloatArray.FromNumpy(np.ascontiguousarray(anim.weights[i])), t)
+        if keys["rotations"][i]:
+            rotations.Set(Vt.QuatfArray([Gf.Quatf(float(q[0]), Gf.Vec3f(*map(float, q[1:]))) for q in quats[i]]), t)
+        if keys["translations"][i]:
+            trans_attr.Set(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(local[i])), t)
+        if keys["weights"][i]:
+            weights_attr.Set(Vt.FloatArray.FromNumpy(np.ascontiguousarray(anim.weights[i])), t)
     UsdSkel.BindingAPI.Apply(skel.GetPrim()).CreateAnimationSourceRel().SetTargets([skel_anim.GetPath()])
 
     mesh = UsdGeom.Mesh.Define(stage, "/EmoCap/Face")
@@ -113,9 +137,13 @@ def write_stage(path: Path, rig: FaceRig, anim: RigAnimation) -> None:
     binding.CreateJointWeightsPrimvar(False, k).Set(Vt.FloatArray.FromNumpy(w))
     binding.CreateGeomBindTransformAttr(Gf.Matrix4d(1.0))
     binding.CreateBlendShapesAttr(names)
-    targets = []
+    targets, used = [], set()
     for name, delta in zip(names, rig.expression_deltas):
-        shape = UsdSkel.BlendShape.Define(stage, mesh.GetPath().AppendChild(name))
+        prim_name = Tf.MakeValidIdentifier(name)  # a retarget map's channel may be "Brow Up"; the token keeps it
+        while prim_name in used:
+            prim_name += "_"
+        used.add(prim_name)
+        shape = UsdSkel.BlendShape.Define(stage, mesh.GetPath().AppendChild(prim_name))
         shape.CreateOffsetsAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(delta)))
         targets.append(shape.GetPath())
     binding.CreateBlendShapeTargetsRel().SetTargets(targets)
