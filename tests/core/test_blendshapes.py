@@ -6,6 +6,7 @@ installs it). The failure cases point the store at an empty temporary folder.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import threading
@@ -104,6 +105,12 @@ def test_the_take_stores_the_scores_and_old_chunks_still_read(observed, tmp_path
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files if k != "blendshapes"}
         np.savez(path, **arrays)
+    # ... and a manifest of that time: no chunk records, no checksum of its own, no backup
+    manifest = json.loads((old / "take.json").read_text())
+    for key in ("chunks", "checksum"):
+        manifest.pop(key)
+    (old / "take.json").write_text(json.dumps(manifest))
+    (old / "take.backup.json").unlink(missing_ok=True)
     # without the network: everything else reads, the scores are NaN, one warning says why
     with caplog.at_level(logging.WARNING, logger="core.take.observations"):
         empty = Take.open(old).load_observations()

