@@ -383,19 +383,6 @@ def test_fbx_never_loads_bpy_here_and_names_a_missing_blender(take, tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.fbx"]
 
 
-def _worker_pid() -> int | None:
-    """The pid of this process's child running the Blender FBX worker, if any."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == os.getpid() and b"blender_fbx_worker" in cmdline:
-            return int(stat.parent.name)
-    return None
-
-
 def test_fbx_worker_failure_is_an_export_error(tmp_path):
     from core.export.fbx import run_worker
 
@@ -404,30 +391,41 @@ def test_fbx_worker_failure_is_an_export_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_fbx_cancel_leaves_nothing(take, tmp_path):
+def test_fbx_cancel_leaves_nothing(take, tmp_path, monkeypatch):
     """Ctrl-C (SIGINT) while Blender writes: the worker is stopped, nothing is left beside the target."""
+    import subprocess
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C raises KeyboardInterrupt
     out = tmp_path / "out"
     out.mkdir()
+    started: list[subprocess.Popen] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args, **kwargs):
+        process = real_popen(*args, **kwargs)
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
     seen: list[int] = []
 
     def interrupt_when_blender_runs():
-        # a worker seen only briefly (one that was ending) is not waited on: the next one is
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not seen:
-            pid = _worker_pid()
-            if pid is not None:
-                time.sleep(0.1)  # Blender is importing; the parent waits on it
-                if _worker_pid() == pid:
-                    seen.append(pid)
-                    os.kill(os.getpid(), signal.SIGINT)
+        while time.monotonic() < deadline and not started:
             time.sleep(0.01)
+        if started:
+            time.sleep(0.3)  # Blender is importing; the parent waits on it
+            if started[0].poll() is None:
+                seen.append(started[0].pid)
+                os.kill(os.getpid(), signal.SIGINT)
 
     watcher = threading.Thread(target=interrupt_when_blender_runs, daemon=True)
     watcher.start()
     with pytest.raises(KeyboardInterrupt):
         export(take, "fbx", out / "a.fbx")
     watcher.join()
-    assert seen and not Path(f"/proc/{seen[0]}").exists()  # the worker was killed and reaped
+    assert seen and b"blender_fbx_worker" in " ".join(map(str, started[0].args)).encode()
+    assert started[0].returncode is not None and not Path(f"/proc/{seen[0]}").exists()  # killed and reaped
     assert list(out.iterdir()) == []
 
 
