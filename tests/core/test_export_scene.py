@@ -393,9 +393,17 @@ def test_fbx_worker_failure_is_an_export_error(tmp_path):
 
 def test_fbx_cancel_leaves_nothing(take, tmp_path, monkeypatch):
     """Ctrl-C (SIGINT) while Blender writes: the worker is stopped, nothing is left beside the target."""
+    # Ctrl-C raises KeyboardInterrupt, as in a terminal (a shell's background job inherits SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_fbx_export(take, tmp_path, monkeypatch)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_fbx_export(take, tmp_path, monkeypatch):
     import subprocess
 
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C raises KeyboardInterrupt
     out = tmp_path / "out"
     out.mkdir()
     started: list[subprocess.Popen] = []
