@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from core.errors import EmoCapError, InputNotFoundError
+from core.take.store import is_take_folder
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def run(input_path: Path | None = None, argv: list[str] | None = None) -> int:
     log.info("window shown %.3f s after start", time.time() - started)
     if input_path is not None:
         path = Path(input_path)
-        window.open_take(path) if (path / "take.json").exists() else window.open_input(path)
+        window.open_take(path) if is_take_folder(path) else window.open_input(path)
     else:
         window.restore_session()
     return app.exec()

@@ -8,7 +8,6 @@ the export registry), heavy work runs in app.workers, and only this thread touch
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import traceback
 from pathlib import Path
@@ -20,13 +19,16 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox
 
 from app.edit_panel import EditPanel
 from app.progress import ProgressPanel
-from app.settings import AppSettings, SettingsDialog
+from app.settings import AppSettings, SettingsDialog, ask_emonet_licence
+from app.still_panel import StillPanel
 from app.timelines import TimelinePanel
 from app.transport import Player, TransportBar
 from app.video_view import VideoView
 from app.viewport import MeshViewport
 from app.workers import FittedWindow, Job, analysis_job, engine_job, export_job, open_take_job, train_actor_job
+from core.atomic import copy_folder_atomic
 from core.errors import CancelledError, EmoCapError
+from core.take.store import is_take_folder
 from core.video import open_source
 
 log = logging.getLogger(__name__)
@@ -72,10 +74,10 @@ def stored_neutral(take_dir: Path) -> dict | None:
     from core.take import Take
 
     try:
-        fit = Take.open(take_dir).manifest.fit or {}
+        fit = Take.open(take_dir).manifest.fit
     except EmoCapError:
         return None
-    return (fit.get("settings") or {}).get("neutral")
+    return None if fit is None else fit.neutral
 
 
 def neutral_options(neutral: dict | None) -> list[str]:
@@ -156,10 +158,13 @@ class MainWindow(QMainWindow):
         top.addWidget(self.video)
         top.addWidget(self.viewport)
         top.setSizes([700, 700])
+        self.still = StillPanel()  # shown instead of the timelines for a single image
+        self.still.hide()
         main = QSplitter(Qt.Vertical)
         main.addWidget(top)
         main.addWidget(self.timelines)
-        main.setSizes([470, 380])
+        main.addWidget(self.still)
+        main.setSizes([470, 380, 380])
         self.setCentralWidget(main)
         self.edit_panel = EditPanel()
         self.edit_panel.setEnabled(False)
@@ -295,7 +300,7 @@ class MainWindow(QMainWindow):
         analyse = self.settings.analyse_on_open if analyse is None else analyse
         if analyse:
             self.start_analysis()
-        elif (self.take_dir / "take.json").exists():
+        elif is_take_folder(self.take_dir):
             self.open_take(self.take_dir)
         return True
 
@@ -306,7 +311,7 @@ class MainWindow(QMainWindow):
 
         take_dir = Path(take_dir)
         try:
-            source_path = Path(Take.open(take_dir).manifest.source["path"])
+            source_path = Path(Take.open(take_dir).manifest.source.path)
         except EmoCapError as err:
             self.show_error(err)
             return
@@ -325,6 +330,11 @@ class MainWindow(QMainWindow):
         self.timelines.clear()
         self.timelines.set_frame_count(frames)
         self.clear_range()
+        still = frames == 1  # a photograph: bars instead of timelines, no transport
+        self.still.clear()
+        self.still.setVisible(still)
+        self.timelines.setVisible(not still)
+        self.transport.setVisible(not still)
 
     def _close_current(self) -> None:
         self.player.pause()
@@ -367,6 +377,9 @@ class MainWindow(QMainWindow):
         if self.job is not None and self.job.running:
             self.statusBar().showMessage("a job is running; cancel it first", 4000)
             return
+        if self.settings.needs_emonet_answer():  # once: EmoNet is installed and its licence unanswered
+            self.settings.answer_emonet(ask_emonet_licence(self))
+            self.settings.save(self.store)
         try:
             options = (self.settings.analysis_options() + neutral_options(self.neutral)
                        + (["--overwrite"] if overwrite else []))
@@ -470,7 +483,8 @@ class MainWindow(QMainWindow):
         self.view = view
         self.committed = view.edits
         # One piece per event-loop turn, so that loading a take never blocks the window for long.
-        steps = [self._show_topology, lambda: self.timelines.set_curves(view.curves()), self._take_shown]
+        steps = [self._show_topology, lambda: self.timelines.set_curves(view.curves()),
+                 lambda: self.still.set_curves(view.curves()) if view.frame_count == 1 else None, self._take_shown]
         self._next_step(view, steps)
 
     def _next_step(self, view, steps: list) -> None:
@@ -671,6 +685,8 @@ class MainWindow(QMainWindow):
         if recon is not None:
             self.timelines.set_reconstruction_emotion(recon, self.view.fit.has_face)
         self.timelines.set_expression(self.view.fit.expression, self.view.curves().expression_names, self.view.fit.has_face)
+        if self.still.isVisible():
+            self.still.set_expression(self.view.fit.expression, self.view.curves().expression_names)
         self.show_frame(self.current)
 
     def save_edits(self) -> None:
@@ -685,7 +701,7 @@ class MainWindow(QMainWindow):
 
     # -- takes and export ------------------------------------------------------------------
     def save_take_as_dialog(self) -> None:
-        if self.take_dir is None or not (self.take_dir / "take.json").exists():
+        if self.take_dir is None or not is_take_folder(self.take_dir):
             self.statusBar().showMessage("nothing to save yet: open and analyse a clip", 5000)
             return
         path = QFileDialog.getSaveFileName(self, "Save take as", str(self.settings.takes_root() / self.take_dir.name))[0]
@@ -698,12 +714,9 @@ class MainWindow(QMainWindow):
         if target.exists():
             self.show_error(EmoCapError(f"{target} already exists; choose a new name"))
             return
-        tmp = target.with_name(f".{target.name}.tmp")
         try:
-            shutil.copytree(self.take_dir, tmp)
-            tmp.rename(target)
+            copy_folder_atomic(self.take_dir, target)
         except OSError as err:
-            shutil.rmtree(tmp, ignore_errors=True)
             self.show_error(EmoCapError(f"cannot save the take to {target}: {err.strerror or err}"))
             return
         self.take_dir = target
@@ -738,6 +751,7 @@ class MainWindow(QMainWindow):
     def _export_done(self, choice, result) -> None:
         self.progress.end()
         note = f"; {result.gap_frames} frames without a face: {result.gap_policy}" if result.gap_frames else ""
+        note += "".join(f"; {line}" for line in result.notes)
         self.statusBar().showMessage(f"exported {result.frames} frames as {choice.format} to {choice.out}{note}", 15000)
         self.job_finished.emit("export", True)
 
@@ -777,7 +791,7 @@ class MainWindow(QMainWindow):
         if self.previous_exit_clean:
             return False
         take = self.store.value("session/take", "")
-        if take and (Path(take) / "take.json").exists():
+        if take and is_take_folder(Path(take)):
             self.open_take(Path(take))
             self.statusBar().showMessage(f"reopened {take} after an unexpected exit", 10000)
             return True
@@ -791,7 +805,7 @@ class MainWindow(QMainWindow):
         urls = event.mimeData().urls()
         if urls:
             path = Path(urls[0].toLocalFile())
-            self.open_take(path) if (path / "take.json").exists() else self.open_input(path)
+            self.open_take(path) if is_take_folder(path) else self.open_input(path)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt)
         self.player.pause()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-REFRESH_SECONDS = 0.2
-
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+REFRESH_SECONDS = 0.2
 
 
 def eta_text(done: int, total: int, elapsed: float) -> str:

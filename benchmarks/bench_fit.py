@@ -31,10 +31,12 @@ from core.facemodel.open_model import load_open_model  # noqa: E402
 from core.fit.camera import project  # noqa: E402
 from core.fit.fitter import FitConfig, Fitter  # noqa: E402
 from core.fit.params import FitParams  # noqa: E402
+from core.fit.stage import fit_clip  # noqa: E402
 from core.fit.temporal import segments  # noqa: E402
 from core.observe import landmark_ids as ids  # noqa: E402
 from core.observe.headpose import similarity_align  # noqa: E402
 from core.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from core.stages import drain  # noqa: E402
 from core.take import Take  # noqa: E402
 from tests.synthetic_flame import write_synthetic_flame  # noqa: E402
 
@@ -82,7 +84,8 @@ def clip_rows(model: FaceModel, label: str, observations) -> list[tuple]:
     raw_jitter = acceleration(observed, has_face)
     for name, config in (("no temporal (reference)", FitConfig(temporal=0.0)), ("fit", FitConfig())):
         start = time.perf_counter()
-        fit = FitParams.concatenate(list(Fitter(model, config).fit(observations)))
+        fitter = Fitter(model, config)
+        fit = drain(fit_clip(fitter, observations, fitter.fit_identity(observations)))
         seconds = time.perf_counter() - start
         fitted = fitted_landmarks(model, fit)
         rows.append((
@@ -117,7 +120,8 @@ def synthetic_row(model: FaceModel, label: str, frames: int = 120) -> tuple:
     obs.has_face[:] = True
     obs.landmarks[:, model.landmark_ids.numpy()] = image + rng.normal(scale=0.5, size=image.shape)
     start = time.perf_counter()
-    fit = FitParams.concatenate(list(Fitter(model).fit(obs)))
+    fitter = Fitter(model)
+    fit = drain(fit_clip(fitter, obs, fitter.fit_identity(obs)))
     seconds = time.perf_counter() - start
     with torch.no_grad():
         vertex_mm = 1000 * (model(fit.to_face_params()).vertices - model(params).vertices).norm(dim=2).mean().item()

@@ -56,14 +56,21 @@ from core.fit.params import FitParams  # noqa: E402
 from core.microexpr.config import RefineConfig  # noqa: E402
 from core.microexpr.correspondence import aggregate_to_vertices  # noqa: E402
 from core.microexpr.geometry import apply_offsets, eyeball_vertices, image_points  # noqa: E402
-from core.microexpr.results import Refinement, load_refinement  # noqa: E402
+from core.microexpr.results import Refinement  # noqa: E402
 from core.microexpr.stage import ClipGeometry, prepare_window  # noqa: E402
 from core.observe import FaceObserver  # noqa: E402
-from core.pipeline import Pipeline, PipelineConfig, load_fit  # noqa: E402
+from core.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from core.take import Take  # noqa: E402
 from core.video import open_source  # noqa: E402
 from tests.microexpr_clips import (  # noqa: E402
-    INNER_BROWS, LIP_CORNER, NOSE_WRINKLE, MicroExpression, displacement_field, interpolate, warp_forward, write_video,
+    INNER_BROWS,
+    LIP_CORNER,
+    NOSE_WRINKLE,
+    MicroExpression,
+    displacement_field,
+    interpolate,
+    warp_forward,
+    write_video,
 )
 
 FIXTURES = ROOT.parent / "shared" / "fixtures"
@@ -201,10 +208,10 @@ def flow_motion(take: Take, model, config: RefineConfig, onset: int) -> tuple[np
     """The refiner's flow targets (WindowData.tracks) aggregated to vertices, minus the fitted head
     motion: N x V x 2 non-rigid motion since ``onset`` and N x V weights (0 where no sample
     reaches)."""
-    fit = load_fit(take)
+    fit = take.read_fit()
     observations = take.load_observations()
     geometry = ClipGeometry(model, fit, config)
-    with open_source(take.manifest.source["path"]) as source:
+    with open_source(take.manifest.source.path) as source:
         data, _ = prepare_window(geometry, source, observations, 0, len(fit))
     motion = torch.as_tensor(data.tracks - data.tracks[onset])
     weights = torch.as_tensor(data.confidence * data.confidence[onset][None])
@@ -246,8 +253,8 @@ def score(recovered: np.ndarray, truth: np.ndarray, affected: np.ndarray, untouc
 def evaluate(source: Source, fps: int, event_names: list[str], folder: Path, config: RefineConfig, model) -> list[dict]:
     base_clip = build_clip(source, fps, None, folder)
     base_take, base_plain_t, base_refine_t = analyse(base_clip, folder, config)
-    base_fit = load_fit(base_take)
-    base_ref = load_refinement(base_take)
+    base_fit = base_take.read_fit()
+    base_ref = base_take.read_refinement()
     skin = ~eyeball_vertices(model)
     rows = []
     for name in event_names:
@@ -255,7 +262,7 @@ def evaluate(source: Source, fps: int, event_names: list[str], folder: Path, con
         clip = build_clip(source, fps, event, folder)
         take, plain_t, refine_t = analyse(clip, folder, config)
         onset = int(np.floor(event.onset_s * fps))
-        fit, ref = load_fit(take), load_refinement(take)
+        fit, ref = take.read_fit(), take.read_refinement()
         truth = truth_motion(vertex_image(model, base_fit), clip)
         peak = np.linalg.norm(truth, axis=2).max(axis=0)
         affected = (peak >= AFFECTED * peak.max()) & skin

@@ -1,6 +1,7 @@
 """The ``emocap`` command line.
 
     emocap analyze INPUT --out TAKE [--json] [--device auto|cpu|cuda] [--overwrite] [--refine [--onset N]]
+                  [--no-emotion | --recognisers fer|emonet|fer,emonet] [--accept-emonet-licence]
     emocap info TAKE [--json]
     emocap check TAKE [--repair] [--json]   (each chunk's health; --repair rebuilds what is damaged)
     emocap models install | list [--json]
@@ -18,6 +19,7 @@ Exit codes: 0 success, 2 a user error (one line on stderr, no traceback), 3 no f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -50,10 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the performer's neutral face, for their identity: a frame number of the input or "
                               "a neutral photo of the same person (default: the clip's most neutral frames; for a "
                               "single image, a prior of neutral faces)")
-    analyze.add_argument("--emotion", action="store_true",
-                         help="also measure emotion timelines and the reconstruction's emotion consistency")
-    analyze.add_argument("--recognisers", default="fer,emonet",
-                         help="emotion recognisers to run (see 'emocap models list'): fer, emonet or both")
+    analyze.add_argument("--no-emotion", action="store_true",
+                         help="do not measure emotion (by default the MIT-licensed FER model measures emotion "
+                              "timelines and the reconstruction's emotion consistency)")
+    analyze.add_argument("--recognisers", default=None,
+                         help="emotion recognisers to run (see 'emocap models list'): fer (default), emonet or both")
+    analyze.add_argument("--accept-emonet-licence", action="store_true",
+                         help="also run EmoNet (installed with 'emocap models install emonet'), accepting that its "
+                              "weights are licensed for non-commercial use only (CC BY-NC-ND 4.0)")
     analyze.add_argument("--method", choices=("fit", "encoder"), default="fit",
                          help="fit: the analysis-by-synthesis fitter (default); encoder: a trained encoder")
     analyze.add_argument("--encoder", help="with --method encoder: the encoder checkpoint "
@@ -106,10 +112,16 @@ def print_summary(summary: ClipSummary, as_json: bool) -> None:
         strongest = sorted(summary.curves.items(), key=lambda kv: -kv[1]["max"])[:5]
         lines.append(f"model     {summary.model}, fit residual {100 * (summary.fit_residual or 0):.2f} % of the eye distance")
         lines.append("strongest " + ", ".join(f"{name} {c['max']:.2f}" for name, c in strongest))
+    if summary.emotion_recognisers:
+        lines.append("emotion   measured by " + ", ".join(f"{r['name']} ({r['licence']})" for r in summary.emotion_recognisers))
     if summary.dominant_emotion:
         consistency = ", ".join(f"{k} {v:.2f}" for k, v in summary.mean_consistency.items() if v is not None)
         lines.append(f"emotion   mostly {summary.dominant_emotion} ({summary.emotion_recogniser}); "
                      f"{len(summary.emotion_segments)} segments; consistency with the reconstruction: {consistency}")
+    if summary.blinks is not None:
+        lines.append(f"closures  {len(summary.blinks)} closed-eye runs, {len(summary.lip_contacts or [])} lip contacts; "
+                     "curves raised to reach them: " + (", ".join(
+                         f"{k} {v} frames" for k, v in (summary.closure_raised_frames or {}).items()) or "none"))
     if summary.micro_energy:
         micro = summary.micro_energy
         lines.append(f"micro     refined; motion energy peak {micro['peak_px']:.2f} px at frame {micro['peak_frame']}, "
@@ -121,20 +133,22 @@ def print_summary(summary: ClipSummary, as_json: bool) -> None:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.facemodel.loading import ModelChoice
-    from core.pipeline import Pipeline, PipelineConfig
+    from core.emotion.choice import choose_recognisers
     from core.emotion.stage import EmotionConfig
+    from core.facemodel.loading import ModelChoice
     from core.microexpr.config import RefineConfig
+    from core.pipeline import Pipeline, PipelineConfig
     from core.results import FitProgress, StageProgress
 
     model = ModelChoice(args.model, args.flame, args.shape_components, args.expression_components)
-    emotion = EmotionConfig(recognisers=tuple(n.strip() for n in args.recognisers.split(",") if n.strip())) if args.emotion else None
+    choice = choose_recognisers(args.recognisers, accept_emonet=args.accept_emonet_licence, enabled=not args.no_emotion)
+    emotion = EmotionConfig(recognisers=choice.recognisers) if choice.recognisers else None
     refine = RefineConfig(onset=args.onset) if args.refine else None
     pipeline = Pipeline(PipelineConfig(device=args.device, image_fps=args.image_fps, model=model, emotion=emotion,
                                        refine=refine, method=args.method, encoder=args.encoder,
                                        neutral=args.neutral))
     if args.progress_jsonl:
-        return _analyze_for_programs(pipeline, args)
+        return _analyze_for_programs(pipeline, args, choice.notes)
     bar = tqdm(total=None, unit="frame", desc="observing", file=sys.stderr, mininterval=0.5, leave=False)
 
     shown = [""]  # tqdm decorates its description, so the stage shown is kept here
@@ -153,13 +167,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         summary = pipeline.run(args.input, args.out, on_frame=on_frame, overwrite=args.overwrite)
     finally:
         bar.close()
+    if choice.notes:
+        summary = dataclasses.replace(summary, warnings=summary.warnings + choice.notes)
     print_summary(summary, args.json)
     if summary.no_face:
         raise NoFaceFoundError(f"no face found in {args.input} ({summary.frames} frames); the take records it")
     return 0
 
 
-def _analyze_for_programs(pipeline, args: argparse.Namespace) -> int:
+def _analyze_for_programs(pipeline, args: argparse.Namespace, notes: list[str]) -> int:
     import threading
 
     from core.progress_stream import cancel_on_stdin, event_of, summary_event, write_event
@@ -168,6 +184,8 @@ def _analyze_for_programs(pipeline, args: argparse.Namespace) -> int:
     cancel_on_stdin(cancel)
     summary = pipeline.run(args.input, args.out, on_frame=lambda r: write_event(event_of(r)), cancel=cancel,
                            overwrite=args.overwrite)
+    if notes:
+        summary = dataclasses.replace(summary, warnings=summary.warnings + notes)
     write_event(summary_event(summary))
     return 0
 

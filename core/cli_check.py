@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from core.errors import TakeError
+from core.take.records import COMPLETE
 
 DAMAGED_EXIT = 1
 
@@ -32,15 +33,14 @@ def recording_state(take) -> str:
     """present, missing or changed (the recording the take was made from)."""
     from core.take import source_fingerprint
 
-    path = Path(take.manifest.source["path"])
+    path = Path(take.manifest.source.path)
     if not path.exists():
         return "missing"
     try:
         fingerprint = source_fingerprint(path)
     except OSError:
         return "missing"
-    same = fingerprint["sha1"] == take.manifest.source["sha1"] and fingerprint["size"] == take.manifest.source["size"]
-    return "present" if same else "changed"
+    return "present" if take.manifest.source.same_recording(fingerprint) else "changed"
 
 
 def stage_state(take, health, stage: str) -> str:
@@ -48,9 +48,9 @@ def stage_state(take, health, stage: str) -> str:
     when its chunks are fine but the stage did not finish (cancelled, or dropped for a rebuild)."""
     state = health.stage_state(stage)
     m = take.manifest
-    entry = {"observations": {"status": m.status}, "fit": m.fit, "emotion": m.emotion, "microexpr": m.microexpr}[stage]
-    status = (entry or {}).get("status", "complete")
-    if state != "damaged" and entry is not None and status != "complete":
+    status = {"observations": m.status, "fit": m.fit and m.fit.status, "emotion": m.emotion and m.emotion.status,
+              "microexpr": m.microexpr and m.microexpr.status}[stage]
+    if state != "damaged" and status is not None and status != COMPLETE:
         return f"incomplete ({status})"
     return state
 
@@ -73,7 +73,7 @@ def health_dict(take, health, recording: str, writer: int | None) -> dict:
 
     return {
         "edits": edits_state(take),
-        "take": str(take.root), "manifest": health.manifest_file, "recording": take.manifest.source["path"],
+        "take": str(take.root), "manifest": health.manifest_file, "recording": take.manifest.source.path,
         "recording_state": recording, "writer": writer,
         "stages": {stage: stage_state(take, health, stage) for stage in STAGES},
         "chunks": [{"name": c.name, "stage": c.stage, "state": c.state, "reason": c.reason} for c in health.chunks],
@@ -139,7 +139,7 @@ def repair(take, recording: str) -> None:
 
     if recording != "present":
         raise TakeError(
-            f"take {take.root} cannot be repaired: its recording {take.manifest.source['path']} is {recording}; "
+            f"take {take.root} cannot be repaired: its recording {take.manifest.source.path} is {recording}; "
             "the damaged chunks are named by 'emocap check'"
         )
-    Pipeline(pipeline_config_of(take)).run(take.manifest.source["path"], take.root)
+    Pipeline(pipeline_config_of(take)).run(take.manifest.source.path, take.root)

@@ -34,15 +34,19 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from core.atomic import write_json_atomic
 from core.emotion.timeline import smooth
 from core.emotion.types import EMOTIONS
 from core.errors import EditError, TakeError
 from core.fit.params import PER_FRAME, FitParams
-from core.take.atomic import write_json_atomic
+
+if TYPE_CHECKING:
+    from core.emotion.stored import EmotionTimelines
 
 log = logging.getLogger(__name__)
 
@@ -300,28 +304,25 @@ def save_edits(take_root: Path, edits: Edits) -> None:
         raise TakeError(f"cannot write {path}: {err.strerror or err}") from err
 
 
-def take_basis(take, model, *, fit: FitParams | None = None, timelines: dict[str, np.ndarray] | None = None) -> EditBasis:
+def take_basis(take, model, *, fit: FitParams | None = None, emotion: EmotionTimelines | None = None) -> EditBasis:
     """The edit basis of a take: the model's weights plus the emotion directions of its frames
     when the emotion analysis has run (primary recogniser's probabilities), each frame weighted
     by the emotion-from-parameters model's reading of its unedited expression when the take has
-    that model (else by the recogniser's probabilities). ``fit`` and ``timelines``: the take's
+    that model (else by the recogniser's probabilities). ``fit`` and ``emotion``: the take's
     fit and emotion timelines when the caller has read them already (None: read here)."""
     from core.emotion.from_params import predict_from_params
-    from core.emotion.stage import load_param_model
-    from core.pipeline import load_fit
 
     basis = model_basis(model)
-    emotion = take.manifest.emotion
-    fit = load_fit(take) if fit is None else fit
-    if fit is None or not emotion or emotion.get("status") != "complete":
+    fit = take.read_fit() if fit is None else fit
+    emotion = take.read_emotion() if emotion is None else emotion
+    if fit is None or emotion is None:
         return basis
-    arrays = (take.read_arrays("emotion", "timelines") if timelines is None else timelines) or {}
-    probabilities = arrays.get(f"{emotion['primary']}.probabilities")
-    if probabilities is None or len(probabilities) != len(fit):
+    probabilities = emotion.main.probabilities
+    if len(probabilities) != len(fit):
         log.warning("emotion timelines of %s do not match its fit; per-emotion sliders are off", take.root)
         return basis
     presence = None
-    net = load_param_model(arrays, fit.expression.shape[1])
+    net = emotion.param_model(fit.expression.shape[1])
     if net is not None:
         presence = predict_from_params(net, np.nan_to_num(fit.expression)).probabilities
         presence[~fit.has_face] = 0.0

@@ -65,6 +65,9 @@ class ClipSummary:
     dominant emotion; mean_consistency: {recogniser: mean image/reconstruction consistency}.
     micro_energy (after ``--refine``): {peak_px, peak_frame, mean_px, onsets}, the micro-expression
     motion energy (pixels, core/microexpr/results.py) and the onset frame of each refined window.
+    blinks: [first, stop, most closed frame] runs of closed eyes; lip_contacts: [first, stop] runs
+    of lips in contact; closure_raised_frames: {curve: frames raised to reach them} (core/closures/).
+    emotion_recognisers: [{name, licence}] of the recognisers that ran.
     """
 
     source: str
@@ -90,6 +93,10 @@ class ClipSummary:
     mean_consistency: dict[str, float | None] | None = None
     emotion_recogniser: str | None = None
     micro_energy: dict | None = None
+    blinks: list[list[int]] | None = None
+    lip_contacts: list[list[int]] | None = None
+    closure_raised_frames: dict[str, int] | None = None
+    emotion_recognisers: list[dict[str, str]] | None = None
 
     @property
     def no_face(self) -> bool:

@@ -29,11 +29,20 @@ import numpy as np
 
 from core.errors import DamagedChunkError, TakeError, VideoDecodeError
 from core.observe import FaceObserver, TrackState
+from core.observe.stage import actor_record
 from core.take import ObservationArrays, Take, TakeManifest
-from core.take.health import REFINED_CHUNK, diagnose
+from core.take.health import diagnose
 from core.take.integrity import ChunkRecord, parse_npz, read_chunk_bytes
 from core.take.observations import track_state_from_arrays, track_state_to_arrays
-from core.take.store import FIT_DIR, STAGE_DIRS, observation_chunk_name
+from core.take.records import RUNNING
+from core.take.store import (
+    CLOSURES_CHUNK,
+    FIT_DIR,
+    IDENTITY_CHUNK,
+    REFINED_CHUNK,
+    STAGE_DIRS,
+    observation_chunk_name,
+)
 from core.video import FrameSource
 
 log = logging.getLogger(__name__)
@@ -80,20 +89,24 @@ def heal(take: Take, source: FrameSource, crop_size: int, stages: set[str]) -> H
         m.frames_with_face = int(take.load_observations().has_face.sum())
     if downstream_stale:
         drop_fit(take, report, "the observations changed")
-        drop_emotion(take)
+        take.reset_emotion()
         drop_refinement(take)
     for chunk in (c for c in bad if c.stage == "fit" and m.fit is not None):
-        if chunk.name == f"{FIT_DIR}/identity.npz":
+        if chunk.name == CLOSURES_CHUNK:  # derived from the fit: the closures stage computes it again
+            take.remove_chunk(chunk.name)
+            report.say(take, f"{chunk.name} is {chunk.reason}: blinks and lip contacts are recomputed")
+            continue
+        if chunk.name == IDENTITY_CHUNK:
             drop_fit(take, report, f"{chunk.name} is {chunk.reason}")
         elif chunk.name in report.dropped_fit or not take.has_chunk(chunk.name) and chunk.state != "missing":
             continue
         else:
             report.dropped_fit[chunk.name] = m.record(chunk.name)
             take.remove_chunk(chunk.name)
-            m.fit["status"] = "running"
+            m.fit.status = RUNNING
             report.say(take, f"{chunk.name} is {chunk.reason}: refitting it from the observations")
     for chunk in (c for c in bad if c.stage == "emotion"):
-        drop_emotion(take)
+        take.reset_emotion()
         report.say(take, f"{chunk.name} is {chunk.reason}: the emotion stage is recomputed")
     for chunk in (c for c in bad if c.stage == "microexpr"):
         take.remove_chunk(chunk.name)
@@ -107,9 +120,10 @@ def heal(take: Take, source: FrameSource, crop_size: int, stages: set[str]) -> H
 def fit_changed(take: Take, report: HealReport) -> bool:
     """After the fit stage: whether a refitted chunk differs from its record (or had none), in
     which case the emotion and refinement stages are dropped for recomputing."""
-    changed = [n for n, old in report.dropped_fit.items() if old is None or take.manifest.record(n) != old]
+    changed = [n for n, old in report.dropped_fit.items()
+               if n != CLOSURES_CHUNK and (old is None or take.manifest.record(n) != old)]
     if changed:
-        drop_emotion(take)
+        take.reset_emotion()
         drop_refinement(take)
         take.save_manifest()
         report.say(take, f"the refitted {', '.join(changed)} differ from what was first stored: "
@@ -128,26 +142,16 @@ def drop_fit(take: Take, report: HealReport, why: str) -> None:
         if name.startswith(f"{FIT_DIR}/"):
             report.dropped_fit.setdefault(name, ChunkRecord.from_dict(value))
     take.reset_fit()
-    m.fit["status"] = "running"
+    m.fit.status = RUNNING
     report.say(take, f"{why}: the fit is recomputed from the observations")
-
-
-def drop_emotion(take: Take) -> None:
-    """Remove the emotion timelines; the stage (and its summary) is redone."""
-    if take.manifest.emotion is not None:
-        take.remove_chunk("emotion/timelines.npz")
-        take.manifest.emotion["status"] = "running"
-        take.manifest.emotion.pop("summary", None)
 
 
 def drop_refinement(take: Take) -> None:
     """Remove the refinement; the stage (and its summary) is redone."""
-    from core.microexpr.results import reset_refinement
-
     if take.manifest.microexpr is not None:
-        reset_refinement(take)
-        take.manifest.microexpr["status"] = "running"
-        take.manifest.microexpr.pop("summary", None)
+        take.reset_refinement()
+        take.manifest.microexpr.status = RUNNING
+        take.manifest.microexpr.summary = None
 
 
 def record_unverified(take: Take) -> list[str]:
@@ -181,7 +185,7 @@ def observe_range(source: FrameSource, start: int, stop: int, state: TrackState,
 
 def rebuild_observation_chunk(take: Take, source: FrameSource, start: int, crop_size: int) -> ChunkRecord:
     """Observe the frames of the chunk at ``start`` again and store them; returns its record."""
-    chunk = take.manifest.settings["chunk_size"]
+    chunk = take.manifest.settings.chunk_size
     stop = min(start + chunk, take.manifest.frames_done)
     name = observation_chunk_name(start)
     state = TrackState() if start == 0 else take.read_chunk(start - chunk)[1]
@@ -202,7 +206,7 @@ def rebuild_manifest(root: Path, source: FrameSource, manifest: TakeManifest) ->
     up to the first that does not), and observing resumes after them. The later stages' settings
     were only in the manifest, so their chunks are removed and they are recomputed."""
     take = Take(root, manifest)
-    chunk = manifest.settings["chunk_size"]
+    chunk = manifest.settings.chunk_size
     kept = 0
     for start in range(0, source.info.frame_count, chunk):
         name = observation_chunk_name(start)
@@ -213,10 +217,7 @@ def rebuild_manifest(root: Path, source: FrameSource, manifest: TakeManifest) ->
         take.manifest.set_record(name, ChunkRecord.of(read_chunk_bytes(root, name, None)))
         manifest.frames_done = start + len(observations)
         manifest.frames_with_face += int(observations.has_face.sum())
-        if state.selection is not None:
-            box = state.selection.box
-            manifest.actor = {"frame": state.selection.frame_index, "faces_found": state.selection.faces_found,
-                              "box": [round(v, 1) for v in (box.x0, box.y0, box.x1, box.y1)]}
+        manifest.actor = actor_record(state) or manifest.actor
         kept += 1
         if len(observations) < chunk:
             break
@@ -229,7 +230,7 @@ def rebuild_manifest(root: Path, source: FrameSource, manifest: TakeManifest) ->
         (root / STAGE_DIRS[0]).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise TakeError(f"cannot write to take {root}: {err.strerror}") from err
-    manifest.status = "running"
+    manifest.status = RUNNING
     take.save_manifest()
     log.warning("take %s: take.json was lost or damaged; rebuilt it from the recording and %d intact observation "
                 "chunks (frames 0-%d); the later stages are recomputed", root, kept, manifest.frames_done)

@@ -32,8 +32,8 @@ def dataclass_from_dict(cls, data: dict[str, Any] | None):
 
 
 def neutral_of(setting: dict | None) -> str | None:
-    """The ``--neutral`` value a stored fit setting describes."""
-    if not isinstance(setting, dict):
+    """The ``--neutral`` value a stored fit's neutral describes (core.take.records.FitRecord.neutral)."""
+    if setting is None:
         return None
     if "frame" in setting:
         return str(setting["frame"])
@@ -45,25 +45,18 @@ def pipeline_config_of(take: Take) -> PipelineConfig:
     emotion stage, the refinement). The device is the CPU when the take was made on it, else auto."""
     m = take.manifest
     stored = m.settings
-    base = PipelineConfig()
     config = dict(
-        device="cpu" if stored.get("device", "cpu") == "cpu" else "auto",
-        chunk_size=int(stored.get("chunk_size", base.chunk_size)),
-        crop_size=int(stored.get("crop_size", base.crop_size)),
-        image_fps=float(stored.get("image_fps", base.image_fps)),
-        model=None,
+        device="cpu" if stored.device == "cpu" else "auto",
+        chunk_size=stored.chunk_size, crop_size=stored.crop_size, image_fps=stored.image_fps, model=None,
     )
-    fit = (m.fit or {}).get("settings")
-    if isinstance(fit, dict):
-        config["model"] = ModelChoice.from_settings(fit)
-        if fit.get("method") == "encoder":
-            config |= {"method": "encoder", "encoder": fit.get("encoder")}
+    if m.fit is not None:
+        config["model"] = ModelChoice.from_settings(m.fit.settings)
+        if m.fit.method == "encoder":
+            config |= {"method": "encoder", "encoder": m.fit.settings.get("encoder")}
         else:
-            config |= {"fit": dataclass_from_dict(FitConfig, fit.get("fit")), "neutral": neutral_of(fit.get("neutral"))}
-    emotion = (m.emotion or {}).get("settings")
-    if isinstance(emotion, dict):
-        config["emotion"] = dataclass_from_dict(EmotionConfig, emotion)
-    refine = (m.microexpr or {}).get("settings")
-    if isinstance(refine, dict):
-        config["refine"] = dataclass_from_dict(RefineConfig, refine)
+            config |= {"fit": dataclass_from_dict(FitConfig, m.fit.settings.get("fit")), "neutral": neutral_of(m.fit.neutral)}
+    if m.emotion is not None:
+        config["emotion"] = dataclass_from_dict(EmotionConfig, m.emotion.settings)
+    if m.microexpr is not None:
+        config["refine"] = dataclass_from_dict(RefineConfig, m.microexpr.settings)
     return PipelineConfig(**config)

@@ -91,29 +91,22 @@ class TakeView:
 
     def __init__(self, take_dir: str | Path, source_path: str | Path | None = None) -> None:
         self.take = Take.open(Path(take_dir))
-        path = Path(source_path or self.take.manifest.source["path"])
+        path = Path(source_path or self.take.manifest.source.path)
         if not path.exists():
             raise InputNotFoundError(f"the recording of {take_dir} is no longer at {path}; locate it to reopen the take")
-        self.source: FrameSource = open_source(path, image_fps=float(self.take.manifest.settings.get("image_fps", 30.0)))
+        self.source: FrameSource = open_source(path, image_fps=self.take.manifest.settings.image_fps)
         self.observations: ObservationArrays = self.take.load_observations()
-        from core.pipeline import load_fit
-
-        self.raw_fit: FitParams | None = load_fit(self.take) if self.take.manifest.fit else None
+        self.raw_fit: FitParams | None = self.take.read_fit()
         self.model = None
         self.basis: EditBasis | None = None
         self._param_net = None
-        self._emotion_arrays = self.take.read_arrays("emotion", "timelines") if self.take.manifest.emotion else None
+        self._emotion = self.take.read_emotion()
         if self.raw_fit is not None:
-            settings = self.take.manifest.fit.get("settings") or {}
-            self.model = load_face_model(ModelChoice.from_settings(settings))
-            self.basis = take_basis(self.take, self.model, fit=self.raw_fit, timelines=self._emotion_arrays)
-            if self._emotion_arrays is not None:
-                from core.emotion.stage import load_param_model
-
-                self._param_net = load_param_model(self._emotion_arrays, self.model.num_expression)
-        from core.microexpr.results import load_refinement
-
-        self.refinement = load_refinement(self.take) if self.raw_fit is not None else None
+            self.model = load_face_model(ModelChoice.from_settings(self.take.manifest.fit.settings))
+            self.basis = take_basis(self.take, self.model, fit=self.raw_fit, emotion=self._emotion)
+            if self._emotion is not None:
+                self._param_net = self._emotion.param_model(self.model.num_expression)
+        self.refinement = self.take.read_refinement() if self.raw_fit is not None else None
         self.show_refined = self.refinement is not None
         self.edits = Edits()
         self.fit = self.raw_fit
@@ -150,7 +143,7 @@ class TakeView:
 
     @property
     def fps(self) -> float:
-        return float(self.take.manifest.video["fps"])
+        return float(self.take.manifest.video.fps)
 
     @property
     def faces(self) -> np.ndarray | None:
@@ -189,21 +182,17 @@ class TakeView:
     # -- curves ------------------------------------------------------------------------------
     def curves(self) -> Curves:
         obs = self.observations
-        arrays = self._emotion_arrays or {}
-        names = (self.take.manifest.emotion or {}).get("recognisers", [])
-        emotion = {name: arrays[f"{name}.probabilities"] for name in names if f"{name}.probabilities" in arrays}
-        primary = (self.take.manifest.emotion or {}).get("primary")
-
-        def primary_array(key: str) -> np.ndarray | None:
-            return arrays.get(f"{primary}.{key}") if primary else None
-
+        stored = self._emotion
+        main = None if stored is None else stored.main
         return Curves(
             times=obs.timestamp.astype(np.float64), has_face=obs.has_face.copy(), confidence=obs.confidence.copy(),
-            emotion=emotion, primary=primary,
-            valence=primary_array("valence"), arousal=primary_array("arousal"), intensity=primary_array("intensity"),
-            consistency=primary_array("consistency"), reconstruction_emotion=self.reconstruction_emotion(),
+            emotion={} if stored is None else {name: t.probabilities for name, t in stored.timelines.items()},
+            primary=None if stored is None else stored.primary,
+            valence=None if main is None else main.valence, arousal=None if main is None else main.arousal,
+            intensity=None if main is None else main.intensity,
+            consistency=None if main is None else main.consistency, reconstruction_emotion=self.reconstruction_emotion(),
             expression=None if self.fit is None else self.fit.expression,
-            expression_names=list((self.take.manifest.fit or {}).get("expression_names", [])),
+            expression_names=[] if self.take.manifest.fit is None else list(self.take.manifest.fit.expression_names),
             micro_energy=None if self.refinement is None else self.refinement.motion_energy,
             blendshapes=obs.blendshapes, blendshape_names=list(ARKIT_NAMES),
         )

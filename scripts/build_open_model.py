@@ -1,6 +1,6 @@
 """Rebuild ``resources/open_face_model.npz``, EmoCap's own open face model.
 
-The authored model comes from the canonical face (core/facemodel/open_model.py); it is then
+The authored model comes from the canonical face (core/facemodel/open_model_authoring.py); it is then
 calibrated on photographs of people seen neutral and in six expressions (KDEF, in
 ``../shared/expressions/kdef``: 56 people, three views; see core/facemodel/open_model_calibration.py):
 every photo is observed with MediaPipe's face mesh (as the pipeline does) and scored by MediaPipe's
@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.facemodel.calibration import CalibrationData  # noqa: E402
-from core.facemodel.open_model import OPEN_MODEL_PATH, build_open_model, save_open_model  # noqa: E402
+from core.facemodel.open_model import OPEN_MODEL_PATH, save_open_model  # noqa: E402
+from core.facemodel.open_model_authoring import build_open_model  # noqa: E402
 from core.facemodel.open_model_calibration import calibrate_open_model  # noqa: E402
 from core.observe import FaceObserver  # noqa: E402
 from core.observe.blendshapes import BlendshapeNetwork  # noqa: E402

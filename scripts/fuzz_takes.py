@@ -277,11 +277,10 @@ def run_cases(take: Path, flame: Path | None, seed: int, first: int, cases: int,
 
 def build_take(work: Path) -> Path:
     """A small take of single_face.mp4 with every kind of chunk (fit, emotion, refinement) and edits."""
+    from core.edit import EditLayer, Edits, save_edits
     from core.emotion.stage import EmotionConfig
     from core.microexpr.config import RefineConfig
     from core.pipeline import Pipeline, PipelineConfig
-
-    from core.edit import EditLayer, Edits, save_edits
 
     take = work / "base_take"
     config = PipelineConfig(device="cpu", emotion=EmotionConfig(recognisers=("fer",)), refine=RefineConfig(iterations=5))

@@ -18,7 +18,6 @@ import torch
 
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.fit.camera import project
-from core.pipeline import load_fit
 from core.take import Take
 from core.video import open_source
 
@@ -44,16 +43,16 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     take = Take.open(args.take)
-    settings = take.manifest.fit["settings"]
+    settings = take.manifest.fit.settings
     choice = ModelChoice(settings["model"], args.flame or settings.get("flame_path"),
                          settings.get("num_shape", 100), settings.get("num_expression", 50))
     model = load_face_model(choice)
-    fit = load_fit(take)
+    fit = take.read_fit()
     observations = take.load_observations()
     with_face = np.nonzero(fit.has_face)[0]
     frames = [int(f) for f in args.frames.split(",")] if args.frames else sorted(set(with_face[np.linspace(0, len(with_face) - 1, 4).astype(int)].tolist()))
     tiles = []
-    with open_source(take.manifest.source["path"]) as source:
+    with open_source(take.manifest.source.path) as source:
         for frame in frames:
             image = source.read(frame)
             if fit.has_face[frame]:

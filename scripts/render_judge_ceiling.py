@@ -52,7 +52,7 @@ from core.facemodel.open_model import load_open_model  # noqa: E402
 from core.facemodel.types import FaceModelData  # noqa: E402
 from core.fit.params import FitParams  # noqa: E402
 from core.observe.observer import FaceObserver  # noqa: E402
-from core.pipeline import Pipeline, PipelineConfig, load_fit  # noqa: E402
+from core.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from core.render.reconstruction import ReconstructionRenderer  # noqa: E402
 from core.take import Take  # noqa: E402
 from core.take.observations import ObservationArrays  # noqa: E402
@@ -78,7 +78,7 @@ def analyse(image: Path, take_dir: Path) -> tuple[FitParams, ObservationArrays, 
     """One photo analysed into a take (resumed when done): its fit, observations and RGB image."""
     Pipeline(PipelineConfig(device="cpu")).run(image, take_dir)
     take = Take.open(take_dir)
-    fit = load_fit(take)
+    fit = take.read_fit()
     if fit is None or not fit.has_face[0]:
         raise SystemExit(f"no face fitted in {image}")
     with open_source(image) as source:

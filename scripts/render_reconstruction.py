@@ -22,7 +22,6 @@ import numpy as np
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.fit.params import FitParams
 from core.observe.align import warp_crop
-from core.pipeline import load_fit
 from core.render.rasterizer import rasterize, render_shaded
 from core.render.reconstruction import BACKGROUNDS, ReconstructionRenderer
 from core.take import Take
@@ -77,10 +76,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     take = Take.open(args.take)
-    fit = load_fit(take)
+    fit = take.read_fit()
     if fit is None:
         raise SystemExit(f"{args.take} has no fit: analyse it with a face model first")
-    settings = take.manifest.fit["settings"]
+    settings = take.manifest.fit.settings
     choice = ModelChoice(settings["model"], args.flame or settings.get("flame_path"),
                          settings.get("num_shape", 100), settings.get("num_expression", 50))
     model = load_face_model(choice)
@@ -93,7 +92,7 @@ def main() -> None:
     else:
         frames = [reference] + diverse_frames(fit, reference, args.count - 1)
     tiles = []
-    with open_source(take.manifest.source["path"]) as source:
+    with open_source(take.manifest.source.path) as source:
         renderer.set_reference(reference, source.read(reference))
         start = time.perf_counter()
         renders, _ = renderer.render_crop_batch(frames)

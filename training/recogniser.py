@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.emotion.recognisers import CROP_SIZE, EmoNetRecogniser, FerRecogniser, FaceRegion, _FER_TO_EMOTIONS, load_recogniser
 from core.emotion.mini_xception import INPUT_SIZE
+from core.emotion.recognisers import _FER_TO_EMOTIONS, CROP_SIZE, EmoNetRecogniser, FaceRegion, FerRecogniser, load_recogniser
 from core.emotion.types import EMOTIONS
 
 GREY = (0.299, 0.587, 0.114)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.atomic import write_bytes_atomic
 from core.device import select_device
 from core.encoder.checkpoint import load_encoder, save_encoder
 from core.encoder.config import EncoderConfig
@@ -37,7 +38,6 @@ from core.facemodel.loading import ModelChoice, load_face_model
 from core.facemodel.model import FaceModel
 from core.fit.camera import project
 from core.observe import landmark_ids as ids
-from core.take.atomic import write_bytes_atomic
 from training.augment import augment
 from training.config import ConfigError, TrainConfig, config_to_yaml
 from training.objective import Objective, face_params

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core.fit.params import FitParams
-from core.pipeline import Pipeline, PipelineConfig, load_fit
+from core.pipeline import Pipeline, PipelineConfig
 from core.take import Take
 from core.take.observations import ObservationArrays
 from core.video import open_source
@@ -100,4 +100,4 @@ def analyse(path: Path, work: Path, config: PipelineConfig, still: Still | None 
     take = Take.open(take_dir)
     with open_source(path) as source:
         image = source.read(0)
-    return Analysed(still, take_dir, load_fit(take), take.load_observations(), image)
+    return Analysed(still, take_dir, take.read_fit(), take.load_observations(), image)

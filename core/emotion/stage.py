@@ -15,23 +15,28 @@ reconstruction's, their consistency, and the emotion-from-parameters model.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import torch
 
 from core.emotion.consistency import consistency
 from core.emotion.from_params import ParamEmotionNet, train_param_emotion
+from core.emotion.stored import EmotionTimelines, RecogniserTimeline
 from core.emotion.timeline import choose_frames, cuts_from_boxes, dominant_segments, intensity, interpolate, smooth
 from core.emotion.types import EMOTIONS, EmotionScores
 from core.errors import CancelledError
 from core.fit.params import FitParams
-from core.observe.align import warp_crop
+from core.observe.crop_batches import face_crop_batches, read_face_crops
 from core.results import StageProgress
+from core.stages import RunContext, Stage, json_ready
+from core.take import Take
 from core.take.observations import ObservationArrays
+from core.take.records import COMPLETE, RUNNING, EmotionRecord, EmotionSummary
 from core.video import FrameSource
 
 log = logging.getLogger(__name__)
@@ -54,53 +59,42 @@ class EmotionConfig:
 
 
 @dataclass
-class RecogniserTimeline:
-    """One recogniser's view of a clip (N frames; NaN rows without a face or not measured).
-
-    measured: N bool, frames the recogniser actually saw. raw: N x 8 probabilities as measured.
-    probabilities: N x 8 interpolated and smoothed. valence, arousal: N or None. intensity: N.
-    render_probabilities: N x 8 on the reconstruction (measured frames only). consistency: N."""
-
-    name: str
-    measured: np.ndarray
-    raw: np.ndarray
-    probabilities: np.ndarray
-    valence: np.ndarray | None
-    arousal: np.ndarray | None
-    intensity: np.ndarray
-    render_probabilities: np.ndarray
-    consistency: np.ndarray
-
-    def to_npz_dict(self) -> dict[str, np.ndarray]:
-        out = {k: v for k, v in vars(self).items() if k != "name" and v is not None}
-        return {f"{self.name}.{k}": np.asarray(v) for k, v in out.items()}
-
-
-@dataclass
 class EmotionResult:
+    """What the emotion stage computed: each recogniser's timeline, the primary one, the
+    reference frame of the renders, the emotion-from-parameters model and its report."""
+
     timelines: dict[str, RecogniserTimeline]
     primary: str
     reference_frame: int
     param_model: ParamEmotionNet | None
     param_report: dict = field(default_factory=dict)
 
-    def summary(self, has_face: np.ndarray) -> dict:
+    def summary(self, has_face: np.ndarray) -> EmotionSummary:
         main = self.timelines[self.primary]
         faces = has_face & ~np.isnan(main.probabilities).any(axis=1)
         mean = np.nanmean(main.probabilities[faces], axis=0) if faces.any() else None
-        return {
-            "dominant_emotion": EMOTIONS[int(np.argmax(mean))] if mean is not None else None,
-            "emotion_segments": dominant_segments(main.probabilities, faces, min_frames=3),
-            "mean_consistency": {
+        return EmotionSummary(
+            dominant_emotion=EMOTIONS[int(np.argmax(mean))] if mean is not None else None,
+            emotion_segments=dominant_segments(main.probabilities, faces, min_frames=3),
+            mean_consistency={
                 name: (round(float(np.nanmean(t.consistency)), 4) if np.isfinite(t.consistency).any() else None)
                 for name, t in self.timelines.items()
             },
-            "emotion_recogniser": self.primary,
-        }
+            emotion_recogniser=self.primary,
+        )
 
+    def stored(self) -> EmotionTimelines:
+        """The result in the form a take stores."""
+        return EmotionTimelines.of(self.timelines, self.primary, self.param_model)
 
-def _crops(source: FrameSource, observations: ObservationArrays, rows: list[int], size: int) -> np.ndarray:
-    return np.stack([warp_crop(source.read(int(observations.index[r])), observations.crop_transform[r].astype(np.float64), size) for r in rows])
+    def record(self, settings: dict, has_face: np.ndarray) -> EmotionRecord:
+        """The take's (complete) record of this result, made with ``settings``."""
+        return EmotionRecord(
+            settings=settings, status=COMPLETE, primary=self.primary, recognisers=list(self.timelines),
+            reference_frame=self.reference_frame,
+            measured_frames={name: int(t.measured.sum()) for name, t in self.timelines.items()},
+            param_model=self.param_report, summary=self.summary(has_face),
+        )
 
 
 def analyse_emotion(
@@ -130,30 +124,13 @@ def analyse_emotion(
     names = [name for name in config.recognisers if name in recognisers]
     fast = FAST if FAST in names else names[0]
     fast_scores = np.full((n, len(EMOTIONS)), np.nan, np.float32)
-    pending_rows: list[int] = []
-    pending: list[np.ndarray] = []
-
-    def flush() -> None:
-        if pending:
-            fast_scores[pending_rows] = recognisers[fast].predict(np.stack(pending)).probabilities
-            pending_rows.clear()
-            pending.clear()
-
-    row_of_index = {int(i): r for r, i in enumerate(observations.index)}
+    transforms = observations.crop_transform.astype(np.float64)
     done = 0
-    for index, image in source.iter_frames(int(observations.index[0]), int(observations.index[-1]) + 1):
-        row = row_of_index.get(index)
-        if row is None or not has_face[row]:
-            continue
-        check_cancel()
-        pending_rows.append(row)
-        pending.append(warp_crop(image, observations.crop_transform[row].astype(np.float64), crop_size))
-        if len(pending) >= config.batch:
-            flush()
-        done += 1
+    for batch_rows, crops in face_crop_batches(source, observations, rows, transforms, crop_size, config.batch, check_cancel):
+        fast_scores[batch_rows] = recognisers[fast].predict(crops).probabilities
+        done += len(batch_rows)
         if done % config.batch == 0:
             yield StageProgress("emotion: fast recogniser", done, len(rows))
-    flush()
 
     # 2. the slow recogniser on chosen frames; 3. renders of the reconstruction
     renderer = None
@@ -178,7 +155,7 @@ def analyse_emotion(
             for k in range(0, len(measured_rows), config.batch):
                 check_cancel()
                 chunk = list(measured_rows[k : k + config.batch])
-                parts.append(recognisers[name].predict(_crops(source, observations, chunk, crop_size)))
+                parts.append(recognisers[name].predict(read_face_crops(source, observations, chunk, crop_size)))
                 yield StageProgress(f"emotion: {name} on frames", min(k + config.batch, len(measured_rows)), len(measured_rows))
             raw_scores = _concat(parts)
         raw = np.full((n, len(EMOTIONS)), np.nan, np.float32)
@@ -230,17 +207,37 @@ def _concat(parts: list[EmotionScores]) -> EmotionScores:
     return EmotionScores(probs, np.concatenate([p.valence for p in parts]), np.concatenate([p.arousal for p in parts]))
 
 
-def param_model_state(net: ParamEmotionNet) -> dict[str, np.ndarray]:
-    return {f"param_net.{k}": v.numpy() for k, v in net.state_dict().items()}
+class EmotionStage(Stage):
+    """The emotion stage (core/stages.py), stored as TAKE/emotion/timelines.npz: current when it
+    completed with the same settings on the same fit."""
 
+    name = "emotion"
 
-def load_param_model(arrays: dict[str, np.ndarray], num_expression: int) -> ParamEmotionNet | None:
-    """The emotion-from-parameters model stored in a take's emotion timelines (None: they hold
-    none, as when the clip had too few face frames to train it)."""
-    state = {k[len("param_net.") :]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("param_net.")}
-    if not state:
-        return None
-    net = ParamEmotionNet(num_expression)
-    net.load_state_dict(state)
-    net.eval()
-    return net
+    def __init__(self, config: EmotionConfig) -> None:
+        self.config = config
+
+    def settings(self, ctx: RunContext) -> dict[str, Any]:
+        fit = ctx.take.manifest.fit
+        return json_ready(dataclasses.asdict(self.config) | {"fit": None if fit is None else fit.settings})
+
+    def record(self, take: Take) -> EmotionRecord | None:
+        return take.manifest.emotion
+
+    def start(self, ctx: RunContext, settings: dict[str, Any]) -> None:
+        record = self.record(ctx.take)
+        if record is not None and record.settings != settings:
+            ctx.take.reset_emotion()
+        ctx.take.manifest.emotion = EmotionRecord(settings, RUNNING)
+        ctx.take.save_manifest()
+
+    def resume(self, ctx: RunContext, settings: dict[str, Any]) -> Generator[StageProgress, None, None]:
+        from core.emotion.recognisers import load_recogniser
+
+        recognisers = {name: load_recogniser(name, device=ctx.device) for name in self.config.recognisers}
+        fit = ctx.take.read_fit(complete=True)
+        model = ctx.model if fit is not None and ctx.model_choice is not None else None
+        observations = ctx.observations
+        result = yield from analyse_emotion(
+            ctx.source, observations, fit if model is not None else None, model, recognisers, self.config, ctx.cancel
+        )
+        ctx.take.write_emotion(result.stored(), result.record(settings, observations.has_face))

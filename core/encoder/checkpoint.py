@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
+from core.atomic import write_bytes_atomic
 from core.encoder.config import EncoderConfig
 from core.encoder.model import FaceEncoder
 from core.errors import EncoderError
-from core.take.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
+from core.atomic import write_bytes_atomic
 from core.encoder.model import OUTPUT_NAMES, FaceEncoder
-from core.take.atomic import write_bytes_atomic
 
 OPSET = 17
 

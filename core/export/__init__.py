@@ -25,7 +25,10 @@ def export(take_dir, fmt: str, out, frame_range=None, edits=None, retarget=None,
     from core.export.base import prepare_export
 
     exporter = get_exporter(fmt)
-    return exporter(prepare_export(take_dir, fmt, out, frame_range, edits=edits, retarget=retarget, reduce=reduce))
+    request = prepare_export(take_dir, fmt, out, frame_range, edits=edits, retarget=retarget, reduce=reduce)
+    result = exporter(request)
+    result.notes.extend(request.notes)
+    return result
 
 
 def __getattr__(name: str):

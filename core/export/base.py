@@ -1,22 +1,21 @@
-"""What an export needs (:class:`ExportRequest`), what it wrote (:class:`ExportResult`), and
-atomic writers: files go to a temporary name beside the target and are renamed at the end; folders
-are filled as a temporary folder beside the target and renamed at the end. On any error the
-temporary file or folder is removed, so nothing that looks complete is left behind."""
+"""What an export needs (:class:`ExportRequest`), what it wrote (:class:`ExportResult`), and the
+exports' view of the atomic writers (core/atomic.py): on any error nothing that looks complete
+is left behind, and the file system's errors become ExportError."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.atomic import write_bytes_atomic
 from core.errors import ExportError
 from core.fit.params import PER_FRAME, FitParams
-from core.take.atomic import write_all, write_bytes_atomic
 from core.take.store import Take
 
 if TYPE_CHECKING:
@@ -44,6 +43,7 @@ class ExportRequest:
     model_settings: dict
     expression_names: list[str]
     edit_layers: int = 0  # edit layers applied to fit
+    notes: tuple[str, ...] = ()  # one line per range of frames left out (a damaged chunk of the take)
     retarget: BoundRetarget | None = None  # a retarget map: fit.expression holds its target channels
     reduction: KeyReduction | None = None  # reduce the keys (keyed formats)
 
@@ -70,11 +70,12 @@ class ExportResult:
     gap_policy: str
     gap_frames: int = 0
     extra: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # the request's notes: frames left out, and why
 
 
 def remove_exported(result: ExportResult, out: Path) -> None:
     """Delete what an export to ``out`` wrote, e.g. after a cancel. A folder export (written whole
-    by :class:`AtomicFolder`) is removed with the folder."""
+    by core.atomic.AtomicFolder) is removed with the folder."""
     for path in result.paths:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -95,22 +96,25 @@ def parse_range(text: str) -> tuple[int | None, int | None]:
 
 def prepare_export(take_dir, fmt: str, out, frame_range=None, edits=None, retarget=None,
                    reduce=None) -> ExportRequest:
-    """Load a take's fit, apply the edits and slice it. ``frame_range``: None (whole take),
+    """Load a take's fit, apply the edits and slice it. A fitted window that is damaged or missing
+    does not stop the export: its frames become gaps, stated in the request's ``notes`` (one line
+    each). ``frame_range``: None (whole take),
     (start, stop) or 'A:B'. ``edits``: core.edit.Edits to apply; None: the take's stored edits
     (TAKE/edits.json); ``Edits()`` exports the fit as analysed. ``retarget``: a retarget map (a
     path, a preset's name or a RetargetMap; core.export.retarget). ``reduce``: a KeyReduction or
     a tolerance (core.export.keyreduce; keyed formats only)."""
     from core.edit import apply_edits, load_edits, take_basis
     from core.facemodel.loading import ModelChoice, load_face_model
-    from core.pipeline import load_fit
-
     take_dir = Path(take_dir)
     take = Take.open(take_dir)
     m = take.manifest
-    fit = load_fit(take) if m.fit else None
-    if fit is None or not m.fit or len(fit) == 0:
+    fit, gaps = take.read_fit_intact()
+    if fit is None and gaps:
+        raise ExportError(f"{take_dir}: {gaps[0].chunk} is {gaps[0].reason} and no fitted window reads back whole; "
+                          f"'emocap check {take_dir} --repair' rebuilds them")
+    if fit is None or len(fit) == 0:
         raise ExportError(f"{take_dir} has no fit results; analyse it with a face model first")
-    settings = dict(m.fit.get("settings") or {})
+    settings = dict(m.fit.settings)
     edits = load_edits(take_dir) if edits is None else edits
     if not edits.is_identity:
         fit = apply_edits(fit, edits, take_basis(take, load_face_model(ModelChoice.from_settings(settings))))
@@ -125,12 +129,13 @@ def prepare_export(take_dir, fmt: str, out, frame_range=None, edits=None, retarg
     if stop <= start:
         raise ExportError(f"frame range {start}:{stop} is empty")
     part = FitParams(identity=fit.identity, **{k: getattr(fit, k)[start:stop] for k in PER_FRAME})
-    fps = float(m.video["fps"])
+    fps = float(m.video.fps)
+    notes = tuple(gap.describe() for gap in gaps if gap.start < stop and gap.stop > start)
     req = ExportRequest(
         take_dir=take_dir, format=fmt, out=Path(out), start=start, stop=stop, fit=part, fps=fps,
         frame_index=part.frame_index.astype(np.int64), timestamps=part.frame_index.astype(np.float64) / fps,
-        model=str(settings.get("model", m.fit.get("model", "open"))), model_settings=settings,
-        expression_names=list(m.fit.get("expression_names", [])), edit_layers=len(edits.layers),
+        model=str(settings.get("model", m.fit.model or "open")), model_settings=settings,
+        expression_names=list(m.fit.expression_names), edit_layers=len(edits.layers), notes=notes,
     )
     from core.export.options import with_options
 
@@ -151,58 +156,20 @@ def held_rows(has_face: np.ndarray) -> np.ndarray:
     return rows
 
 
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` atomically (core.take.atomic), creating missing parent folders.
-    ExportError on failure; nothing is left behind."""
-    path = Path(path)
+@contextmanager
+def export_errors(target: Path) -> Iterator[None]:
+    """Turn the file system's errors while writing ``target`` into ExportError("cannot write
+    TARGET: reason")."""
     try:
+        yield
+    except OSError as err:
+        raise ExportError(f"cannot write {target}: {err.strerror or err}") from err
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically (core/atomic.py), creating missing parent folders. ExportError
+    on failure; nothing is left behind."""
+    path = Path(path)
+    with export_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(path, data)
-    except OSError as err:
-        raise ExportError(f"cannot write {path}: {err.strerror or err}") from err
-
-
-class AtomicFolder:
-    """``with AtomicFolder(target) as tmp: write files into tmp`` -> tmp is renamed to target.
-    A target folder that exists is replaced. On error the temporary folder is removed."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = Path(target)
-        self.tmp: Path | None = None
-
-    def __enter__(self) -> Path:
-        try:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent))
-        except OSError as err:
-            raise ExportError(f"cannot write {self.target}: {err.strerror or err}") from err
-        return self.tmp
-
-    def write(self, name: str, data: bytes) -> None:
-        fd = os.open(self.tmp / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            write_all(fd, data)
-        finally:
-            os.close(fd)
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            if isinstance(exc, OSError):
-                raise ExportError(f"cannot write {self.target}: {exc.strerror or exc}") from exc
-            return False
-        old = None
-        try:
-            if self.target.exists():
-                old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
-                os.replace(self.target, old)
-            os.replace(self.tmp, self.target)
-        except OSError as err:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            if old is not None and not self.target.exists():
-                os.replace(old, self.target)
-            raise ExportError(f"cannot write {self.target}: {err.strerror or err}") from err
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return False
-

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from core.errors import ExportError
 
@@ -45,4 +46,6 @@ def run_export(args) -> int:
     print(f"exported {result.frames} frames as {args.format} to {target}")
     if result.gap_frames:
         print(f"{result.gap_frames} frames without a face: {result.gap_policy}")
+    for note in result.notes:
+        print(f"warning: {note}", file=sys.stderr)
     return 0

@@ -3,7 +3,7 @@
 ``with native_output(target) as scratch: write scratch`` gives the writer a path with the target's
 suffix (USD and Alembic choose their encoding by it) inside a hidden temporary folder beside the
 target. When the block ends without error, the file is copied to the target through the same
-atomic writer as every other export (temporary name beside the target, os.write, fsync, rename),
+atomic writer as every other file (core/atomic.py: temporary name beside the target, fsync, rename),
 so a full disk or an unwritable folder fails the same way for every format. The scratch folder is
 always removed; on any error (a cancel, KeyboardInterrupt, included) nothing is left beside the
 target.
@@ -11,36 +11,14 @@ target.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from core.atomic import copy_file_atomic
 from core.errors import ExportError
-
-CHUNK = 1 << 22  # bytes per os.write
-
-
-def copy_file_atomic(src: Path, target: Path) -> None:
-    """Copy ``src`` to ``target`` so that readers see the old target or the whole new file.
-    OSError propagates after the temporary file is removed."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        try:
-            with open(src, "rb") as f:
-                while chunk := f.read(CHUNK):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextmanager

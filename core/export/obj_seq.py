@@ -11,7 +11,8 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from core.export.base import HOLD_POLICY, AtomicFolder, ExportRequest, ExportResult, held_rows
+from core.atomic import AtomicFolder
+from core.export.base import HOLD_POLICY, ExportRequest, ExportResult, export_errors, held_rows
 from core.export.registry import register
 from core.facemodel.loading import ModelChoice, load_face_model
 
@@ -37,8 +38,7 @@ def obj_seq(req: ExportRequest) -> ExportResult:
     verts, faces = posed_vertices(req, unique)
     face_text = "".join(f"f {a} {b} {c}\n" for a, b, c in (faces + 1).tolist()).encode()
     paths = []
-    folder = AtomicFolder(req.out)
-    with folder:
+    with export_errors(req.out), AtomicFolder(req.out) as folder:
         cache: dict[int, bytes] = {}
         for i, u in enumerate(inverse.tolist()):
             if u not in cache:

@@ -107,7 +107,7 @@ def image_centre(req: ExportRequest) -> tuple[float, float]:
     from core.take.store import Take
 
     video = Take.open(req.take_dir).manifest.video
-    return float(video["width"]) / 2.0, float(video["height"]) / 2.0
+    return float(video.width) / 2.0, float(video.height) / 2.0
 
 
 def head_translation(camera: np.ndarray, centre: tuple[float, float]) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The open model calibrated on photographs of people seen both neutral and expressive.
 
 Run by ``scripts/build_open_model.py`` (which reads the photographs and observes them); no I/O here.
-Starting from the authored model (core/facemodel/open_model.py):
+Starting from the authored model (core/facemodel/open_model_authoring.py):
 
 1. **Neutral face and identity.** Neutral photos are brought onto the template by a similarity; the
    template becomes the symmetrised mean neutral face, and the identity basis becomes the principal
@@ -45,6 +45,8 @@ from core.facemodel.open_model import (
     RIGHT_BROW_UPPER,
     RIGHT_NOSE_WING,
     UPPER_LIP_INNER,
+)
+from core.facemodel.open_model_authoring import (
     ExpressionAuthor,
     Mesh,
     assemble_open_model,

@@ -11,7 +11,9 @@ Two stages, both vectorised over frames:
    acceleration penalty inside runs of frames with a face. Each window starts from the last two
    frames of the previous one, so windows join without a kink; nothing is smoothed across a gap.
 
-Each Gauss-Newton step solves one sparse system for the whole window (core/fit/solver.py).
+The clip's window loop (resume, storing, progress) is core/fit/stage.py's ``fit_clip``; this
+module fits one window. Each Gauss-Newton step solves one sparse system for the whole window
+(core/fit/solver.py).
 Jacobians are analytic (expression through the skinning's blended rotations, head rotation by a
 left-multiplied small rotation, camera), except FLAME's jaw and eye rotations (forward-mode AD).
 
@@ -614,15 +616,7 @@ class Fitter:
         last = _State(*(torch.as_tensor(getattr(previous, name)[-2:]) for name in ("expression", "jaw", "eyes", "rotation", "camera")))
         return self._vector(last, problem)
 
-    def fit(self, observations: ObservationArrays) -> Iterator[FitParams]:
-        """Identity first, then the clip window by window; yields each window's FitParams."""
-        identity = self.fit_identity(observations)
-        previous = None
-        for start in range(0, len(observations), self.config.window):
-            window = slice_observations(observations, start, start + self.config.window)
-            previous = self.fit_window(window, identity, previous)
-            yield previous
-
 
 def slice_observations(observations: ObservationArrays, start: int, stop: int) -> ObservationArrays:
+    """Rows [start, stop) of ``observations``."""
     return ObservationArrays(**{f.name: getattr(observations, f.name)[start:stop] for f in fields(observations)})

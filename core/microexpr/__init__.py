@@ -5,8 +5,8 @@ Run it with ``emocap analyze CLIP --out TAKE --refine [--onset FRAME]`` or
 TAKE/microexpr/refined.npz (resumable window by window; a complete result with the same settings
 is kept). Read the result with::
 
-    from core.microexpr import load_refinement, reconstruct
-    refinement = load_refinement(take)            # Refinement | None
+    from core.microexpr import reconstruct
+    refinement = take.read_refinement()           # Refinement | None (core.take.Take)
     refinement.motion_energy                      # N, pixels: the timeline curve (NaN: not refined)
     refinement.onset                              # N, onset frame each frame is measured from
     refined_fit = refinement.refined_fit(fit)     # FitParams with refined expression, rotation, camera
@@ -22,11 +22,11 @@ canvas, mesh-guided tracks), correspondence (mesh regions, pixels of projected t
 barycentric flow samples, aggregation to vertices and regions), motion (motion energy, onset),
 features (network inputs), dem (dynamic-encoded module with its neural ODE), dgmd (graph network
 with motion attention), losses, geometry, refiner (the networks' per-window self-supervised
-training), stage (windows, assembly), results (storage and reading). Pretraining over many clips:
+training), stage (windows, assembly), results (the stored result and its record). Pretraining over many clips:
 training/microexpr/pretrain.py.
 """
 
 from core.microexpr.config import LossWeights, RefineConfig
-from core.microexpr.results import Refinement, load_refinement, reconstruct
+from core.microexpr.results import Refinement, reconstruct
 
-__all__ = ["LossWeights", "RefineConfig", "Refinement", "load_refinement", "reconstruct"]
+__all__ = ["LossWeights", "RefineConfig", "Refinement", "reconstruct"]

@@ -27,12 +27,25 @@ from core.microexpr.correspondence import MeshRegions, SampleSet, apply_matrix
 from core.microexpr.dem import DynamicEncodedModule
 from core.microexpr.dgmd import DynamicGuidedDeformation, mesh_edges
 from core.microexpr.features import (
-    VERTEX_FEATURES, VERTEX_MOTION, motion_dim, motion_features, static_dim, static_features, vertex_features,
+    VERTEX_FEATURES,
+    VERTEX_MOTION,
+    motion_dim,
+    motion_features,
+    static_dim,
+    static_features,
+    vertex_features,
 )
 from core.microexpr.geometry import apply_offsets, face_params, image_points, image_to_head
 from core.microexpr.losses import (
-    adjacent_face_pairs, expression_consistency_loss, flow_guided_loss, identity_loss, landmark_loss,
-    laplacian_loss, normal_consistency_loss, pose_correction_loss, uniform_laplacian,
+    adjacent_face_pairs,
+    expression_consistency_loss,
+    flow_guided_loss,
+    identity_loss,
+    landmark_loss,
+    laplacian_loss,
+    normal_consistency_loss,
+    pose_correction_loss,
+    uniform_laplacian,
 )
 
 log = logging.getLogger(__name__)

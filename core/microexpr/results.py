@@ -1,4 +1,5 @@
-"""The refined reconstruction of a take, as stored in TAKE/microexpr/refined.npz and read back.
+"""The refined reconstruction of a take (stored and read through core.take.Take:
+``write_refinement``, ``read_refinement``).
 
 Per frame: refined expression weights, head rotation and camera (a drop-in for the fit's), the
 motion energy for the timeline, the onset frame it is measured from, and per-vertex offsets stored
@@ -14,13 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.errors import RefinerError, TakeError
+from core.errors import RefinerError
 from core.facemodel.model import FaceModel
 from core.fit.params import FitParams
 from core.microexpr.geometry import apply_offsets
+from core.take.records import COMPLETE, RefineRecord, RefineSummary
 
-MICROEXPR_DIR = "microexpr"
-RESULT_NAME = "refined"
 MAX_BASIS = 32
 BASIS_TOLERANCE = 1e-4  # share of the offsets' squared norm the basis may leave out
 
@@ -98,17 +98,6 @@ def reconstruct(model: FaceModel, fit: FitParams, refinement: Refinement | None,
     return apply_offsets(model(params), offsets).numpy()
 
 
-def load_refinement(take) -> Refinement | None:
-    """The stored refinement of a take (core.take.Take), or None when it has none (complete)."""
-    entry = take.manifest.microexpr
-    if not entry or entry.get("status") != "complete":
-        return None
-    arrays = take.read_arrays(MICROEXPR_DIR, RESULT_NAME)
-    if arrays is None:
-        raise TakeError(f"{take.root} lists a refinement but {MICROEXPR_DIR}/{RESULT_NAME}.npz is missing")
-    return Refinement.from_npz_dict(arrays)
-
-
 def save_weights(refiner: torch.nn.Module, path: str | Path, info: dict | None = None) -> None:
     """Network weights (and sizes) for RefineConfig.weights."""
     torch.save({"state_dict": refiner.state_dict(), "info": dict(info or {})}, Path(path))
@@ -124,49 +113,22 @@ def load_weights(refiner: torch.nn.Module, path: str | Path) -> dict:
     return stored.get("info", {})
 
 
-def stored_windows(take) -> dict[int, dict[str, np.ndarray]]:
-    """Arrays of the windows an interrupted refinement already stored (TAKE/microexpr/window_*.npz),
-    by start row."""
-    folder = take.root / MICROEXPR_DIR
-    found = {}
-    for path in sorted(folder.glob("window_[0-9]*.npz")):
-        arrays = take.read_arrays(MICROEXPR_DIR, path.stem)
-        if arrays is not None:
-            found[int(path.stem.split("_")[1])] = arrays
-    return found
-
-
-def store_window(take, start: int, arrays: dict[str, np.ndarray]) -> None:
-    take.write_arrays(MICROEXPR_DIR, f"window_{start:08d}", arrays)
-
-
-def store_refinement(take, refinement: Refinement) -> None:
-    """Write TAKE/microexpr/refined.npz and drop the per-window files it was assembled from."""
-    take.write_arrays(MICROEXPR_DIR, RESULT_NAME, refinement.to_npz_dict())
-    for path in (take.root / MICROEXPR_DIR).glob("window_[0-9]*.npz"):
-        take.remove_chunk(f"{MICROEXPR_DIR}/{path.name}")
-    take.save_manifest()
-
-
-def reset_refinement(take) -> None:
-    """Remove every stored refinement file of a take (its settings changed)."""
-    folder = take.root / MICROEXPR_DIR
-    if folder.is_dir():
-        for path in folder.glob("*.npz"):
-            path.unlink()
-    take.manifest.forget(f"{MICROEXPR_DIR}/")
-
-
-def refinement_summary(refinement: Refinement) -> dict:
+def refinement_summary(refinement: Refinement) -> RefineSummary:
     """What ``emocap info`` reports: ``micro_energy`` with the peak motion energy (pixels), its
     frame, the mean over refined frames, and the onset frame of every window."""
     energy = refinement.motion_energy
     refined = refinement.refined & np.isfinite(energy)
     if not refined.any():
-        return {"micro_energy": None}
+        return RefineSummary(None)
     rows = np.nonzero(refined)[0]
     peak = rows[int(np.argmax(energy[rows]))]
-    return {"micro_energy": {
+    return RefineSummary({
         "peak_px": round(float(energy[peak]), 3), "peak_frame": int(refinement.frame_index[peak]),
         "mean_px": round(float(energy[rows].mean()), 3), "onsets": [int(w[2]) for w in refinement.windows],
-    }}
+    })
+
+
+def refinement_record(refinement: Refinement, settings: dict) -> RefineRecord:
+    """The take's (complete) record of a refinement made with ``settings``."""
+    return RefineRecord(settings=settings, status=COMPLETE, windows=refinement.windows.tolist(),
+                        offset_components=int(len(refinement.offset_basis)), summary=refinement_summary(refinement))

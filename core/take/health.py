@@ -13,12 +13,10 @@ from dataclasses import dataclass
 
 from core.errors import DamagedChunkError, MissingChunkError
 from core.take.integrity import read_npz
-from core.take.store import FIT_DIR, Take, observation_chunk_name
+from core.take.store import EMOTION_CHUNK, FIT_DIR, IDENTITY_CHUNK, MICROEXPR_DIR, REFINED_CHUNK, Take, observation_chunk_name
 
 OK, UNVERIFIED, DAMAGED, MISSING = "ok", "unverified", "damaged", "missing"
 STAGES = ("observations", "fit", "emotion", "microexpr")
-EMOTION_CHUNK = "emotion/timelines.npz"
-REFINED_CHUNK = "microexpr/refined.npz"
 DEFAULT_FIT_WINDOW = 256  # core.fit.fitter.FitConfig.window, for fits stored without their settings
 
 
@@ -67,18 +65,17 @@ def expected_chunks(take: Take) -> list[tuple[str, str]]:
     if m.fit is not None:
         fit_names = {n for n in recorded if n.startswith(f"{FIT_DIR}/")}
         fit_names |= {f"{FIT_DIR}/{p.name}" for p in (take.root / FIT_DIR).glob("*.npz")}
-        if m.fit.get("status") == "complete":
-            fit_names.add(f"{FIT_DIR}/identity.npz")
-            window = ((m.fit.get("settings") or {}).get("fit") or {}).get("window", DEFAULT_FIT_WINDOW)
-            if isinstance(window, int) and window > 0:
-                fit_names |= {f"{FIT_DIR}/{start:08d}.npz" for start in range(0, m.frames_done, window)}
+        if m.fit.complete:
+            fit_names.add(IDENTITY_CHUNK)
+            window = m.fit.window or DEFAULT_FIT_WINDOW
+            fit_names |= {take.fit_window_name(start) for start in range(0, m.frames_done, window)}
         found += [(name, "fit") for name in sorted(fit_names)]
-    if (m.emotion or {}).get("status") == "complete" or EMOTION_CHUNK in recorded:
+    if m.emotion is not None and m.emotion.complete or EMOTION_CHUNK in recorded:
         found.append((EMOTION_CHUNK, "emotion"))
     if m.microexpr is not None:
-        names = {n for n in recorded if n.startswith("microexpr/")}
-        names |= {f"microexpr/{p.name}" for p in (take.root / "microexpr").glob("*.npz")}
-        if m.microexpr.get("status") == "complete":
+        names = {n for n in recorded if n.startswith(f"{MICROEXPR_DIR}/")}
+        names |= {f"{MICROEXPR_DIR}/{p.name}" for p in (take.root / MICROEXPR_DIR).glob("*.npz")}
+        if m.microexpr.complete:
             names.add(REFINED_CHUNK)
         found += [(name, "microexpr") for name in sorted(names)]
     return found

@@ -6,12 +6,16 @@ compares both before parsing, so a chunk cut short, zero-filled or altered is re
 (:class:`core.errors.DamagedChunkError`) instead of surfacing as a ``zipfile`` or NumPy traceback.
 A chunk without a record (a take written before records existed, or a chunk whose manifest update
 an interrupted run never saved) is still read, and its arrays are checked by the zip's own CRC-32.
+Chunks are written as ``.npz`` bytes that depend only on the arrays (:func:`npz_bytes`: no time
+stamps), so a chunk recomputed from the same inputs is byte-identical to the one it replaces and
+its recorded SHA-256 proves it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +47,22 @@ class ChunkRecord:
         if not isinstance(size, int) or not isinstance(digest, str) or len(digest) != 64:
             return None
         return cls(size, digest)
+
+
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """The arrays as an uncompressed ``.npz`` (what ``np.savez`` writes, readable by ``np.load``),
+    with fixed member time stamps so that equal arrays give equal bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=FIXED_ZIP_TIME)
+            info.external_attr = 0o600 << 16
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def read_chunk_bytes(root: Path, name: str, record: ChunkRecord | None) -> bytes:

@@ -11,21 +11,34 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from core.atomic import write_json_atomic
 from core.errors import DamagedManifestError, TakeError
-from core.take.atomic import write_json_atomic
 from core.take.integrity import ChunkRecord
+from core.take.records import (
+    RUNNING,
+    STATUSES,
+    ActorRecord,
+    ClosureRecord,
+    EmotionRecord,
+    FitRecord,
+    RefineRecord,
+    SourceRecord,
+    TakeSettings,
+    VideoRecord,
+    record_from_dict,
+    record_to_dict,
+)
 
 log = logging.getLogger(__name__)
 
 TAKE_FORMAT = 1
 MANIFEST_NAME = "take.json"
 BACKUP_NAME = "take.backup.json"
-STATUSES = ("running", "cancelled", "complete")
 
 
 @dataclass
@@ -34,16 +47,17 @@ class TakeManifest:
     stage). ``chunks``: the size and SHA-256 of every stored chunk by its path in the take (None in
     takes written before chunks were recorded: their chunks are read unverified)."""
 
-    source: dict[str, Any]
-    video: dict[str, Any]
-    settings: dict[str, Any]
-    status: str = "running"
+    source: SourceRecord
+    video: VideoRecord
+    settings: TakeSettings
+    status: str = RUNNING
     frames_done: int = 0
     frames_with_face: int = 0
-    actor: dict[str, Any] | None = None  # how the performer was chosen: frame, faces_found, box
-    fit: dict[str, Any] | None = None  # model, sizes, expression names, status of the fitting stage
-    emotion: dict[str, Any] | None = None  # settings, status and summary of the emotion stage
-    microexpr: dict[str, Any] | None = None  # settings, status, windows and summary of the refiner
+    actor: ActorRecord | None = None
+    fit: FitRecord | None = None
+    emotion: EmotionRecord | None = None
+    microexpr: RefineRecord | None = None
+    closures: ClosureRecord | None = None  # blinks and lip contacts (core/closures/)
     warnings: list[str] = field(default_factory=list)
     chunks: dict[str, dict[str, Any]] | None = field(default_factory=dict)
     format: int = TAKE_FORMAT
@@ -52,9 +66,21 @@ class TakeManifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TakeManifest:
+        """The manifest of a take.json's content (checked by :func:`structure_problem`)."""
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         known.setdefault("chunks", None)  # written before chunks were recorded
+        known["source"] = record_from_dict(SourceRecord, data["source"])
+        known["video"] = record_from_dict(VideoRecord, data["video"])
+        known["settings"] = record_from_dict(TakeSettings, data["settings"])
+        stages = {"actor": lambda d: record_from_dict(ActorRecord, d), "fit": lambda d: record_from_dict(FitRecord, d),
+                  "emotion": EmotionRecord.from_dict, "microexpr": RefineRecord.from_dict, "closures": ClosureRecord.from_dict}
+        for key, read in stages.items():
+            known[key] = read(data[key]) if data.get(key) is not None else None
         return cls(**known)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON content of take.json (without its checksum)."""
+        return record_to_dict(self)
 
     def record(self, name: str) -> ChunkRecord | None:
         """The recorded size and digest of the chunk ``name`` (None: not recorded)."""
@@ -79,7 +105,7 @@ def checksum(data: dict[str, Any]) -> str:
 
 def write_manifest(root: Path, manifest: TakeManifest) -> None:
     """Write take.json, then its backup, each atomically, with the content's checksum."""
-    data = asdict(manifest)
+    data = manifest.to_dict()
     data["checksum"] = checksum(data)
     for name in (MANIFEST_NAME, BACKUP_NAME):
         write_json_atomic(Path(root) / name, data)
@@ -161,6 +187,13 @@ def structure_problem(data: dict[str, Any]) -> str | None:
     for key in ("actor", "fit", "emotion", "microexpr", "chunks"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             return f"bad {key}"
+    for key in ("fit", "emotion", "microexpr"):
+        if data.get(key) is not None and not isinstance(data[key].get("settings"), dict):
+            return f"bad {key}"
+    actor = data.get("actor")
+    if actor is not None and not (is_int(actor.get("frame")) and is_int(actor.get("faces_found"))
+                                  and isinstance(actor.get("box"), list)):
+        return "bad actor"
     if not isinstance(data.get("warnings", []), list):
         return "bad warnings"
     return None

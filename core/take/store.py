@@ -8,7 +8,13 @@ Layout::
     TAKE/.writer.lock               the writer's lock (core/take/lock.py)
     TAKE/observations/00000000.npz  per-frame observations of frames [start, start + chunk_size)
     TAKE/fit/identity.npz, fit/00000000.npz ...   fitted identity and windows of frames
-    TAKE/emotion/timelines.npz, TAKE/microexpr/refined.npz   later stages
+    TAKE/emotion/timelines.npz      the emotion stage's timelines (core/emotion/stored.py)
+    TAKE/microexpr/window_00000000.npz ...   refined windows of an unfinished refinement
+    TAKE/microexpr/refined.npz      the refinement (core/microexpr/results.py)
+
+This module is the only code that knows this layout: the stages read and write their results
+through :class:`Take`'s typed methods (``read_fit``, ``write_fit_window``, ``read_emotion``,
+``read_refinement`` ...), and the manifest through its typed records (core/take/records.py).
 
 Chunks are written whole and atomically (temporary name, fsync, rename), so a take interrupted at
 any moment holds only complete chunks, and an analysis resumes after the last one. Every read of a
@@ -18,35 +24,54 @@ DamagedChunkError with its name.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.atomic import write_bytes_atomic
 from core.errors import DamagedChunkError, MissingChunkError, TakeError
 from core.observe.types import TrackState
-from core.take.atomic import write_npz_atomic
-from core.take.integrity import ChunkRecord, read_npz
+from core.take.integrity import ChunkRecord, npz_bytes, read_npz
 from core.take.lock import LOCK_NAME
 from core.take.manifest import (  # noqa: F401 - TAKE_FORMAT and MANIFEST_NAME are part of this module's API
-    BACKUP_NAME, MANIFEST_NAME, TAKE_FORMAT, TakeManifest, read_manifest, write_manifest,
+    BACKUP_NAME,
+    MANIFEST_NAME,
+    TAKE_FORMAT,
+    TakeManifest,
+    read_manifest,
+    write_manifest,
 )
 from core.take.observations import ObservationArrays, track_state_from_arrays, track_state_to_arrays
+from core.take.records import RUNNING, ClosureRecord, EmotionRecord, RefineRecord, SourceRecord
+
+if TYPE_CHECKING:
+    from core.emotion.stored import EmotionTimelines
+    from core.fit.params import FitParams
+    from core.microexpr.results import Refinement
 
 log = logging.getLogger(__name__)
 
 OBSERVATIONS_DIR = "observations"
 FIT_DIR = "fit"
-STAGE_DIRS = (OBSERVATIONS_DIR, FIT_DIR, "emotion", "microexpr")
+EMOTION_DIR = "emotion"
+MICROEXPR_DIR = "microexpr"
+STAGE_DIRS = (OBSERVATIONS_DIR, FIT_DIR, EMOTION_DIR, MICROEXPR_DIR)
+IDENTITY_CHUNK = f"{FIT_DIR}/identity.npz"
+EMOTION_CHUNK = f"{EMOTION_DIR}/timelines.npz"
+REFINED_CHUNK = f"{MICROEXPR_DIR}/refined.npz"
+CLOSURES_CHUNK = f"{FIT_DIR}/closures.npz"  # floors of the closures stage (core/closures/)
 KEPT_ON_OVERWRITE = (LOCK_NAME,)
 
 
-def source_fingerprint(path: Path) -> dict[str, Any]:
+def source_fingerprint(path: Path) -> SourceRecord:
     """Identity of an input: absolute path, total size and a digest of its first and last MiB (all
     files of an image folder), cheap even for long videos."""
     path = Path(path).resolve()
@@ -62,7 +87,7 @@ def source_fingerprint(path: Path) -> dict[str, Any]:
             if file_size > 2 << 20:
                 handle.seek(-(1 << 20), os.SEEK_END)
                 digest.update(handle.read())
-    return {"path": str(path), "size": size, "sha1": digest.hexdigest()}
+    return SourceRecord(str(path), size, digest.hexdigest())
 
 
 class Take:
@@ -117,12 +142,12 @@ class Take:
 
     def expected_chunk_starts(self) -> list[int]:
         """Start frames of the observation chunks the manifest says are stored (frames_done)."""
-        return list(range(0, self.manifest.frames_done, self.manifest.settings["chunk_size"]))
+        return list(range(0, self.manifest.frames_done, self.manifest.settings.chunk_size))
 
     def stored_chunk_starts(self) -> list[int]:
         """Start frames of the stored chunks that form a contiguous run from frame 0."""
         starts = sorted(int(p.stem) for p in self.observations_dir.glob("[0-9]*.npz"))
-        chunk = self.manifest.settings["chunk_size"]
+        chunk = self.manifest.settings.chunk_size
         contiguous = []
         for expected, start in zip(range(0, chunk * len(starts), chunk), starts):
             if start != expected:
@@ -153,7 +178,8 @@ class Take:
         path = self.root / name
         try:
             path.parent.mkdir(exist_ok=True)
-            data = write_npz_atomic(path, arrays)
+            data = npz_bytes(arrays)
+            write_bytes_atomic(path, data)
         except OSError as err:
             raise TakeError(f"cannot write to take {self.root}: {err.strerror}") from err
         record = ChunkRecord.of(data)
@@ -178,16 +204,186 @@ class Take:
 
     # ---- fitted parameters: fit/identity.npz and fit/<first frame>.npz per window ----------------
     def reset_fit(self) -> None:
+        """Remove every fitted chunk (a new fit starts)."""
         shutil.rmtree(self.root / FIT_DIR, ignore_errors=True)
         (self.root / FIT_DIR).mkdir()
         self.manifest.forget(f"{FIT_DIR}/")
 
-    def write_fit_arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
-        self.write_arrays(FIT_DIR, name, arrays)
+    def read_identity(self) -> np.ndarray | None:
+        """The fitted identity coefficients (S), or None when none is stored yet."""
+        arrays = self.read_arrays(FIT_DIR, "identity")
+        return None if arrays is None else arrays["identity"]
 
-    def read_fit_arrays(self, name: str) -> dict[str, np.ndarray] | None:
-        return self.read_arrays(FIT_DIR, name)
+    def write_identity(self, identity: np.ndarray) -> None:
+        self.write_arrays(FIT_DIR, "identity", {"identity": identity})
 
+    def fit_window_name(self, start: int) -> str:
+        """Path inside the take of the fitted window that starts at frame ``start``."""
+        return f"{FIT_DIR}/{start:08d}.npz"
+
+    def read_fit_window(self, start: int) -> FitParams:
+        """The stored fitted window that starts at frame ``start`` (verified)."""
+        from core.fit.params import FitParams
+
+        name = self.fit_window_name(start)
+        data = self.read_named(name)
+        try:
+            return FitParams.from_npz_dict(data)
+        except (ValueError, KeyError, TypeError) as err:
+            raise DamagedChunkError(self.root, name, f"damaged (not a fitted window: {err})") from err
+
+    def write_fit_window(self, params: FitParams) -> None:
+        """Store a fitted window (its first frame names it)."""
+        self.write_named(self.fit_window_name(int(params.frame_index[0])), params.to_npz_dict())
+
+    def fit_window_starts(self) -> list[int]:
+        """First frames of the fitted windows stored or recorded (a recorded one that is gone
+        raises MissingChunkError when read)."""
+        present = {p.name for p in (self.root / FIT_DIR).glob("[0-9]*.npz")}
+        recorded = {n[len(FIT_DIR) + 1:] for n in self.manifest.chunks or {} if n.startswith(f"{FIT_DIR}/")}
+        return sorted(int(name[:-4]) for name in present | recorded if name[:8].isdigit() and name.endswith(".npz"))
+
+    def read_fit(self, *, complete: bool = False, closures: bool = True) -> FitParams | None:
+        """All fitted windows as one FitParams, or None when the take has no fit (``complete``:
+        also None while the fit is unfinished). ``closures``: with the closures stage's floors
+        applied when the take has them (blinks and lip contacts reached; core/closures/), else as
+        fitted."""
+        from core.fit.params import FitParams
+
+        fit = self.manifest.fit
+        if fit is None or complete and not fit.complete:
+            return None
+        starts = self.fit_window_starts()
+        if not starts:
+            return None
+        params = FitParams.concatenate([self.read_fit_window(s) for s in starts])
+        return self._with_closures(params) if closures else params
+
+    # ---- closures: fit/closures.npz, floors under the fitted curves ------------------------------
+    def read_closure_floor(self) -> np.ndarray | None:
+        """The closures stage's floor (N x E, NaN: none), or None when the stage has not completed."""
+        record = self.manifest.closures
+        if record is None or not record.complete or not self.has_chunk(CLOSURES_CHUNK):
+            return None
+        data = self.read_named(CLOSURES_CHUNK)
+        if "floor" not in data:
+            raise DamagedChunkError(self.root, CLOSURES_CHUNK, "damaged (no floor in it)")
+        return data["floor"]
+
+    def write_closures(self, floor: np.ndarray, record: ClosureRecord) -> None:
+        """Store the closures stage's floor and its (complete) record."""
+        self.write_named(CLOSURES_CHUNK, {"floor": np.asarray(floor, np.float32)})
+        self.manifest.closures = record
+        self.save_manifest()
+
+    def _with_closures(self, fit: FitParams) -> FitParams:
+        """``fit`` with the closure floor applied (unchanged when there is none for these rows)."""
+        from core.closures.enforce import apply_floor
+
+        floor = self.read_closure_floor()
+        if floor is None or floor.shape != fit.expression.shape:
+            return fit
+        return dataclasses.replace(fit, expression=apply_floor(fit.expression, floor))
+
+    def read_fit_intact(self) -> tuple[FitParams | None, list[FrameGap]]:
+        """The fit as :meth:`read_fit` gives it, except that a damaged or missing window does not
+        fail the read: its frames are held as frames without a face (NaN) and named in the
+        returned gaps. None when the take has no fit or no window reads back whole."""
+        from core.fit.params import FitParams
+
+        fit = self.manifest.fit
+        starts = self.fit_window_starts() if fit is not None else []
+        windows: dict[int, FitParams] = {}
+        gaps: list[FrameGap] = []
+        for i, start in enumerate(starts):
+            try:
+                windows[start] = self.read_fit_window(start)
+            except DamagedChunkError as err:
+                stop = starts[i + 1] if i + 1 < len(starts) else self.manifest.frames_done
+                gaps.append(FrameGap(start, max(stop, start + 1), err.chunk, err.reason))
+        if not windows:
+            return None, gaps
+        identity = next(iter(windows.values())).identity
+        for gap in gaps:
+            windows[gap.start] = FitParams.empty(np.arange(gap.start, gap.stop), identity, len(fit.expression_names))
+        params = FitParams.concatenate([windows[s] for s in sorted(windows)])
+        try:
+            return self._with_closures(params), gaps
+        except DamagedChunkError as err:
+            log.warning("take %s: %s; the fit is shown without its closure floors", self.root, err)
+            return params, gaps
+
+    # ---- emotion: emotion/timelines.npz --------------------------------------------------------
+    def read_emotion(self) -> EmotionTimelines | None:
+        """The emotion stage's timelines, or None when the stage has not completed."""
+        from core.emotion.stored import EmotionTimelines
+
+        record = self.manifest.emotion
+        if record is None or not record.complete or not self.has_chunk(EMOTION_CHUNK):
+            return None
+        data = self.read_named(EMOTION_CHUNK)
+        try:
+            return EmotionTimelines.from_npz_dict(data, record.recognisers, record.primary)
+        except (ValueError, KeyError, TypeError) as err:
+            raise DamagedChunkError(self.root, EMOTION_CHUNK, f"damaged (not emotion timelines: {err})") from err
+
+    def write_emotion(self, timelines: EmotionTimelines, record: EmotionRecord) -> None:
+        """Store the emotion stage's timelines and its (complete) record."""
+        self.write_named(EMOTION_CHUNK, timelines.to_npz_dict())
+        self.manifest.emotion = record
+        self.save_manifest()
+
+    def reset_emotion(self) -> None:
+        """Remove the emotion timelines; the stage (and its summary) is redone."""
+        if self.manifest.emotion is not None:
+            self.remove_chunk(EMOTION_CHUNK)
+            self.manifest.emotion.status = RUNNING
+            self.manifest.emotion.summary = None
+
+    # ---- refinement: microexpr/window_<first row>.npz while running, then microexpr/refined.npz --
+    def refine_windows(self) -> dict[int, dict[str, np.ndarray]]:
+        """Arrays of the windows an interrupted refinement already stored, by start row."""
+        found = {}
+        for path in sorted((self.root / MICROEXPR_DIR).glob("window_[0-9]*.npz")):
+            arrays = self.read_arrays(MICROEXPR_DIR, path.stem)
+            if arrays is not None:
+                found[int(path.stem.split("_")[1])] = arrays
+        return found
+
+    def write_refine_window(self, start: int, arrays: dict[str, np.ndarray]) -> None:
+        self.write_arrays(MICROEXPR_DIR, f"window_{start:08d}", arrays)
+
+    def read_refinement(self) -> Refinement | None:
+        """The stored refinement, or None when the take has no complete one."""
+        from core.microexpr.results import Refinement
+
+        record = self.manifest.microexpr
+        if record is None or not record.complete:
+            return None
+        data = self.read_named(REFINED_CHUNK)
+        try:
+            return Refinement.from_npz_dict(data)
+        except (ValueError, KeyError, TypeError) as err:
+            raise DamagedChunkError(self.root, REFINED_CHUNK, f"damaged (not a refinement: {err})") from err
+
+    def write_refinement(self, refinement: Refinement, record: RefineRecord) -> None:
+        """Store the refinement and its (complete) record, and drop the windows it was assembled
+        from."""
+        self.write_named(REFINED_CHUNK, refinement.to_npz_dict())
+        for path in (self.root / MICROEXPR_DIR).glob("window_[0-9]*.npz"):
+            self.remove_chunk(f"{MICROEXPR_DIR}/{path.name}")
+        self.manifest.microexpr = record
+        self.save_manifest()
+
+    def reset_refinement(self) -> None:
+        """Remove every stored refinement file (the stage starts over)."""
+        folder = self.root / MICROEXPR_DIR
+        if folder.is_dir():
+            for path in folder.glob("*.npz"):
+                path.unlink()
+        self.manifest.forget(f"{MICROEXPR_DIR}/")
+
+    # ---- chunks of a stage by folder and name ---------------------------------------------------
     def write_arrays(self, folder: str, name: str, arrays: dict[str, np.ndarray]) -> None:
         """Store arrays atomically as TAKE/folder/name.npz, recorded in the manifest."""
         self.write_named(f"{folder}/{name}.npz", arrays)
@@ -200,13 +396,6 @@ class Take:
             return None
         return self.read_named(chunk)
 
-    def fit_window_starts(self) -> list[int]:
-        """First frames of the fitted windows stored or recorded (a recorded one that is gone
-        raises MissingChunkError when read)."""
-        present = {p.name for p in (self.root / FIT_DIR).glob("[0-9]*.npz")}
-        recorded = {n[len(FIT_DIR) + 1:] for n in self.manifest.chunks or {} if n.startswith(f"{FIT_DIR}/")}
-        return sorted(int(name[:-4]) for name in present | recorded if name[:8].isdigit() and name.endswith(".npz"))
-
     def load_observations(self) -> ObservationArrays:
         """All stored frames, in order (each chunk verified: a damaged or missing one raises
         DamagedChunkError)."""
@@ -215,6 +404,20 @@ class Take:
         if gone:
             raise MissingChunkError(self.root, observation_chunk_name(gone[0]))
         return ObservationArrays.concatenate([self.read_chunk(s)[0] for s in starts])
+
+
+@dataclass(frozen=True)
+class FrameGap:
+    """Frames [start, stop) whose stored chunk ``chunk`` cannot be read (``reason``)."""
+
+    start: int
+    stop: int
+    chunk: str
+    reason: str
+
+    def describe(self) -> str:
+        """One line naming the frames and why they are missing."""
+        return f"frames {self.start}-{self.stop - 1} are gaps: {self.chunk} is {self.reason}"
 
 
 def observation_chunk_name(start: int) -> str:

@@ -12,6 +12,9 @@ def store(tmp_path):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
     settings.setValue("settings/takes_folder", str(tmp_path / "takes"))
     settings.setValue("settings/analyse_on_open", False)
+    # EmoNet's licence answered (no): analyses measure emotion with FER, the default; the one-time
+    # question itself is tested in test_emotion_default.py
+    settings.setValue("settings/emonet_licence", "declined")
     return settings
 
 

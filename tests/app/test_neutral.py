@@ -28,7 +28,7 @@ def stored(window) -> tuple[dict | None, np.ndarray, dict[str, int]]:
     """The take's neutral, identity and the modification times of its fit files."""
     take = Take.open(window.take_dir)
     times = {path.name: path.stat().st_mtime_ns for path in (take.root / "fit").glob("*.npz")}
-    return take.manifest.fit["settings"]["neutral"], take.read_fit_arrays("identity")["identity"], times
+    return take.manifest.fit.neutral, take.read_identity(), times
 
 
 def marker_at(window) -> int | None:

@@ -17,7 +17,8 @@ from core.facemodel.calibration import (
     learn_identity,
     support_masks,
 )
-from core.facemodel.open_model import ARKIT_NAMES, Mesh, load_open_model, mirror_field
+from core.facemodel.open_model import ARKIT_NAMES, load_open_model
+from core.facemodel.open_model_authoring import Mesh, mirror_field
 from core.facemodel.open_model_calibration import evidence_trust, mirror_name
 from core.fit.camera import flip_matrix
 

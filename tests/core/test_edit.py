@@ -5,16 +5,23 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.edit import (EditBasis, EditLayer, Edits, apply_edits, load_edits, model_basis, save_edits, take_basis,
-                       with_emotion_directions)
+from core.edit import (
+    EditBasis,
+    EditLayer,
+    Edits,
+    apply_edits,
+    load_edits,
+    model_basis,
+    save_edits,
+    take_basis,
+    with_emotion_directions,
+)
 from core.emotion.from_params import predict_from_params
-from core.emotion.stage import load_param_model
 from core.emotion.types import EMOTIONS
 from core.errors import EditError
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.facemodel.open_model import ARKIT_NAMES
 from core.fit.params import FitParams
-from core.pipeline import load_fit
 from core.take import Take
 
 HAPPY = EMOTIONS.index("happy")
@@ -28,7 +35,7 @@ def model():
 @pytest.fixture(scope="module")
 def edited_take(single_emotion_take, model):
     take = Take.open(single_emotion_take[1])
-    return take, load_fit(take), take_basis(take, model)
+    return take, take.read_fit(), take_basis(take, model)
 
 
 def test_region_weights_follow_the_arkit_names(model):
@@ -79,7 +86,7 @@ def test_range_layer_changes_only_its_frames(edited_take):
 def test_per_emotion_slider_changes_the_predicted_emotion_of_the_smile(edited_take):
     take, fit, basis = edited_take
     assert "happy" in basis.emotion_directions  # the clip ends in a broad smile
-    net = load_param_model(take.read_arrays("emotion", "timelines"), fit.expression.shape[1])
+    net = take.read_emotion().param_model(fit.expression.shape[1])
     rows = np.nonzero(fit.has_face)[0][-10:]  # the smiling end of the clip
     before = predict_from_params(net, fit.expression[rows]).probabilities[:, HAPPY].mean()
     layer = EditLayer().with_emotion("happy", 0.0)

@@ -130,8 +130,8 @@ def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
 def _windows(x: np.ndarray, kh: int, kw: int, stride: int, padding: str, fill: float) -> np.ndarray:
     """x: N x H x W x C -> N x H' x W' x C x kh x kw, the way TensorFlow slides a kernel."""
     if padding == "same":
-        (t, b), (l, r) = _same_pads(x.shape[1], kh, stride), _same_pads(x.shape[2], kw, stride)
-        x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=fill)
+        (top, bottom), (left, right) = _same_pads(x.shape[1], kh, stride), _same_pads(x.shape[2], kw, stride)
+        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=fill)
     win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
     return win[:, ::stride, ::stride]
 

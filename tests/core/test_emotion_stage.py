@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from core.emotion.from_params import predict_from_params
-from core.emotion.stage import EmotionConfig, load_param_model
+from core.emotion.stage import EmotionConfig
 from core.emotion.types import EMOTIONS
-from core.pipeline import Pipeline, PipelineConfig, load_fit
+from core.pipeline import Pipeline, PipelineConfig
 from core.take import Take
 from tests.conftest import fixture_path, run_cli
 
@@ -21,20 +21,20 @@ def emotion_take(single_emotion_take):
 
 def test_timelines_are_stored_for_both_recognisers(emotion_take):
     summary, take = emotion_take
-    arrays = take.read_arrays("emotion", "timelines")
+    stored = take.read_emotion()
     n = summary.frames
-    for name in ("fer", "emonet"):
-        probs = arrays[f"{name}.probabilities"]
+    assert stored.primary == "emonet" and set(stored.timelines) == {"fer", "emonet"}
+    for timeline in stored.timelines.values():
+        probs = timeline.probabilities
         assert probs.shape == (n, len(EMOTIONS))
         assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
-        consistency = arrays[f"{name}.consistency"]
-        finite = consistency[np.isfinite(consistency)]
+        finite = timeline.consistency[np.isfinite(timeline.consistency)]
         assert len(finite) > 0 and ((finite >= 0) & (finite <= 1)).all()
-    assert arrays["fer.measured"].all()  # the fast recogniser sees every frame
-    slow = arrays["emonet.measured"]
+    assert stored.timelines["fer"].measured.all()  # the fast recogniser sees every frame
+    slow = stored.timelines["emonet"].measured
     assert 2 <= slow.sum() < n  # the slow one is sampled ...
     assert slow[0] and slow[-1]  # ... including the run's ends
-    assert arrays["emonet.valence"].shape == (n,) and "fer.valence" not in arrays
+    assert stored.main.valence.shape == (n,) and stored.timelines["fer"].valence is None
 
 
 def test_summary_reports_dominant_emotion_segments_and_consistency(emotion_take, tmp_path):
@@ -50,25 +50,24 @@ def test_summary_reports_dominant_emotion_segments_and_consistency(emotion_take,
 
 def test_emotion_from_parameters_model_is_stored_and_reloads(emotion_take):
     summary, take = emotion_take
-    arrays = take.read_arrays("emotion", "timelines")
-    net = load_param_model(arrays, num_expression=52)
-    fit = load_fit(take)
+    net = take.read_emotion().param_model(num_expression=52)
+    fit = take.read_fit()
     scores = predict_from_params(net, fit.expression[fit.has_face])
     assert scores.probabilities.shape == (int(fit.has_face.sum()), len(EMOTIONS))
-    assert take.manifest.emotion["param_model"]["frames"] == int(fit.has_face.sum())
+    assert take.manifest.emotion.param_model["frames"] == int(fit.has_face.sum())
 
 
 def test_no_emotion_is_invented_for_frames_without_a_face(tmp_path):
     config = PipelineConfig(device="cpu", emotion=EmotionConfig(recognisers=("fer",)))
     Pipeline(config).run(fixture_path("face_noface.mov"), tmp_path / "t")
     take = Take.open(tmp_path / "t")
-    arrays = take.read_arrays("emotion", "timelines")
+    probabilities = take.read_emotion().timelines["fer"].probabilities
     has_face = take.load_observations().has_face
-    assert np.isnan(arrays["fer.probabilities"][~has_face]).all()
-    assert not np.isnan(arrays["fer.probabilities"][has_face]).any()
+    assert np.isnan(probabilities[~has_face]).all()
+    assert not np.isnan(probabilities[has_face]).any()
 
 
 def test_broad_smile_reads_happy_in_the_cli(tmp_path):
-    result = run_cli("analyze", str(fixture_path("single_face.jpg")), "--out", str(tmp_path / "t"), "--json", "--emotion")
+    result = run_cli("analyze", str(fixture_path("single_face.jpg")), "--out", str(tmp_path / "t"), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["dominant_emotion"] == "happy"

@@ -9,7 +9,7 @@ import torch
 from core.encoder import EncoderConfig, FaceEncoder, save_encoder
 from core.errors import EncoderError
 from core.facemodel.loading import ModelChoice, load_face_model
-from core.pipeline import Pipeline, PipelineConfig, load_fit
+from core.pipeline import Pipeline, PipelineConfig
 from core.results import FitProgress
 from core.take import Take
 from tests.conftest import fixture_path, run_cli
@@ -38,17 +38,20 @@ def test_encoder_method_stores_parameters_like_the_fitter(tmp_path, untrained):
     windows = [r for r in results if isinstance(r, FitProgress)]
     assert windows and windows[-1].position == 72
     take = Take.open(tmp_path / "t")
-    fit = load_fit(take)
+    fit = take.read_fit(closures=False)  # as the encoder gave it
     assert len(fit) == 72 and fit.has_face.all()
     assert np.allclose(fit.expression, 0.1, atol=0.05) and (fit.jaw == 0).all()
+    # the closures stage follows the encoder as it follows the fitter: the blink (26-28) is reached
+    blink = take.manifest.fit.expression_names.index("eyeBlinkLeft")
+    assert (take.read_fit().expression[26:29, blink] >= 0.9).all()
     assert np.isfinite(fit.camera).all() and np.isfinite(fit.residual).all()
-    assert take.manifest.fit["settings"]["method"] == "encoder"
+    assert take.manifest.fit.settings["method"] == "encoder"
     # an unchanged rerun keeps the stored result; the fitter replaces it
     again = []
     Pipeline(config).run(fixture_path("single_face.mp4"), tmp_path / "t", on_frame=again.append)
     assert not any(isinstance(r, FitProgress) for r in again)
     Pipeline(PipelineConfig(device="cpu")).run(fixture_path("single_face.mp4"), tmp_path / "t")
-    assert "method" not in Take.open(tmp_path / "t").manifest.fit["settings"]
+    assert "method" not in Take.open(tmp_path / "t").manifest.fit.settings
 
 
 def test_no_encoder_is_a_one_line_error_that_says_what_to_do(tmp_path):
@@ -72,16 +75,16 @@ def test_the_take_an_encoder_was_trained_on_keeps_its_fit(tmp_path, untrained):
     """--method encoder with the take's own encoder would overwrite that encoder's training labels."""
     take_dir = tmp_path / "t"
     Pipeline(PipelineConfig(device="cpu")).run(fixture_path("single_face.jpg"), take_dir)
-    fitted = load_fit(Take.open(take_dir)).expression.copy()
+    fitted = Take.open(take_dir).read_fit().expression.copy()
     (take_dir / "encoder").mkdir()
     shutil.copy(untrained, take_dir / "encoder" / "encoder.pt")
     own = take_dir / "encoder" / "encoder.pt"
     with pytest.raises(EncoderError, match="would replace it; analyse into another take"):
         Pipeline(PipelineConfig(device="cpu", method="encoder", encoder=str(own))).run(fixture_path("single_face.jpg"), take_dir)
     take = Take.open(take_dir)
-    assert "method" not in take.manifest.fit["settings"] and take.manifest.fit["status"] == "complete"
-    np.testing.assert_array_equal(load_fit(take).expression, fitted)
+    assert "method" not in take.manifest.fit.settings and take.manifest.fit.status == "complete"
+    np.testing.assert_array_equal(take.read_fit().expression, fitted)
     # into another take, the same encoder runs
     Pipeline(PipelineConfig(device="cpu", method="encoder", encoder=str(own))).run(
         fixture_path("single_face.jpg"), tmp_path / "other")
-    assert Take.open(tmp_path / "other").manifest.fit["settings"]["method"] == "encoder"
+    assert Take.open(tmp_path / "other").manifest.fit.settings["method"] == "encoder"

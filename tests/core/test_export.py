@@ -18,7 +18,7 @@ from core.export.arkit_csv import HEADER
 from core.export.cli_export import add_export_parser, run_export
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.facemodel.open_model import ARKIT_NAMES
-from core.pipeline import Pipeline, PipelineConfig, load_fit
+from core.pipeline import Pipeline, PipelineConfig
 from core.take.store import Take
 from tests.conftest import refuse_writes_in
 
@@ -40,7 +40,7 @@ def gap_take(tmp_path_factory) -> Path:
 
 
 def _fit(root: Path):
-    return load_fit(Take.open(root))
+    return Take.open(root).read_fit()
 
 
 def test_formats_registered():

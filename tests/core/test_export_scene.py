@@ -79,7 +79,7 @@ def expected(req, frames, *, correctives: bool = True) -> tuple[np.ndarray, np.n
         model.pose_basis.zero_()
     rows = held(req.fit.has_face)
     video = Take.open(req.take_dir).manifest.video
-    translation = head_translation(req.fit.camera[rows], (video["width"] / 2, video["height"] / 2))
+    translation = head_translation(req.fit.camera[rows], (video.width / 2, video.height / 2))
     params = req.fit.to_face_params(rows[np.asarray(frames)])
     params.translation = torch.as_tensor(translation[np.asarray(frames)], dtype=torch.float32)
     with torch.no_grad():

@@ -9,6 +9,8 @@ from core.facemodel.open_model import load_open_model
 from core.fit.camera import project
 from core.fit.fitter import FitConfig, Fitter
 from core.fit.params import FitParams
+from core.fit.stage import fit_clip
+from core.stages import drain
 from core.take.observations import ObservationArrays
 
 
@@ -48,10 +50,39 @@ def smooth_open_sequence(model, n, seed=0):
     return params, camera, expression
 
 
+def fit_all(fitter: Fitter, observations: ObservationArrays) -> FitParams:
+    """The identity, then the whole clip through the pipeline's window loop (fit_clip)."""
+    return drain(fit_clip(fitter, observations, fitter.fit_identity(observations)))
+
+
+def test_window_loop_reuses_finished_windows_and_stores_only_new_ones(open_model):
+    """The resume contract of fit_clip: given the first window as finished, only the later ones
+    are fitted (and handed to on_window), and the result equals an uninterrupted run's."""
+    params, camera, _ = smooth_open_sequence(open_model, 50)
+    obs = observations_from(open_model, params, camera, noise_px=0.3)
+    fitter = Fitter(open_model, FitConfig(window=20))
+    identity = fitter.fit_identity(obs)
+    stored: list[FitParams] = []
+    whole = drain(fit_clip(fitter, obs, identity, on_window=stored.append))
+    assert [int(w.frame_index[0]) for w in stored] == [0, 20, 40]
+    resumed_new: list[FitParams] = []
+    stream = fit_clip(fitter, obs, identity, finished={0: stored[0]}, on_window=resumed_new.append)
+    progress = []
+    while True:
+        try:
+            progress.append(next(stream))
+        except StopIteration as stop:
+            resumed = stop.value
+            break
+    assert [p.from_take for p in progress] == [True, False, False]
+    assert [int(w.frame_index[0]) for w in resumed_new] == [20, 40]
+    assert np.array_equal(resumed.expression, whole.expression, equal_nan=True)
+
+
 def test_open_model_recovers_known_parameters(open_model):
     params, camera, expression = smooth_open_sequence(open_model, 90)
     obs = observations_from(open_model, params, camera, noise_px=0.3)
-    fit = FitParams.concatenate(list(Fitter(open_model).fit(obs)))
+    fit = fit_all(Fitter(open_model), obs)
     assert fit.has_face.all()
     assert np.nanmean(fit.residual) < 0.006  # about the noise level, in IOD
     assert np.abs(fit.expression - expression).mean() < 0.05
@@ -74,7 +105,7 @@ def test_frames_without_a_face_stay_empty_and_are_not_smoothed_across(open_model
     obs = observations_from(open_model, params, camera)
     obs.has_face[27:30] = False
     obs.landmarks[27:30] = np.nan
-    fit = FitParams.concatenate(list(Fitter(open_model, FitConfig(temporal=1.0)).fit(obs)))
+    fit = fit_all(Fitter(open_model, FitConfig(temporal=1.0)), obs)
     assert not fit.has_face[27:30].any() and np.isnan(fit.expression[27:30]).all()
     assert fit.expression[26, smile] < 0.1
     assert fit.expression[30, smile] == pytest.approx(0.9, abs=0.1)
@@ -82,15 +113,15 @@ def test_frames_without_a_face_stay_empty_and_are_not_smoothed_across(open_model
 
 def test_one_frame_clip(open_model):
     params, camera, expression = smooth_open_sequence(open_model, 1)
-    fit = FitParams.concatenate(list(Fitter(open_model).fit(observations_from(open_model, params, camera))))
+    fit = fit_all(Fitter(open_model), observations_from(open_model, params, camera))
     assert fit.has_face.all() and np.nanmean(fit.residual) < 0.01
 
 
 def test_temporal_term_reduces_jitter_on_noisy_landmarks(open_model):
     params, camera, _ = smooth_open_sequence(open_model, 120, seed=3)
     obs = observations_from(open_model, params, camera, noise_px=1.0, seed=3)
-    rough = FitParams.concatenate(list(Fitter(open_model, FitConfig(temporal=0.0)).fit(obs)))
-    smooth = FitParams.concatenate(list(Fitter(open_model).fit(obs)))
+    rough = fit_all(Fitter(open_model, FitConfig(temporal=0.0)), obs)
+    smooth = fit_all(Fitter(open_model), obs)
 
     def jitter(fit):
         return np.abs(np.diff(fit.expression, n=2, axis=0)).mean()

@@ -10,8 +10,14 @@ from torch import nn
 
 from core.microexpr import losses as L
 from core.microexpr.correspondence import (
-    BARYCENTRIC_PATTERNS, MeshRegions, aggregate_to_vertices, apply_matrix, mesh_regions,
-    pixel_correspondence, sample_set, visible_samples,
+    BARYCENTRIC_PATTERNS,
+    MeshRegions,
+    aggregate_to_vertices,
+    apply_matrix,
+    mesh_regions,
+    pixel_correspondence,
+    sample_set,
+    visible_samples,
 )
 from core.microexpr.dem import DynamicEncodedModule, ExpressionDynamics, integrate
 from core.microexpr.dgmd import DynamicGuidedDeformation, mesh_edges
@@ -19,7 +25,6 @@ from core.microexpr.flow import FlowCanvas, mesh_warp, track_window
 from core.microexpr.motion import find_onset, motion_energy, remove_affine
 from core.microexpr.results import Refinement, offsets_basis
 from core.microexpr.stage import blend_weights, plan_windows
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

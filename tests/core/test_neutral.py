@@ -10,7 +10,7 @@ import pytest
 
 from core.errors import EmoCapError
 from core.facemodel.open_model import ARKIT_NAMES
-from core.pipeline import Pipeline, PipelineConfig, load_fit
+from core.pipeline import Pipeline, PipelineConfig
 from core.take import Take
 from tests.conftest import ROOT, fixture_path, run_cli
 
@@ -25,7 +25,7 @@ def kdef(label: str, person: str = "AM10", view: str = "frontal"):
 
 
 def curves(take_dir) -> np.ndarray:
-    return load_fit(Take.open(take_dir)).expression[0].astype(np.float64)
+    return Take.open(take_dir).read_fit().expression[0].astype(np.float64)
 
 
 def weight(values: np.ndarray, *stems: str) -> float:
@@ -41,10 +41,10 @@ def test_a_named_neutral_photo_gives_the_identity_and_the_expression_goes_to_the
     smiling = curves(tmp_path / "happy")
     assert weight(smiling, "mouthSmile") > 0.5
     take = Take.open(tmp_path / "happy")
-    stored = take.manifest.fit["settings"]["neutral"]
+    stored = take.manifest.fit.neutral
     assert stored["image"]["path"] == str(neutral.resolve()) and len(stored["image"]["sha1"]) == 40
-    identity = take.read_fit_arrays("identity")["identity"]
-    neutral_identity = Take.open(tmp_path / "neutral").read_fit_arrays("identity")["identity"]
+    identity = take.read_identity()
+    neutral_identity = Take.open(tmp_path / "neutral").read_identity()
     assert np.allclose(identity, neutral_identity, atol=1e-5)  # the same neutral, the same identity
 
 
@@ -62,8 +62,8 @@ def test_a_neutral_frame_of_the_clip(tmp_path):
     clip = fixture_path("single_face.mp4")
     Pipeline(PipelineConfig(device="cpu", neutral="3")).run(clip, tmp_path / "t")
     take = Take.open(tmp_path / "t")
-    assert take.manifest.fit["settings"]["neutral"] == {"frame": 3}
-    fit = load_fit(take)
+    assert take.manifest.fit.neutral == {"frame": 3}
+    fit = take.read_fit()
     # the named frame is near rest (with the model calibrated within 25 mm, its brows keep about 0.2
     # of a raise, which MediaPipe's network also reports there: sum 1.85, largest 0.22)
     assert fit.expression[3].max() < 0.3 and fit.expression[3].sum() < 2.0
@@ -72,7 +72,7 @@ def test_a_neutral_frame_of_the_clip(tmp_path):
     Pipeline(PipelineConfig(device="cpu", neutral="3")).run(clip, tmp_path / "t")
     assert (tmp_path / "t" / "fit" / "identity.npz").stat().st_mtime_ns == stamp
     Pipeline(PipelineConfig(device="cpu", neutral="0")).run(clip, tmp_path / "t")
-    assert Take.open(tmp_path / "t").manifest.fit["settings"]["neutral"] == {"frame": 0}
+    assert Take.open(tmp_path / "t").manifest.fit.neutral == {"frame": 0}
 
 
 def test_bad_neutral_choices_are_clear_one_line_errors(tmp_path):
@@ -99,9 +99,9 @@ def test_cli_neutral_option(tmp_path):
 def test_a_neutral_that_cannot_be_used_leaves_the_stored_fit(tmp_path):
     clip = fixture_path("face_noface.mov")
     Pipeline(PipelineConfig(device="cpu")).run(clip, tmp_path / "t")
-    before = load_fit(Take.open(tmp_path / "t"))
+    before = Take.open(tmp_path / "t").read_fit()
     with pytest.raises(EmoCapError, match="shows no face"):
         Pipeline(PipelineConfig(device="cpu", neutral="100")).run(clip, tmp_path / "t")
     take = Take.open(tmp_path / "t")
-    assert take.manifest.fit["settings"]["neutral"] is None and take.manifest.fit["status"] == "complete"
-    assert np.array_equal(load_fit(take).expression, before.expression, equal_nan=True)
+    assert take.manifest.fit.neutral is None and take.manifest.fit.status == "complete"
+    assert np.array_equal(take.read_fit().expression, before.expression, equal_nan=True)

@@ -16,7 +16,8 @@ import torch
 
 from core.errors import FaceModelError
 from core.facemodel import FaceModel
-from core.facemodel.open_model import OPEN_MODEL_PATH, build_open_model, load_open_model
+from core.facemodel.open_model import OPEN_MODEL_PATH, load_open_model
+from core.facemodel.open_model_authoring import build_open_model
 from core.facemodel.types import JOINT_NAMES
 from core.observe.headpose import CANONICAL_FACE_PATH
 

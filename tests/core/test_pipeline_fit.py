@@ -10,8 +10,8 @@ import pytest
 from core.errors import CancelledError
 from core.facemodel.loading import ModelChoice
 from core.facemodel.open_model import ARKIT_NAMES
-from core.pipeline import Pipeline, PipelineConfig, load_fit
-from core.results import FitProgress
+from core.pipeline import Pipeline, PipelineConfig
+from core.results import FitProgress, FrameResult
 from core.take import Take
 from tests.conftest import fixture_path, run_cli
 from tests.synthetic_flame import write_synthetic_flame
@@ -32,7 +32,7 @@ def test_open_model_take_reports_the_52_curves(wolfgang_take):
     for stats in summary.curves.values():
         assert 0.0 <= stats["min"] <= stats["mean"] <= stats["max"] <= 1.0
     assert summary.fit_residual < 0.05  # under 5 % of the eye distance
-    fit = load_fit(Take.open(take_dir))
+    fit = Take.open(take_dir).read_fit()
     assert len(fit) == 472 and fit.has_face.sum() == summary.frames_with_face
     # talking: the jaw opens and closes
     jaw = fit.expression[:, ARKIT_NAMES.index("jawOpen")]
@@ -89,9 +89,9 @@ def test_cancelled_fit_resumes_to_the_same_parameters(tmp_path, wolfgang, wolfga
 
     with pytest.raises(CancelledError):
         pipeline.run(wolfgang, tmp_path / "t", on_frame=on_result, cancel=cancel)
-    assert Take.open(tmp_path / "t").manifest.fit["status"] == "cancelled"
+    assert Take.open(tmp_path / "t").manifest.fit.status == "cancelled"
     pipeline.run(wolfgang, tmp_path / "t")
-    resumed, full = load_fit(Take.open(tmp_path / "t")), load_fit(Take.open(full_dir))
+    resumed, full = Take.open(tmp_path / "t").read_fit(), Take.open(full_dir).read_fit()
     for name in ("expression", "rotation", "camera", "identity"):
         assert np.array_equal(getattr(resumed, name), getattr(full, name), equal_nan=True), name
 
@@ -103,4 +103,5 @@ def test_switching_model_refits_without_reobserving(tmp_path, flame_file):
     results = []
     second = Pipeline(PipelineConfig(device="cpu", model=flame)).run(clip, tmp_path / "t", on_frame=results.append)
     assert first.model == "open" and second.model == "flame2020"
-    assert all(r.from_take for r in results if not isinstance(r, FitProgress))
+    frames = [r for r in results if isinstance(r, FrameResult)]
+    assert len(frames) == 72 and all(r.from_take for r in frames)  # no frame observed again

@@ -11,7 +11,7 @@ from core.facemodel.loading import ModelChoice, load_face_model
 from core.facemodel.model import FaceModel
 from core.facemodel.open_model import load_open_model
 from core.observe.align import warp_crop
-from core.pipeline import Pipeline, PipelineConfig, load_fit
+from core.pipeline import Pipeline, PipelineConfig
 from core.render.rasterizer import alpha_mask, interpolate, rasterize, render_shaded, render_textured
 from core.render.reconstruction import FACE_OVAL, MOUTH, ReconstructionRenderer, choose_reference_frame
 from core.render.shading import TINT_RANGE, SurfaceShader, skin_tint, smooth_normals
@@ -136,20 +136,20 @@ def take(tmp_path_factory):
     take_dir = tmp_path_factory.mktemp("render") / "single_face"
     Pipeline(PipelineConfig(device="cpu")).run(fixture_path("single_face.mp4"), take_dir)
     take = Take.open(take_dir)
-    return take, load_fit(take), take.load_observations(), load_face_model(ModelChoice())
+    return take, take.read_fit(), take.load_observations(), load_face_model(ModelChoice())
 
 
 @pytest.fixture(scope="module")
 def renderer(take):
     take_, fit, observations, model = take
     renderer = ReconstructionRenderer(model, fit, observations)
-    with open_source(take_.manifest.source["path"]) as source:
+    with open_source(take_.manifest.source.path) as source:
         renderer.set_reference(renderer.reference_frame, source.read(renderer.reference_frame))
     return renderer
 
 
 def real_crop(take_, observations, frame):
-    with open_source(take_.manifest.source["path"]) as source:
+    with open_source(take_.manifest.source.path) as source:
         return warp_crop(source.read(frame), observations.crop_transform[frame].astype(np.float64))
 
 
@@ -194,7 +194,7 @@ def test_another_expression_renders_differently(take, renderer):
     expression[frame] = fit.expression[ref]
     neutral_fit = dataclasses.replace(fit, expression=expression)
     other = ReconstructionRenderer(model, neutral_fit, observations, reference_frame=ref)
-    with open_source(take_.manifest.source["path"]) as source:
+    with open_source(take_.manifest.source.path) as source:
         other.set_reference(ref, source.read(ref))
     neutral_rgb, neutral_mask = other.render_crop(frame)
     both = mask | neutral_mask
@@ -239,7 +239,7 @@ def test_an_open_mouth_shows_its_cavity_when_the_neutral_lips_touch(take):
     expression[:, list(model.expression_names).index("jawOpen")] = 0.6
     opened = dataclasses.replace(fit, identity=np.zeros_like(fit.identity), expression=expression)
     renderer_ = ReconstructionRenderer(model, opened, observations, reference_frame=frame)
-    with open_source(take_.manifest.source["path"]) as source:
+    with open_source(take_.manifest.source.path) as source:
         renderer_.set_reference(frame, source.read(frame))
     frags, points = renderer_.fragments(frame)
     v = model.num_vertices
@@ -341,7 +341,7 @@ def extra_shape_renderers(take, shape: np.ndarray, turn=(0.0, 0.0, 0.0)):
     pair = dataclasses.replace(pair, rotation=rotation,
                                expression=np.concatenate([pair.expression, [[0.0], [1.0]]], axis=1).astype(np.float32))
     observations2 = two(observations, int(np.nonzero(observations.index == ref)[0][0]), "index")
-    with open_source(take_.manifest.source["path"]) as source:
+    with open_source(take_.manifest.source.path) as source:
         image = source.read(ref)
     out = []
     for shading in (False, True):
@@ -432,7 +432,7 @@ def test_shaded_renders_are_deterministic(take, renderer):
     again, _ = renderer.render_crop(frame)
     other = ReconstructionRenderer(model, fit, observations)
     take_ = take[0]
-    with open_source(take_.manifest.source["path"]) as source:
+    with open_source(take_.manifest.source.path) as source:
         other.set_reference(other.reference_frame, source.read(other.reference_frame))
     assert np.array_equal(first, again)
     assert np.array_equal(first, other.render_crop(frame)[0])

@@ -1,21 +1,22 @@
 import errno
+import json
 import os
 
 import numpy as np
 import pytest
 
+from core.atomic import write_bytes_atomic
 from core.errors import TakeError
 from core.observe.types import ActorSelection, FaceBox, TrackState
 from core.take import ObservationArrays, Take, TakeManifest
-from core.take.atomic import write_bytes_atomic
 from core.take.observations import track_state_from_arrays, track_state_to_arrays
+from core.take.records import EmotionSummary, SourceRecord, TakeSettings, VideoRecord
 
 
 def manifest(chunk=4):
     return TakeManifest(
-        source={"path": "/x.mp4", "size": 1, "sha1": "ab"},
-        video={"fps": 25.0, "width": 64, "height": 48, "variable_frame_rate": False, "truncated_at": None},
-        settings={"chunk_size": chunk},
+        source=SourceRecord("/x.mp4", 1, "ab"), video=VideoRecord(fps=25.0, width=64, height=48),
+        settings=TakeSettings(chunk_size=chunk),
     )
 
 
@@ -75,3 +76,53 @@ def test_create_refuses_to_overwrite_a_folder_that_is_not_a_take(tmp_path):
     with pytest.raises(TakeError):
         Take.create(tmp_path / "t", manifest(), overwrite=True)
     assert (tmp_path / "t" / "precious.txt").read_text() == "keep me"
+
+
+# take.json as EmoCap 0.1 wrote it before chunks were recorded: no checksum, no chunk records,
+# every stage a plain object (a complete fit, emotion and refinement)
+OLD_MANIFEST = {
+    "format": 1, "status": "complete", "frames_done": 8, "frames_with_face": 4,
+    "created": "2026-10-01T10:00:00+00:00", "updated": "2026-10-01T10:05:00+00:00",
+    "source": {"path": "/clips/a.mp4", "size": 1234, "sha1": "0" * 40},
+    "video": {"path": "/clips/a.mp4", "kind": "video", "frame_count": 8, "fps": 25.0, "width": 64, "height": 48,
+              "duration_s": 0.32, "variable_frame_rate": False, "truncated_at": None, "codec": "h264"},
+    "settings": {"chunk_size": 4, "crop_size": 256, "image_fps": 30.0, "device": "cpu", "version": "0.1.0"},
+    "actor": {"frame": 0, "faces_found": 2, "box": [1.0, 2.0, 30.5, 40.0]},
+    "fit": {"settings": {"model": "open", "open_model_version": 3, "fit": {"window": 4}, "neutral": {"frame": 2}},
+            "status": "complete", "model": "open", "num_shape": 88, "expression_names": ["jawOpen", "eyeBlinkLeft"]},
+    "emotion": {"settings": {"recognisers": ["fer"], "fit": None}, "status": "complete", "primary": "fer",
+                "recognisers": ["fer"], "reference_frame": 0, "measured_frames": {"fer": 4},
+                "param_model": {}, "summary": {"dominant_emotion": "happy", "emotion_segments": [],
+                                               "mean_consistency": {"fer": 0.5}, "emotion_recogniser": "fer"}},
+    "microexpr": {"settings": {"window_s": 0.5}, "status": "running"},
+    "warnings": ["2 faces in frame 0; following the largest"],
+}
+
+
+def test_a_take_written_by_an_earlier_version_reads_into_typed_records(tmp_path):
+    (tmp_path / "take.json").write_text(json.dumps(OLD_MANIFEST))
+    m = Take.open(tmp_path).manifest
+    assert m.chunks is None  # read unverified
+    assert m.source == SourceRecord("/clips/a.mp4", 1234, "0" * 40)
+    assert (m.video.fps, m.video.width, m.video.codec) == (25.0, 64, "h264")
+    assert m.settings.result_settings() == {"chunk_size": 4, "crop_size": 256, "image_fps": 30.0}
+    assert m.actor.faces_found == 2 and m.actor.box == [1.0, 2.0, 30.5, 40.0]
+    assert m.fit.complete and m.fit.method == "fit" and m.fit.window == 4 and m.fit.neutral == {"frame": 2}
+    assert m.fit.num_shape == 88 and m.fit.expression_names == ["jawOpen", "eyeBlinkLeft"]
+    assert m.fit.is_current(OLD_MANIFEST["fit"]["settings"]) and not m.fit.is_current({"model": "flame"})
+    assert m.emotion.summary == EmotionSummary("happy", [], {"fer": 0.5}, "fer")
+    assert m.microexpr.status == "running" and m.microexpr.summary is None
+
+
+def test_the_typed_manifest_writes_back_the_layout_it_read(tmp_path):
+    """Reading and saving keeps every key and value of the old layout; a key the records do not
+    know is dropped, its checksum is added (and what later versions record, as null: chunks,
+    stages added since), and nothing else changes."""
+    old = OLD_MANIFEST | {"microexpr": OLD_MANIFEST["microexpr"] | {"windows": [], "offset_components": 0,
+                                                                    "summary": None}}
+    (tmp_path / "take.json").write_text(json.dumps(old | {"unknown_key": 1}))
+    take = Take.open(tmp_path)
+    take.save_manifest()
+    written = json.loads((tmp_path / "take.json").read_text())
+    assert {k for k in set(written) - set(old) if written[k] is not None} == {"checksum"}
+    assert {k: v for k, v in written.items() if k in old and k != "updated"} == {k: v for k, v in old.items() if k != "updated"}

@@ -13,12 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.cli import main
 from core.edit import EditLayer, Edits, save_edits
 from core.emotion.stage import EmotionConfig
 from core.errors import DamagedChunkError, MissingChunkError, TakeBusyError
+from core.export import import_curves
+from core.fit.fitter import FitConfig
 from core.microexpr.config import RefineConfig
 from core.pipeline import Pipeline, PipelineConfig
 from core.take import Take
@@ -26,9 +29,9 @@ from core.take.lock import TakeLock, writer_of
 from tests.conftest import ROOT, fixture_path
 
 CONFIG = PipelineConfig(device="cpu", emotion=EmotionConfig(recognisers=("fer",)), refine=RefineConfig(iterations=5))
-ANALYZE = ("--emotion", "--recognisers", "fer", "--device", "cpu")  # CONFIG on the command line, less --refine
-CHUNKS = ("observations/00000000.npz", "fit/identity.npz", "fit/00000000.npz", "emotion/timelines.npz",
-          "microexpr/refined.npz")
+ANALYZE = ("--recognisers", "fer", "--device", "cpu")  # CONFIG on the command line, less --refine
+CHUNKS = ("observations/00000000.npz", "fit/identity.npz", "fit/00000000.npz", "fit/closures.npz",
+          "emotion/timelines.npz", "microexpr/refined.npz")
 MODES = ("truncate", "zero", "delete")
 
 
@@ -136,7 +139,7 @@ def test_every_kind_of_chunk_damaged_at_once(take, good_take, mode, capsys, capl
     reason = "missing" if mode == "delete" else "damaged"
 
     code, out, err = run(capsys, "info", take)
-    assert code == 2 and f"is {reason}" in one_line(err) and "and 4 more chunks" in one_line(err)
+    assert code == 2 and f"is {reason}" in one_line(err) and f"and {len(CHUNKS) - 1} more chunks" in one_line(err)
     code, out, err = run(capsys, "check", take)
     assert code == 1 and all(f"{reason:<11} {chunk}" in out for chunk in CHUNKS)
     code, out, err = run(capsys, "export", take, "--format", "arkit_csv", "--out", take.parent / "curves.csv")
@@ -199,10 +202,10 @@ def test_reads_raise_named_errors(take):
     (take / "emotion/timelines.npz").unlink()
     opened = Take.open(take)
     with pytest.raises(DamagedChunkError) as damaged:
-        opened.read_fit_arrays("00000000")
+        opened.read_fit_window(0)
     assert damaged.value.chunk == "fit/00000000.npz" and "SHA-256" in str(damaged.value)
     with pytest.raises(MissingChunkError):
-        opened.read_arrays("emotion", "timelines")
+        opened.read_emotion()
 
 
 def test_chunks_in_the_middle_are_rebuilt_from_the_tracker_state_before_them(tmp_path, capsys):
@@ -229,6 +232,32 @@ def test_check_without_the_recording_names_what_cannot_be_repaired(take, tmp_pat
     damage(moved / "observations/00000000.npz", "truncate")
     code, _, err = run(capsys, "check", moved, "--repair")
     assert code == 2 and "cannot be repaired" in one_line(err) and "clip.mp4 is missing" in one_line(err)
+
+
+def test_export_leaves_out_a_damaged_window_that_cannot_be_recomputed_and_states_the_gap(tmp_path, capsys):
+    """Three fitted windows, the recording gone (nothing can be recomputed), the middle window
+    damaged: the export writes the intact frames, holds the damaged ones as gaps, and says which
+    in one line; the frames it exports are those of the undamaged take."""
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(fixture_path("single_face.mp4"), clip)
+    root = tmp_path / "t"
+    Pipeline(PipelineConfig(device="cpu", fit=FitConfig(window=32))).run(clip, root)
+    clip.unlink()
+    whole = tmp_path / "whole.npz"
+    assert run(capsys, "export", root, "--format", "curves_npz", "--out", whole)[0] == 0
+    damage(root / "fit/00000032.npz", "truncate")
+
+    code, out, err = run(capsys, "export", root, "--format", "curves_npz", "--out", tmp_path / "part.npz")
+    assert code == 0 and "exported 72 frames" in out
+    notes = [line for line in err.splitlines() if "fit/00000032.npz" in line]
+    assert len(notes) == 1 and "frames 32-63 are gaps: fit/00000032.npz is damaged" in notes[0]
+    part, good = import_curves(tmp_path / "part.npz"), import_curves(whole)
+    assert np.isnan(part["expression"][32:64]).all()
+    intact = np.r_[0:32, 64:72]
+    assert np.array_equal(part["expression"][intact], good["expression"][intact])
+
+    code, _, err = run(capsys, "export", root, "--format", "curves_npz", "--out", tmp_path / "head.npz", "--range", "0:32")
+    assert code == 0 and "fit/00000032.npz" not in err  # a range without the gap states none
 
 
 # ---- one writer at a time ----------------------------------------------------------------------

@@ -5,7 +5,6 @@ import json
 import numpy as np
 
 from core.encoder import load_encoder
-from core.pipeline import load_fit
 from core.take import Take
 from tests.conftest import fixture_path, run_cli
 
@@ -30,13 +29,13 @@ def test_train_actor_then_analyze_with_the_actor_encoder(single_take, tmp_path):
     encoder_path = single_take / "encoder" / "encoder.pt"
     stored = json.loads((single_take / "encoder" / "report.json").read_text())
     assert stored["held_out"] == held and load_encoder(encoder_path).meta["report"] == held
-    fitted = load_fit(Take.open(single_take))
+    fitted = Take.open(single_take).read_fit()
 
     # the take it was trained on keeps the fit it learned from
     refused = run_cli("analyze", str(fixture_path("single_face.mp4")), "--out", str(single_take), "--method", "encoder",
                       "--encoder", str(encoder_path))
     assert refused.returncode == 2 and "analyse into another take" in refused.stderr
-    np.testing.assert_array_equal(load_fit(Take.open(single_take)).expression, fitted.expression)
+    np.testing.assert_array_equal(Take.open(single_take).read_fit().expression, fitted.expression)
 
     # the same clip analysed by the encoder into a new take
     analysed = run_cli("analyze", str(fixture_path("single_face.mp4")), "--out", str(tmp_path / "encoded"),
@@ -45,8 +44,8 @@ def test_train_actor_then_analyze_with_the_actor_encoder(single_take, tmp_path):
     summary = json.loads(analysed.stdout)
     assert summary["model"] == "open" and summary["frames_with_face"] == 72
     take = Take.open(tmp_path / "encoded")
-    assert take.manifest.fit["settings"]["method"] == "encoder" and take.manifest.fit["status"] == "complete"
-    encoded = load_fit(take)
+    assert take.manifest.fit.settings["method"] == "encoder" and take.manifest.fit.status == "complete"
+    encoded = take.read_fit()
     assert encoded.has_face.all() and np.isfinite(encoded.expression).all()
     assert ((encoded.expression >= 0) & (encoded.expression <= 1)).all()
     # close to the fit it was distilled from (all frames; most were training frames)
@@ -57,7 +56,7 @@ def test_train_actor_then_analyze_with_the_actor_encoder(single_take, tmp_path):
     other = run_cli("analyze", str(fixture_path("single_face.jpg")), "--out", str(tmp_path / "still"), "--method", "encoder",
                     "--encoder", str(encoder_path), "--json")
     assert other.returncode == 0, other.stderr
-    assert Take.open(tmp_path / "still").manifest.fit["settings"]["encoder"] == str(encoder_path.resolve())
+    assert Take.open(tmp_path / "still").manifest.fit.settings["encoder"] == str(encoder_path.resolve())
 
 
 def test_default_epochs_keep_the_training_time_about_constant():

@@ -32,7 +32,6 @@ from core.facemodel.model import FaceModel
 from core.fit.camera import project
 from core.fit.params import FitParams
 from core.observe.align import warp_crop
-from core.pipeline import load_fit
 from core.render.reconstruction import choose_reference_frame
 from core.take import Take
 from core.video import open_source
@@ -80,11 +79,11 @@ def load_take_samples(take_dir: str | Path, model: FaceModel, config: EncoderCon
     as training samples at ``config.input_size``. TakeError when the take has no fit, was fitted
     with another model, or its video is gone."""
     take = Take.open(Path(take_dir))
-    fit = load_fit(take) if take.manifest.fit and take.manifest.fit.get("status") == "complete" else None
+    fit = take.read_fit(complete=True)
     if fit is None:
         raise TakeError(f"{take.root} has no complete fit; run 'emocap analyze' on its video first")
     if (fit.expression.shape[1], len(fit.identity)) != (model.num_expression, model.num_shape):
-        raise TakeError(f"{take.root} was fitted with {take.manifest.fit.get('model')} "
+        raise TakeError(f"{take.root} was fitted with {take.manifest.fit.model} "
                         f"({len(fit.identity)} identity, {fit.expression.shape[1]} expression components), "
                         f"not with {model.name} ({model.num_shape}, {model.num_expression})")
     obs = take.load_observations()
@@ -95,13 +94,14 @@ def load_take_samples(take_dir: str | Path, model: FaceModel, config: EncoderCon
         face_rows = face_rows[np.unique(np.linspace(0, len(face_rows) - 1, max_samples).round().astype(int))]
     if len(face_rows) == 0:
         raise TakeError(f"{take.root} has no fitted face frame to learn from")
-    crop_size = float(take.manifest.settings.get("crop_size", 256))
+    crop_size = float(take.manifest.settings.crop_size)
     size = config.input_size
     transforms = obs.crop_transform[face_rows].astype(np.float64)
     reference_row = int(np.nonzero(fit.frame_index == choose_reference_frame(fit))[0][0])
 
-    timeline = take.read_arrays("emotion", "timelines") or {}
-    probabilities = timeline.get(f"{emotion_recogniser}.probabilities")
+    stored = take.read_emotion()
+    timeline = None if stored is None else stored.timelines.get(emotion_recogniser)
+    probabilities = None if timeline is None else timeline.probabilities
     run_fer = probabilities is None and emotion_recogniser == "fer"
     recogniser = None
     if run_fer:
@@ -121,7 +121,7 @@ def load_take_samples(take_dir: str | Path, model: FaceModel, config: EncoderCon
     data.param_weight[:] = pseudo_weight
     if probabilities is not None:
         data.emotion[:] = probabilities[face_rows]
-        valence, arousal = timeline.get(f"{emotion_recogniser}.valence"), timeline.get(f"{emotion_recogniser}.arousal")
+        valence, arousal = timeline.valence, timeline.arousal
         if valence is not None and arousal is not None:
             data.valence_arousal[:] = np.stack([valence[face_rows], arousal[face_rows]], axis=1)
     elif emotion is not None:
@@ -137,7 +137,7 @@ def _read_crops(take: Take, obs, rows: np.ndarray, reference_row: int, transform
                 size: int, recogniser) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """One sequential pass over the video: crops of ``rows`` at ``size``, the recogniser's
     probabilities on 256 px crops (or None), and the reference frame's crop."""
-    path = Path(take.manifest.source["path"])
+    path = Path(take.manifest.source.path)
     if not path.exists():
         raise TakeError(f"the video of {take.root} is gone: {path}")
     wanted = {int(obs.index[r]): k for k, r in enumerate(rows)}
@@ -148,7 +148,7 @@ def _read_crops(take: Take, obs, rows: np.ndarray, reference_row: int, transform
     probs: list[np.ndarray] = []
     reference = None
     first, last = min(min(wanted), reference_index), max(max(wanted), reference_index)
-    with open_source(path, image_fps=float(take.manifest.settings.get("image_fps", 30.0))) as source:
+    with open_source(path, image_fps=take.manifest.settings.image_fps) as source:
         for index, frame in source.iter_frames(first, last + 1):
             if index == reference_index:
                 t = scaled_transforms(obs.crop_transform[reference_row][None].astype(np.float64), crop_size, size)[0]

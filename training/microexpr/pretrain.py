@@ -33,7 +33,6 @@ from core.microexpr.correspondence import MeshRegions
 from core.microexpr.refiner import MicroExpressionRefiner, WindowData, WindowTensors, training_step
 from core.microexpr.results import save_weights
 from core.microexpr.stage import ClipGeometry, new_refiner, plan_windows, prepare_window
-from core.pipeline import load_fit
 from core.take import Take
 from core.video import open_source
 
@@ -53,13 +52,13 @@ class PretrainConfig:
 def windows_from_take(take_dir: str | Path, model: FaceModel, config: RefineConfig) -> list[WindowData]:
     """The refiner's windows of an analysed take (with a complete fit)."""
     take = Take.open(Path(take_dir))
-    fit = load_fit(take)
+    fit = take.read_fit()
     if fit is None:
         raise ValueError(f"{take_dir} has no fit; run 'emocap analyze' on it first")
     observations = take.load_observations()
     geometry = ClipGeometry(model, fit, config)
     windows = []
-    with open_source(take.manifest.source["path"]) as source:
+    with open_source(take.manifest.source.path) as source:
         for start, stop in plan_windows(fit.has_face, float(source.info.fps), config.window_s, config.overlap_s):
             data, _ = prepare_window(geometry, source, observations, start, stop)
             windows.append(data)
