@@ -5,10 +5,11 @@ Where the deformed skin is compressed relative to the reference (seen from the f
 head's frame), lines run across the compression: forehead lines when the brows rise, vertical
 lines between knit brows, lines across the nose root for a sneer, crow's feet. Only in the zones
 where faces fold (:func:`wrinkle_zones`), as the rigs' painted masks do, and across the axis the
-muscle there folds the skin along (:data:`ZONE_AXES`): the forehead's and the nose root's lines
-run level and the glabella's upright, whatever way the mesh's principal directions turn (drawn
-across the principal directions, knit brows drew a level line through the glabella that the
-brows' motion bent into a zigzag, and a brow raise whorls on the forehead). Elsewhere compression
+muscle there folds the skin along (:data:`ZONE_AXES`): the nose root's lines run level and the
+glabella's upright, whatever way the mesh's principal directions turn (drawn across the principal
+directions, knit brows drew a level line through the glabella that the brows' motion bent into a
+zigzag); the forehead's run across its most compressed direction only (across both, a brow raise
+drew whorls). Elsewhere compression
 (a smiling cheek, a narrowed chin) folds into broad shapes the relighting ratio
 (:mod:`core.render.shading`) already shows. The lines are drawn in the reference's coordinates, so
 they move with the skin. Units: metres; stretch tensors are right Cauchy-Green tensors
@@ -35,9 +36,13 @@ NOSE_BRIDGE = ((168, 6, 197, 195), 0.011)
 NOSE_HALF_WIDTH_M = 0.006  # the nose root's level lines stay on the nose: wider, knit brows bent them into a W
 CROWS_FEET = ((33, 263), 0.016)
 ZONE_EDGE_M = 0.004
-# Per zone of :func:`wrinkle_zones`, the compressed directions (unit x, y in the head's frame) its
-# lines run across; None: both principal directions (crow's feet fan around the eye corner).
-ZONE_AXES = (((0.0, 1.0),), ((1.0, 0.0),), ((0.0, 1.0),), None)
+# Per zone of :func:`wrinkle_zones`, the compressed directions its lines run across: fixed unit
+# (x, y) directions in the head's frame, MOST (the most compressed principal direction only: the
+# forehead's lines follow how the raised brows bunch it, level for a plain raise and rising to the
+# midline for the inner brows of fear and sadness; across both directions, they whorled) or BOTH
+# principal directions (crow's feet fan around the eye corner).
+MOST, BOTH = "most", "both"
+ZONE_AXES = (MOST, ((1.0, 0.0),), ((0.0, 1.0),), BOTH)
 
 
 def planar_stretch(reference: np.ndarray, deformed: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -104,7 +109,9 @@ def wrinkle_shade(c: np.ndarray, position: np.ndarray, zone: np.ndarray) -> np.n
         weight = zone[:, column]
         if not weight.any():
             continue
-        if axes is None:
+        if axes == MOST:
+            directions = principal[:1]
+        elif axes == BOTH:
             directions = principal
         else:
             directions = []

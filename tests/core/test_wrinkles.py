@@ -1,5 +1,6 @@
-"""Compression wrinkles run the way the muscle of their zone folds the skin, whatever way the
-mesh's principal directions turn."""
+"""Compression wrinkles run the way the muscle of their zone folds the skin: between the brows
+upright whatever way the mesh's principal directions turn, on the forehead across its main
+compression only."""
 
 import numpy as np
 
@@ -26,12 +27,12 @@ def zone_column(index: int, count: int) -> np.ndarray:
     return zone
 
 
-def test_a_raised_brow_draws_level_forehead_lines_even_where_the_mesh_shears():
+def test_a_raised_brow_folds_the_forehead_across_its_main_compression_only():
     position, side = grid()
-    c = sheared_compression(0.2, axis=1, shear=0.15, count=len(position))
+    c = np.tile([(1.0 - 0.12) ** 2, 0.0, (1.0 - 0.2) ** 2], (len(position), 1))  # squeezed most up and down
     shade = wrinkle_shade(c, position, zone_column(0, len(position))).reshape(side, side)
     assert shade.min() < 0.8  # lines are drawn
-    along_rows = np.ptp(shade, axis=1).max()  # the same darkness along each row: level lines
+    along_rows = np.ptp(shade, axis=1).max()  # the same darkness along each row: level lines, no grid
     across_rows = np.ptp(shade, axis=0).min()
     print(f"forehead: variation along a row {along_rows:.3f}, down a column {across_rows:.3f}")
     assert along_rows < 1e-6
@@ -41,9 +42,12 @@ def test_a_raised_brow_draws_level_forehead_lines_even_where_the_mesh_shears():
     darkest = np.flatnonzero((column[1:-1] < column[:-2]) & (column[1:-1] <= column[2:])) + 1
     spacing = np.diff(position.reshape(side, side, 2)[darkest, 0, 1])
     assert np.allclose(spacing, WRINKLE_PERIOD_M, atol=0.02 / (side - 1) * 1.01)
+    # the crow's feet fold across both directions: a grid
+    corner = wrinkle_shade(c, position, zone_column(3, len(position))).reshape(side, side)
+    assert np.ptp(corner, axis=1).max() > 0.1
 
 
-def test_knit_brows_draw_upright_lines_between_them_and_no_level_ones():
+def test_knit_brows_draw_upright_lines_between_them_and_no_level_ones_even_where_the_mesh_shears():
     position, side = grid()
     knit = sheared_compression(0.2, axis=0, shear=0.15, count=len(position))
     shade = wrinkle_shade(knit, position, zone_column(1, len(position))).reshape(side, side)
