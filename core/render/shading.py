@@ -49,7 +49,9 @@ LOWPASS_SIGMA_M = 0.02  # the local average's Gaussian
 EDGE_FADE_M = 0.012  # the shading fades out over this distance from the face's outline
 MAX_ANCHORS = 600  # vertices the local average is taken over
 FACTOR_RANGE = (0.35, 1.15)  # the shading factor is kept in this range
-TINT_RANGE = (0.3, 2.5)  # the skin tint's exponents are kept in this range
+# the skin tint's exponents are kept in this range: a pale face whose red channel is clipped
+# measured (0.3, 1.4, 2.3), and shadows with that tint drew orange rims around its squinting eyes
+TINT_RANGE = (0.6, 1.6)
 SUBDIVIDE_BELOW = 4000  # subdivide meshes with fewer triangles than this (once, or twice)
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -121,7 +123,7 @@ class SurfaceShader:
         # where lines may show: compressed coarse vertices and the refined ones they reach
         low, _, _ = principal_stretches(stretch.reshape(-1, 3))
         compressed = (1.0 - low > WRINKLE_ONSET).reshape(stretch.shape[:2]).astype(np.float64)
-        active = (_apply(self.subdivision.matrix, compressed[..., None])[..., 0] > 0) & (self._zones > 0)
+        active = (_apply(self.subdivision.matrix, compressed[..., None])[..., 0] > 0) & (self._zones.max(axis=1) > 0)
         return SurfaceFrames(light.astype(np.float32), _apply(self.subdivision.matrix, stretch), active)
 
     def factors(self, frames: SurfaceFrames, k: int, triangle: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
@@ -134,7 +136,7 @@ class SurfaceShader:
         ids, weights, corners = ids[near], weights[near], self.faces[triangle[near]]
         c = _interpolate(frames.stretch[k], ids, weights)
         position = sum(barycentric[near, q, None] * self._reference[corners[:, q], :2] for q in range(3))
-        zone = _interpolate(self._zones * self._fade, ids, weights)
+        zone = _interpolate(self._zones * self._fade[:, None], ids, weights)
         factor[near] *= wrinkle_shade(c, position, zone)
         return np.clip(factor, *FACTOR_RANGE).astype(np.float32)
 

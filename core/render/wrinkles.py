@@ -4,7 +4,12 @@
 Where the deformed skin is compressed relative to the reference (seen from the front, in the
 head's frame), lines run across the compression: forehead lines when the brows rise, vertical
 lines between knit brows, lines across the nose root for a sneer, crow's feet. Only in the zones
-where faces fold (:func:`wrinkle_zones`), as the rigs' painted masks do; elsewhere compression
+where faces fold (:func:`wrinkle_zones`), as the rigs' painted masks do, and across the axis the
+muscle there folds the skin along (:data:`ZONE_AXES`): the nose root's lines run level and the
+glabella's upright, whatever way the mesh's principal directions turn (drawn across the principal
+directions, knit brows drew a level line through the glabella that the brows' motion bent into a
+zigzag); the forehead's run across its most compressed direction only (across both, a brow raise
+drew whorls). Elsewhere compression
 (a smiling cheek, a narrowed chin) folds into broad shapes the relighting ratio
 (:mod:`core.render.shading`) already shows. The lines are drawn in the reference's coordinates, so
 they move with the skin. Units: metres; stretch tensors are right Cauchy-Green tensors
@@ -26,9 +31,18 @@ WRINKLE_DEPTH = 0.35  # darkening of a line at full strength
 # nose root and bridge, the crow's feet beside the outer eye corners. (The chin was one too:
 # its lines changed no recogniser's reading and rippled the chin of a dropped jaw.)
 BROWS_UPPER = (70, 63, 105, 66, 107, 300, 293, 334, 296, 336)
-NOSE_BRIDGE = ((9, 8, 168, 6, 197, 195), 0.011)
+GLABELLA = ((9, 8), 0.011)
+NOSE_BRIDGE = ((168, 6, 197, 195), 0.011)
+NOSE_HALF_WIDTH_M = 0.006  # the nose root's level lines stay on the nose: wider, knit brows bent them into a W
 CROWS_FEET = ((33, 263), 0.016)
 ZONE_EDGE_M = 0.004
+# Per zone of :func:`wrinkle_zones`, the compressed directions its lines run across: fixed unit
+# (x, y) directions in the head's frame, MOST (the most compressed principal direction only: the
+# forehead's lines follow how the raised brows bunch it, level for a plain raise and rising to the
+# midline for the inner brows of fear and sadness; across both directions, they whorled) or BOTH
+# principal directions (crow's feet fan around the eye corner).
+MOST, BOTH = "most", "both"
+ZONE_AXES = (MOST, ((1.0, 0.0),), ((0.0, 1.0),), BOTH)
 
 
 def planar_stretch(reference: np.ndarray, deformed: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -82,28 +96,53 @@ def principal_stretches(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def wrinkle_shade(c: np.ndarray, position: np.ndarray, zone: np.ndarray) -> np.ndarray:
-    """Darkening by compression wrinkles at K surface points: thin dark lines across each
-    compressed direction (both principal directions, so isotropic compression dimples).
+    """Darkening by compression wrinkles at K surface points: thin dark lines across the compressed
+    directions of each zone (:data:`ZONE_AXES`).
 
     c: K x 3 stretch tensors; position: K x 2 reference head-frame x, y (metres), where the lines
-    are drawn (so they move with the skin); zone: K weights in [0, 1]. Returns K factors in (0, 1]."""
+    are drawn (so they move with the skin); zone: K x Z weights in [0, 1], one column per zone of
+    :func:`wrinkle_zones`. Returns K factors in (0, 1]."""
     low, high, d = principal_stretches(c)
-    other = np.stack([-d[:, 1], d[:, 0]], 1)
+    principal = ((low, high, d), (high, low, np.stack([-d[:, 1], d[:, 0]], 1)))
     dark = np.zeros(len(c))
-    for stretch, across, direction in ((low, high, d), (high, low, other)):
-        # compression that the other direction's stretch makes up for (a dropped jaw narrows the
-        # chin as it lengthens it) folds nothing
-        compression = 1.0 - stretch - np.clip(across - 1.0, 0.0, None)
-        amount = np.clip((compression - WRINKLE_ONSET) / (WRINKLE_FULL - WRINKLE_ONSET), 0.0, 1.0)
-        phase = (position * direction).sum(axis=1) / WRINKLE_PERIOD_M
-        offset = phase - np.round(phase)
-        dark += amount * np.exp(-0.5 * (offset / WRINKLE_WIDTH) ** 2)
-    return 1.0 - WRINKLE_DEPTH * zone * np.clip(dark, 0.0, 1.0)
+    for column, axes in enumerate(ZONE_AXES):
+        weight = zone[:, column]
+        if not weight.any():
+            continue
+        if axes == MOST:
+            directions = principal[:1]
+        elif axes == BOTH:
+            directions = principal
+        else:
+            directions = []
+            for axis in axes:
+                u = np.broadcast_to(np.asarray(axis), (len(c), 2))
+                other = np.stack([-u[:, 1], u[:, 0]], 1)
+                directions.append((_stretch_along(c, u), _stretch_along(c, other), u))
+        lines = np.zeros(len(c))
+        for stretch, across, direction in directions:
+            # compression that the other direction's stretch makes up for (a dropped jaw narrows
+            # the chin as it lengthens it) folds nothing
+            compression = 1.0 - stretch - np.clip(across - 1.0, 0.0, None)
+            amount = np.clip((compression - WRINKLE_ONSET) / (WRINKLE_FULL - WRINKLE_ONSET), 0.0, 1.0)
+            phase = (position * direction).sum(axis=1) / WRINKLE_PERIOD_M
+            offset = phase - np.round(phase)
+            lines += amount * np.exp(-0.5 * (offset / WRINKLE_WIDTH) ** 2)
+        dark = np.maximum(dark, weight * np.clip(lines, 0.0, 1.0))
+    return 1.0 - WRINKLE_DEPTH * dark
+
+
+def _stretch_along(c: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """K stretches of K x 3 tensors (C_xx, C_xy, C_yy) along K x 2 unit directions: sqrt(u^T C u)."""
+    squared = c[:, 0] * u[:, 0] ** 2 + 2 * c[:, 1] * u[:, 0] * u[:, 1] + c[:, 2] * u[:, 1] ** 2
+    return np.sqrt(np.clip(squared, 0.0, None))
 
 
 def wrinkle_zones(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """V weights in [0, 1]: where compression may draw lines. vertices: V x 3 neutral model-space
-    vertices; landmarks: 478 x 3 the same face's MediaPipe landmarks (x left, y up, metres)."""
+    """V x 4 weights in [0, 1]: where compression may draw lines, per zone (the forehead above the
+    brows, the glabella between them, the nose root and bridge, the crow's feet; :data:`ZONE_AXES`). vertices: V x 3
+    neutral model-space vertices; landmarks: 478 x 3 the same face's MediaPipe landmarks (x left,
+    y up, metres)."""
 
     def near(points, radius) -> np.ndarray:
         d = np.linalg.norm(vertices[:, None] - landmarks[list(points)][None], axis=2).min(axis=1)
@@ -117,5 +156,5 @@ def wrinkle_zones(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     forehead *= np.clip((half_width - np.abs(vertices[:, 0])) / ZONE_EDGE_M, 0.0, 1.0)
     corners = landmarks[list(CROWS_FEET[0])]
     lateral = np.clip((np.abs(vertices[:, 0]) - np.abs(corners[:, 0]).mean() + 0.003) / ZONE_EDGE_M, 0.0, 1.0)
-    zones = [forehead, near(*NOSE_BRIDGE), near(*CROWS_FEET) * lateral]
-    return np.max(zones, axis=0)
+    on_nose = np.clip((NOSE_HALF_WIDTH_M - np.abs(vertices[:, 0])) / ZONE_EDGE_M, 0.0, 1.0)
+    return np.stack([forehead, near(*GLABELLA), near(*NOSE_BRIDGE) * on_nose, near(*CROWS_FEET) * lateral], axis=1)

@@ -311,7 +311,9 @@ def test_skin_tint_follows_how_the_photo_s_skin_darkens_and_a_clipped_channel_st
     clipped = skin.copy()
     clipped[:, 0] = 255.0  # an overexposed red channel does not darken with the rest
     tint = skin_tint(clipped)
-    assert tint[0] == TINT_RANGE[0] and tint[2] > tint[1] > 0.9  # the lowest exponent allowed; green, blue follow
+    # the lowest exponent allowed; green and blue follow, no further than the highest (against a
+    # luminance that the clipped red holds still, their slopes come out about 2.0 and 2.3)
+    assert tint[0] == TINT_RANGE[0] and TINT_RANGE[1] >= tint[2] >= tint[1] > 0.9
     assert (skin_tint(skin[:50]) == 1.0).all()  # too few pixels: neutral
 
 
