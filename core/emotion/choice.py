@@ -37,12 +37,14 @@ def recogniser_licences(names: list[str] | tuple[str, ...]) -> list[dict[str, st
 
 
 def choose_recognisers(requested: str | None, *, accept_emonet: bool, enabled: bool = True) -> EmotionChoice:
-    """The recognisers for ``emocap analyze``: ``requested`` (a comma list, None: the default),
+    """The recognisers for ``emocap analyze``: ``requested`` (a comma list, "both" for fer and
+    emonet; None: the default),
     plus EmoNet when ``accept_emonet``. Naming EmoNet without accepting its licence is an error;
     the default FER model missing from the model store leaves emotion out with a note."""
     if not enabled:
         return EmotionChoice(())
     names = [n.strip() for n in (requested or ",".join(DEFAULT)).split(",") if n.strip()]
+    names = [part for n in names for part in ((FAST, SLOW) if n == "both" else (n,))]
     for name in names:
         if name not in (FAST, SLOW):
             raise EmoCapError(f"unknown emotion recogniser '{name}': use {FAST}, {SLOW} or both")

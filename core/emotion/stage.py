@@ -109,6 +109,7 @@ def analyse_emotion(
     """Yields StageProgress while working; returns the EmotionResult.
     recognisers: name -> EmotionRecogniser (already loaded)."""
     from core.render.reconstruction import ReconstructionRenderer
+    from core.render.reference import choose_uncovered_reference_frame
 
     n = len(observations)
     has_face = observations.has_face.copy()
@@ -136,8 +137,8 @@ def analyse_emotion(
     renderer = None
     reference = -1
     if fit is not None and fit.has_face.any():
-        renderer = ReconstructionRenderer(model, fit, observations)
-        reference = int(renderer.reference_frame)
+        reference = choose_uncovered_reference_frame(fit, observations, source.read)
+        renderer = ReconstructionRenderer(model, fit, observations, reference_frame=reference)
         renderer.set_reference(reference, source.read(int(observations.index[reference])))
 
     step = max(int(round(config.slow_step_seconds * fps)), 1)

@@ -62,7 +62,8 @@ recognisers are fed):
 
 What this render still cannot show: folds finer than the mesh (the nasolabial fold is only the
 shading of the cheek beside it), wrinkles outside those zones, and anything occluding the face
-(hands).
+(hands: a hand in the reference frame is painted onto every frame, which is why
+:func:`core.render.reference.choose_uncovered_reference_frame` avoids such frames).
 
 The reference frame, when not given, is the frame with a fitted face and the least expression
 activity (:func:`choose_reference_frame`): the L1 norm of its expression row, plus the jaw joint's
@@ -138,16 +139,22 @@ TEETH_OF_SKIN = 1.3
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def choose_reference_frame(fit_params: FitParams) -> int:
-    """The frame (index) with a fitted face and the least expression activity: the L1 norm of its
-    expression row, plus the jaw joint's rotation in jawOpen units (the open model opens the mouth
-    with the jawOpen blendshape, FLAME with the jaw joint; 25 degrees = 1). Ties: earliest frame."""
+def expression_activity(fit_params: FitParams) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, activity): the rows of ``fit_params`` with a fitted face and each one's expression
+    activity: the L1 norm of its expression row plus the jaw joint's rotation in jawOpen units."""
     rows = np.nonzero(fit_params.has_face & np.isfinite(fit_params.expression).all(axis=1))[0]
     if len(rows) == 0:
         raise ValueError("no frame of the clip has a fitted face")
     activity = np.abs(fit_params.expression[rows].astype(np.float64)).sum(axis=1)
     jaw = np.nan_to_num(np.linalg.norm(fit_params.jaw[rows].astype(np.float64), axis=1))
-    activity += jaw / JAW_OPEN_RAD
+    return rows, activity + jaw / JAW_OPEN_RAD
+
+
+def choose_reference_frame(fit_params: FitParams) -> int:
+    """The frame (index) with a fitted face and the least expression activity
+    (:func:`expression_activity`; the open model opens the mouth with the jawOpen blendshape, FLAME
+    with the jaw joint: 25 degrees = 1). Ties: earliest frame."""
+    rows, activity = expression_activity(fit_params)
     return int(fit_params.frame_index[rows[int(np.argmin(activity))]])
 
 

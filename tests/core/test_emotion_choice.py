@@ -16,6 +16,9 @@ def test_default_is_fer_and_emonet_needs_its_licence_accepted():
     assert choose_recognisers(None, accept_emonet=False).recognisers == ("fer",)
     assert choose_recognisers(None, accept_emonet=True).recognisers == ("fer", "emonet")
     assert choose_recognisers("emonet", accept_emonet=True).recognisers == ("emonet",)
+    assert choose_recognisers("both", accept_emonet=True).recognisers == ("fer", "emonet")  # as --help says
+    with pytest.raises(EmoCapError, match="--accept-emonet-licence"):
+        choose_recognisers("both", accept_emonet=False)
     assert choose_recognisers(None, accept_emonet=True, enabled=False).recognisers == ()
     with pytest.raises(EmoCapError, match="non-commercial.*--accept-emonet-licence"):
         choose_recognisers("fer,emonet", accept_emonet=False)
