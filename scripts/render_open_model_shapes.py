@@ -40,8 +40,7 @@ SIDE_VIEWS = (
     "jawOpen", "jawForward", "mouthClose", "mouthFunnel", "mouthPucker", "mouthRollLower",
     "mouthRollUpper", "mouthShrugLower", "cheekPuff", "tongueOut",
 )
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109, 10)
+FACE_OVAL = ids.FACE_OVAL + ids.FACE_OVAL[:1]  # closed, to draw as a line
 FEATURE_LINES = (
     (33,) + om.RIGHT_UPPER_LID + (133,), (33,) + om.RIGHT_LOWER_LID + (133,),
     (263,) + om.LEFT_UPPER_LID + (362,), (263,) + om.LEFT_LOWER_LID + (362,),

@@ -10,10 +10,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.observe.landmark_ids import FACE_OVAL
 from core.observe.mediapipe_runtime import QuietSolution, import_mediapipe
 
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 COVERING_POINTS = 3  # hand landmarks inside the face's outline that make it covered
 
 

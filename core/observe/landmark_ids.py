@@ -24,6 +24,10 @@ MOUTH_LEFT = 291
 UPPER_LIP_TOP = 0
 LOWER_LIP_BOTTOM = 17
 
+# The face's outline, clockwise in the image from the top of the forehead (MediaPipe's FACE_OVAL).
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+
 # Points that move with the skull but hardly with expression: forehead, nose bridge, eye corners,
 # cheekbones, temples. Used for the rigid head pose.
 RIGID = (

@@ -111,8 +111,7 @@ LEFT_EYE = ((ids.LEFT_EYE_OUTER, *LEFT_UPPER_LID, ids.LEFT_EYE_INNER),
             (ids.LEFT_EYE_OUTER, *LEFT_LOWER_LID, ids.LEFT_EYE_INNER))
 MOUTH = (UPPER_LIP_INNER, LOWER_LIP_INNER)  # right corner -> left corner, corners shared
 MOUTH_WINDING_OPENING_M = 0.005  # how far the lower inner lip is dropped to wind the mouth's filling
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+FACE_OVAL = ids.FACE_OVAL
 JAW_POINTS = tuple(dict.fromkeys((200, 199, 175, 152) + JAW_LINE))  # move rigidly with the jaw
 # The upper teeth follow this joint's world transform: FLAME's head joint ("neck"); the open model
 # keeps the neck at zero and skins the skull to the root, so there it is the root's motion.
