@@ -259,6 +259,10 @@ class MainWindow(QMainWindow):
         self.neutral_auto_action = self._action(analysis, "Neutral: automatic", lambda: self.choose_neutral(None),
                                                 None, "neutral_auto")
         self.neutral_auto_action.setToolTip("fit the performer's identity on the clip's most neutral frames")
+        self.timecode_action = self._action(analysis, "Set start &timecode…", self.start_timecode_dialog, None,
+                                            "start_timecode")
+        self.timecode_action.setToolTip("the timecode of the clip's first frame, over the recording's own; "
+                                        "exports (Live Link CSV, FBX, USD) carry it")
         analysis.addSeparator()
         self._action(analysis, "Train actor encoder from this take", lambda: self.train_actor(), None, "train_actor")
         self._action(analysis, "Cancel", self.cancel_job, "Esc", "cancel")
@@ -293,6 +297,7 @@ class MainWindow(QMainWindow):
         self.take_dir = self.settings.take_dir_for(path)
         self._remember(path)
         self._configure_clip(source.info.frame_count, source.info.fps)
+        self.transport.set_timecode(source.info.start_timecode())  # the take's, once it is loaded
         self._set_neutral(stored_neutral(self.take_dir))
         self.stream = AnalysisStream(source.info.frame_count)
         self.setWindowTitle(f"EmoCap — {path.name}")
@@ -482,6 +487,7 @@ class MainWindow(QMainWindow):
             self.view.close()
         self.view = view
         self.committed = view.edits
+        self.transport.set_timecode(view.take.manifest.timecode())  # --start-timecode over the recording's
         # One piece per event-loop turn, so that loading a take never blocks the window for long.
         steps = [self._show_topology, lambda: self.timelines.set_curves(view.curves()),
                  lambda: self.still.set_curves(view.curves()) if view.frame_count == 1 else None, self._take_shown]
@@ -550,6 +556,31 @@ class MainWindow(QMainWindow):
             self.job.cancel()
             self.progress.cancel.setEnabled(False)
             self.progress.stage.setText("cancelling…")
+
+    def start_timecode_dialog(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        current = self.transport.timecode
+        text, ok = QInputDialog.getText(
+            self, "Start timecode", "Timecode of the first frame (HH:MM:SS:FF, HH:MM:SS;FF for drop-frame;\n"
+            "empty: the recording's own):", text=str(current) if current else "")
+        if ok:
+            self.set_start_timecode(text)
+
+    def set_start_timecode(self, label: str | None) -> None:
+        """Store the take's start timecode (core.take.store.set_start_timecode) and show it."""
+        from core.take.store import set_start_timecode
+
+        if self.take_dir is None or not is_take_folder(self.take_dir):
+            self.show_error(EmoCapError("analyse the clip first: the start timecode is kept in its take"))
+            return
+        try:
+            timecode = set_start_timecode(self.take_dir, label)
+        except EmoCapError as err:
+            self.show_error(err)
+            return
+        self.transport.set_timecode(timecode)
+        self.show_frame(self.current)
 
     # -- showing frames --------------------------------------------------------------------
     def seek(self, frame: int) -> None:

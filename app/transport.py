@@ -1,5 +1,5 @@
 """Playback: a clock that says which frame is due (frames are dropped rather than slowing down)
-and the transport bar (start, step back, play/pause, step forward, end, frame and time)."""
+and the transport bar (start, step back, play/pause, step forward, end, frame, timecode and time)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import time
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QStyle, QToolBar, QWidget
+
+from core.timecode import Timecode
 
 MAX_SPEED = 8.0
 
@@ -117,12 +119,31 @@ class TransportBar(QToolBar):
         self.readout.setObjectName("frame_readout")
         self.readout.setMinimumWidth(260)
         self.addWidget(self.readout)
+        self.timecode_label = QLabel("")
+        self.timecode_label.setObjectName("timecode_readout")
+        self.timecode_label.setToolTip("Timecode of the frame shown (HH:MM:SS:FF; HH:MM:SS;FF is drop-frame)")
+        self.timecode_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.addWidget(self.timecode_label)
+        self.timecode: Timecode | None = None
         player.state_changed.connect(self._state)
 
     def _state(self, playing: bool) -> None:
         icon = QStyle.SP_MediaPause if playing else QStyle.SP_MediaPlay
         self.actions_by_name["play"].setIcon(self.style().standardIcon(icon))
 
+    def set_timecode(self, timecode: Timecode | None) -> None:
+        """The timecode of the clip's frame 0 (core.timecode.Timecode; None: the clip has none, the
+        timecode read-out is hidden). The read-out follows the next :meth:`show_position`."""
+        self.timecode = timecode
+        self.timecode_label.setText("")
+        self.timecode_label.setVisible(timecode is not None)
+        if timecode is not None:
+            kind = "drop-frame" if timecode.drop_frame else "non-drop-frame"
+            self.timecode_label.setToolTip(f"Timecode of the frame shown ({float(timecode.rate):.6g} fps, {kind}); "
+                                           f"frame 1 is {timecode}")
+
     def show_position(self, frame: int, frames: int, seconds: float) -> None:
         minutes, secs = divmod(seconds, 60)
         self.readout.setText(f"  frame {frame + 1} / {frames}    {int(minutes):02d}:{secs:06.3f}")
+        if self.timecode is not None:
+            self.timecode_label.setText(f"TC {self.timecode.at(frame)}  ")

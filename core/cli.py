@@ -1,6 +1,7 @@
 """The ``emocap`` command line.
 
     emocap analyze INPUT --out TAKE [--json] [--device auto|cpu|cuda] [--overwrite] [--refine [--onset N]]
+                  [--start-timecode HH:MM:SS:FF]
                   [--no-emotion | --recognisers fer|emonet|fer,emonet] [--accept-emonet-licence]
     emocap info TAKE [--json]
     emocap check TAKE [--repair] [--json]   (each chunk's health; --repair rebuilds what is damaged)
@@ -68,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="refine the fit for micro-expressions with optical flow (best on high-frame-rate video)")
     analyze.add_argument("--onset", type=int, default=None,
                          help="with --refine: frame index of the neutral onset (default: found automatically)")
+    analyze.add_argument("--start-timecode", metavar="HH:MM:SS:FF",
+                         help="the timecode of the input's first frame, over the recording's own (QuickTime/MP4 "
+                              "tmcd track or timecode tag); HH:MM:SS;FF for drop-frame at 29.97 or 59.94 fps. "
+                              "Carried into the Live Link CSV, FBX, USD and the app")
     analyze.add_argument("--progress-jsonl", action="store_true",
                          help="for programs (the desktop app): progress as JSON lines on stdout, cancel with "
                               "a line 'cancel' on stdin (core/progress_stream.py)")
@@ -106,6 +111,11 @@ def print_summary(summary: ClipSummary, as_json: bool) -> None:
         f"video     {summary.width}x{summary.height}, {summary.fps:.3f} fps"
         + (" (variable frame rate)" if summary.variable_frame_rate else "")
         + f", {summary.frames} frames, {summary.seconds:.2f} s",
+    ]
+    if summary.timecode:
+        drop = " drop-frame" if ";" in summary.timecode else ""
+        lines.append(f"timecode  {summary.timecode} at frame 0 ({summary.rate} fps{drop}, from the {summary.timecode_origin})")
+    lines += [
         f"face      in {summary.frames_with_face} of {summary.frames} frames",
     ]
     if summary.model:
@@ -146,7 +156,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     refine = RefineConfig(onset=args.onset) if args.refine else None
     pipeline = Pipeline(PipelineConfig(device=args.device, image_fps=args.image_fps, model=model, emotion=emotion,
                                        refine=refine, method=args.method, encoder=args.encoder,
-                                       neutral=args.neutral))
+                                       neutral=args.neutral, start_timecode=args.start_timecode))
     if args.progress_jsonl:
         return _analyze_for_programs(pipeline, args, choice.notes)
     bar = tqdm(total=None, unit="frame", desc="observing", file=sys.stderr, mininterval=0.5, leave=False)

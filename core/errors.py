@@ -32,6 +32,11 @@ class NoFaceFoundError(EmoCapError):
     exit_code = 3
 
 
+class TimecodeError(EmoCapError):
+    """A timecode or frame rate cannot be used: a malformed label (not HH:MM:SS:FF), a field out of
+    range, a drop-frame label that does not exist, or a rate that has no timecode."""
+
+
 class TakeError(EmoCapError):
     """A take folder is missing, corrupt, or belongs to another recording."""
 

@@ -46,6 +46,7 @@ from core.take.manifest import BACKUP_NAME, MANIFEST_NAME
 from core.take.records import COMPLETE, TakeSettings, VideoRecord
 from core.take.store import check_target, is_take_folder
 from core.take_repair import fit_changed, heal, rebuild_manifest
+from core.timecode import Timecode, exact_rate
 from core.video import FrameSource, open_source
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,10 @@ class PipelineConfig:
     from: None (the clip's most neutral frames, or for a single image the model's prior of neutral
     faces), a frame number of the input ("120") or the path of a neutral image of the same person.
     closures: the thresholds of the blink and lip-contact stage after the fit (core/closures/;
-    None: the curves stay as fitted)."""
+    None: the curves stay as fitted). start_timecode: the timecode of the input's frame 0
+    ("HH:MM:SS:FF", "HH:MM:SS;FF" drop-frame), stored in the take over the recording's own; None
+    keeps what the take has (a new take: the recording's timecode, if any). It changes no result,
+    so giving it to a finished take only records it."""
 
     device: str = "auto"
     chunk_size: int = 128
@@ -80,6 +84,7 @@ class PipelineConfig:
     refine: RefineConfig | None = None
     neutral: str | None = None
     closures: ClosureConfig | None = ClosureConfig()
+    start_timecode: str | None = None
 
 
 def _fit_summary(take: Take) -> dict:
@@ -122,6 +127,7 @@ def summarize(take: Take) -> ClipSummary:
     emotion = m.emotion.summary if m.emotion is not None else None
     refine = m.microexpr.summary if m.microexpr is not None else None
     closures = m.closures.summary if m.closures is not None and m.closures.complete else None
+    timecode = m.timecode()
     return ClipSummary(
         source=m.source.path,
         take=str(take.root),
@@ -143,6 +149,8 @@ def summarize(take: Take) -> ClipSummary:
         **(dataclasses.asdict(refine) if refine is not None else {}),
         **(dataclasses.asdict(closures) if closures is not None else {}),
         emotion_recognisers=recogniser_licences(m.emotion.recognisers) if emotion is not None else None,
+        rate=str(video.exact_rate), timecode=str(timecode) if timecode else None,
+        timecode_origin=None if timecode is None else "command line" if m.start_timecode else "recording",
     )
 
 
@@ -189,6 +197,7 @@ class Pipeline:
     ) -> Generator[FrameResult | FitProgress | StageProgress, None, ClipSummary]:
         root = Path(take_dir)
         with open_source(input_path, image_fps=self.config.image_fps) as source:
+            self._start_timecode(source)  # a bad --start-timecode fails before anything is written
             if not is_take_folder(root):
                 check_target(root, overwrite)  # a folder that holds something else gets no lock file
             with TakeLock(root):  # one writer at a time; readers never wait
@@ -237,12 +246,42 @@ class Pipeline:
         return {stage.name for stage in self._stages()}
 
     def _open_take(self, source: FrameSource, root: Path, overwrite: bool) -> Take:
+        take = self._open_or_create(source, root, overwrite)
+        self._record_timecode(take, source)
+        return take
+
+    def _start_timecode(self, source: FrameSource) -> str | None:
+        """The --start-timecode checked against the input's exact rate (TimecodeError before any
+        work when it does not fit), normalised."""
+        if self.config.start_timecode is None:
+            return None
+        rate = source.info.rate or exact_rate(source.info.fps)
+        return str(Timecode.parse(self.config.start_timecode, rate))
+
+    def _record_timecode(self, take: Take, source: FrameSource) -> None:
+        """Store the recording's exact rate and own timecode (takes made before they were read get
+        them on their next run) and the --start-timecode given now."""
+        m = take.manifest
+        video = VideoRecord.of(source.info)
+        start = self._start_timecode(source)
+        changed = (m.video.rate, m.video.timecode) != (video.rate, video.timecode) or (
+            start is not None and start != m.start_timecode)
+        if not changed:
+            return
+        m.video.rate, m.video.timecode = video.rate, video.timecode
+        if start is not None:
+            m.start_timecode = start
+        take.save_manifest()
+        tc = m.timecode()
+        log.info("take %s: timecode %s", take.root, tc.describe() if tc else "none")
+
+    def _open_or_create(self, source: FrameSource, root: Path, overwrite: bool) -> Take:
         fingerprint = source_fingerprint(Path(source.info.path))
         settings = TakeSettings(self.config.chunk_size, self.config.crop_size, self.config.image_fps, self.device,
                                 __version__)
 
         def fresh() -> TakeManifest:
-            return TakeManifest(fingerprint, VideoRecord(**dataclasses.asdict(source.info)), settings)
+            return TakeManifest(fingerprint, VideoRecord.of(source.info), settings)
 
         if is_take_folder(root) and not overwrite:
             try:

@@ -67,7 +67,9 @@ class ClipSummary:
     motion energy (pixels, core/microexpr/results.py) and the onset frame of each refined window.
     blinks: [first, stop, most closed frame] runs of closed eyes; lip_contacts: [first, stop] runs
     of lips in contact; closure_raised_frames: {curve: frames raised to reach them} (core/closures/).
-    emotion_recognisers: [{name, licence}] of the recognisers that ran.
+    emotion_recognisers: [{name, licence}] of the recognisers that ran. rate: the frame rate
+    exactly ("24000/1001"). timecode: the timecode of frame 0 ("01:00:00;00", ";" for drop-frame;
+    None without one); timecode_origin: "recording" or "command line".
     """
 
     source: str
@@ -97,6 +99,9 @@ class ClipSummary:
     lip_contacts: list[list[int]] | None = None
     closure_raised_frames: dict[str, int] | None = None
     emotion_recognisers: list[dict[str, str]] | None = None
+    rate: str | None = None
+    timecode: str | None = None
+    timecode_origin: str | None = None
 
     @property
     def no_face(self) -> bool:

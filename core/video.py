@@ -35,7 +35,8 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from core.errors import InputNotFoundError, UnsupportedInputError, VideoDecodeError
+from core.errors import InputNotFoundError, TimecodeError, UnsupportedInputError, VideoDecodeError
+from core.timecode import Timecode, exact_rate
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,20 @@ class VideoInfo:
     ``frame_count``); ``None`` when the input is whole."""
     codec: str | None
     """Video codec name, e.g. ``"h264"``; ``None`` for images."""
+    rate: Fraction | None = None
+    """``fps`` exactly: the stream's own rate (``24000/1001`` for 23.976) when the timestamps follow
+    it, else the measured rate (core.timecode.exact_rate); ``image_fps`` for images."""
+    timecode: str | None = None
+    """The recording's start timecode (of frame 0) as the file states it: a QuickTime/MP4 ``tmcd``
+    track or a ``timecode`` tag of the video stream or the container (MXF, MKV, ...), normalised
+    (``01:00:00;00``, ``;`` for drop-frame); ``None`` when the file has none or it does not fit the
+    frame rate (see :func:`read_timecode`)."""
+
+    def start_timecode(self) -> Timecode | None:
+        """:attr:`timecode` as a core.timecode.Timecode at :attr:`rate` (None: the input has none)."""
+        if not self.timecode or self.rate is None:
+            return None
+        return Timecode.parse(self.timecode, self.rate)
 
 
 class FrameSource(abc.ABC):
@@ -358,6 +373,7 @@ class VideoFileSource(FrameSource):
             codec_name = stream.codec_context.name
             rate = stream.average_rate
             time_base = stream.time_base or Fraction(1, 90000)
+            timecode_tag = _timecode_tag(container, stream)
         finally:
             container.close()
 
@@ -374,6 +390,7 @@ class VideoFileSource(FrameSource):
         intervals = np.diff(pts)
         median = float(np.median(intervals)) if n > 1 else 0.0
         fps = _nominal_fps(rate, seconds)
+        exact = Fraction(rate) if rate and float(rate) == fps else exact_rate(fps)
         step_s = median * float(time_base) if median > 0 else 1.0 / fps
         tolerance = max(VFR_TOLERANCE * median, 1.0)  # 1 tick: coarse time bases round intervals
         vfr = bool(n > 2 and np.any(np.abs(intervals - median) > tolerance))
@@ -392,6 +409,8 @@ class VideoFileSource(FrameSource):
             variable_frame_rate=vfr,
             truncated_at=truncated_at,
             codec=codec_name,
+            rate=exact,
+            timecode=read_timecode(timecode_tag, exact, path),
         )
         super().__init__(info, seconds)
         self._index = index
@@ -551,6 +570,33 @@ def _nominal_fps(rate: Fraction | None, seconds: np.ndarray) -> float:
         return nominal
     logger.debug("average rate %s does not match the timestamps; using %.3f fps", rate, measured)
     return measured
+
+
+def _timecode_tag(container: av.container.InputContainer, stream: av.VideoStream) -> str | None:
+    """The ``timecode`` FFmpeg reports for the video: FFmpeg reads a QuickTime/MP4 ``tmcd`` track's
+    first sample (its frame number and drop-frame flag) into the ``timecode`` tag of the tmcd
+    stream and of the video stream it belongs to; MXF, MKV and others carry it as a stream or
+    container tag. The video stream's own tag first, then a data (tmcd) stream's, then the
+    container's."""
+    candidates = [stream.metadata, *(s.metadata for s in container.streams.data), container.metadata]
+    for tags in candidates:
+        value = (tags or {}).get("timecode")
+        if value:
+            return str(value)
+    return None
+
+
+def read_timecode(tag: str | None, rate: Fraction, path: str = "") -> str | None:
+    """A timecode tag checked against the video's exact ``rate`` and normalised (``01:00:00;00``);
+    None when there is no tag, or (with a warning) when it is malformed or the rate has no
+    timecode (a variable-rate phone clip)."""
+    if not tag:
+        return None
+    try:
+        return str(Timecode.parse(tag, rate))
+    except TimecodeError as err:
+        logger.warning("%s: its timecode is not used: %s", path, err)
+        return None
 
 
 def _check_decodable(path: str, index: _VideoIndex) -> tuple[_VideoIndex, av.VideoFrame]:
@@ -804,6 +850,7 @@ def _image_info(path: Path, kind: str, count: int, fps: float, width: int, heigh
         variable_frame_rate=False,
         truncated_at=None,
         codec=None,
+        rate=exact_rate(fps),
     )
 
 

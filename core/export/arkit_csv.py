@@ -1,7 +1,12 @@
 """ARKit-52 curves as CSV in the column layout of Epic's Live Link Face app:
 ``Timecode,BlendShapeCount,EyeBlinkLeft,...,TongueOut,HeadYaw,HeadPitch,HeadRoll,LeftEyeYaw,
 LeftEyePitch,LeftEyeRoll,RightEyeYaw,RightEyePitch,RightEyeRoll`` (BlendShapeCount 61).
-Timecode is ``HH:MM:SS:FF.mmm`` from the frame's time at the take's frame rate. Head and eye angles
+Timecode: when the take has one (the recording's tmcd track or tag, or ``--start-timecode``), each row's
+is the timecode of its video frame, ``HH:MM:SS:FF.000`` (``HH:MM:SS;FF.000`` drop-frame at 29.97 and
+59.94: SMPTE's separator, which parsers of timecode read as drop-frame; ``.000``: the sample sits on
+the frame, no subframe), FF counted at the nominal rate (0-23 at 23.976). Without one (takes made
+before timecodes were read, recordings without one) it is ``HH:MM:SS:FF.mmm`` from the frame's time
+since the clip's start (mmm: milliseconds within that frame), as before. Head and eye angles
 are radians (yaw about y, pitch about x, roll about z of the model's axis-angle rotation).
 Frames without a face are gaps: empty cells (the Timecode and BlendShapeCount are still written).
 Only open-model takes have ARKit curves (with a retarget map, its targets must be the 52 ARKit names,
@@ -69,8 +74,10 @@ def arkit_csv(req: ExportRequest) -> ExportResult:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(HEADER)
+    start = req.timecode
     for r in range(req.num_frames):
         cells = ["" if not fit.has_face[r] or math.isnan(x) else f"{x:.6f}" for x in values[r].tolist()]
-        w.writerow([timecode(float(req.timestamps[r]), req.fps), 61] + cells)
+        label = timecode(float(req.timestamps[r]), req.fps) if start is None else f"{start.at(int(req.frame_index[r]))}.000"
+        w.writerow([label, 61] + cells)
     write_file_atomic(req.out, buf.getvalue().encode())
     return ExportResult([req.out], req.num_frames, GAP_POLICY, req.gap_frames)

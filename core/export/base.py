@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from core.atomic import write_bytes_atomic
 from core.errors import ExportError
 from core.fit.params import PER_FRAME, FitParams
 from core.take.store import Take
+from core.timecode import Timecode, exact_rate
 
 if TYPE_CHECKING:
     from core.export.keyreduce import KeyReduction
@@ -46,6 +48,12 @@ class ExportRequest:
     notes: tuple[str, ...] = ()  # one line per range of frames left out (a damaged chunk of the take)
     retarget: BoundRetarget | None = None  # a retarget map: fit.expression holds its target channels
     reduction: KeyReduction | None = None  # reduce the keys (keyed formats)
+    rate: Fraction | None = None  # fps exactly (24000/1001); None: fps as it is
+    timecode: Timecode | None = None  # the timecode of the take's frame 0 (not of the range's first row)
+
+    @property
+    def exact_rate(self) -> Fraction:
+        return self.rate if self.rate is not None else exact_rate(float(self.fps))
 
     def model_expression(self) -> np.ndarray:
         """N x E face-model weights of the rows: the fit's, or with a retarget map the weights that
@@ -136,6 +144,7 @@ def prepare_export(take_dir, fmt: str, out, frame_range=None, edits=None, retarg
         frame_index=part.frame_index.astype(np.int64), timestamps=part.frame_index.astype(np.float64) / fps,
         model=str(settings.get("model", m.fit.model or "open")), model_settings=settings,
         expression_names=list(m.fit.expression_names), edit_layers=len(edits.layers), notes=notes,
+        rate=m.video.exact_rate, timecode=m.timecode(),
     )
     from core.export.options import with_options
 

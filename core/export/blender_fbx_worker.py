@@ -18,7 +18,9 @@ Blender's z up; a mesh object "EmoCapFace" parented to it with the neutral mesh 
 coordinates), one shape key per expression (relative to "Basis"), one vertex group per joint with
 the skinning weights and an Armature modifier (linear blend skinning, after the shape keys, as in
 the model). Keys sit on Blender frames equal to the video frame numbers; the scene's frame rate is
-the clip's (fractional rates as fps / fps_base, e.g. 24000 / 1001).
+the clip's (fractional rates as fps / fps_base, e.g. 24000 / 1001). In the FBX file every time is
+shifted by the take's timecode (:func:`timecode_on_export`): video frame N's keys sit at
+(timecode frames + N) / rate seconds, and the file's time span is that of the exported frames.
 
 The FBX is written with axis_up Y, axis_forward -Z: the exporter's y-up conversion undoes the
 armature's +90 degrees, so in the FBX file the mesh, bones and keys are in model space exactly
@@ -53,6 +55,52 @@ def frame_rate(fps: float) -> tuple[int, float]:
         return exact.numerator, float(exact.denominator)
     whole = max(1, round(fps))
     return whole, whole / fps
+
+
+def exact_frame_rate(d) -> tuple[int, float]:
+    """(fps, fps_base) for Blender's scene: the exact rate SCENE.npz gives (``rate``: numerator,
+    denominator), else the float ``fps``."""
+    if "rate" in d:
+        num, den = (int(x) for x in d["rate"])
+        if num <= 32767:  # Blender's fps is a short
+            return num, float(den)
+    return frame_rate(float(d["fps"]))
+
+
+def timecode_on_export(d) -> None:
+    """Place the file's animation on the timeline of the take's timecode: every key, the animation
+    stack's LocalStart/Stop and ReferenceStart/Stop and the GlobalSettings' TimeSpanStart/Stop move
+    by ``timecode_offset`` frames (from 00:00:00:00 to video frame 0) at the exact rate, so that
+    video frame N's key sits at (offset + N) / rate seconds. Blender keeps its frames at the video
+    frame numbers (its frames stop at 1048574, a timecode of 9.7 hours at 30 fps): only the FBX
+    times move, in FBX ticks (46186158000 per second), computed exactly. TimeMode says NTSC
+    drop-frame (8) for a drop-frame timecode at 29.97 fps, so FBX SDK applications show its
+    timecode as the take does."""
+    from io_scene_fbx import export_fbx_bin, fbx_utils
+
+    num, den = (int(x) for x in d["rate"])
+    ticks = int(fbx_utils.FBX_KTIME)
+    offset = int(d.get("timecode_offset", 0))
+    shift = round(Fraction(offset * ticks * den, num))
+    first, last = (int(x) for x in d["frame_index"][[0, -1]])
+    span = [round(Fraction((offset + f) * ticks * den, num)) for f in (first, last)]
+    drop_frame = bool(d.get("drop_frame", False)) and Fraction(num, den) == Fraction(30000, 1001)
+
+    set_keyframes = fbx_utils.AnimationCurveNodeWrapper.set_keyframes
+
+    def shifted(self, keyframe_times, keyframe_values):
+        set_keyframes(self, np.asarray(keyframe_times, np.int64) + shift, keyframe_values)
+
+    fbx_utils.AnimationCurveNodeWrapper.set_keyframes = shifted
+    to_ktime = export_fbx_bin.convert_sec_to_ktime  # the stack's and take's start and stop only
+    export_fbx_bin.convert_sec_to_ktime = lambda seconds: to_ktime(seconds) + shift
+    props_set = export_fbx_bin.elem_props_set
+    replace = {b"TimeSpanStart": span[0], b"TimeSpanStop": span[1], **({b"TimeMode": 8} if drop_frame else {})}
+
+    def props_set_timed(elem, ptype, name, value=None, *args, **kwargs):
+        props_set(elem, ptype, name, replace.get(name, value), *args, **kwargs)
+
+    export_fbx_bin.elem_props_set = props_set_timed
 
 
 def keyed_curve(action, owner, data_path: str, index: int, frames: np.ndarray, values: np.ndarray) -> None:
@@ -199,7 +247,7 @@ def main(scene_npz: str, out_fbx: str) -> int:
     scene = bpy.context.scene
     scene.unit_settings.system = "METRIC"
     scene.unit_settings.scale_length = 1.0
-    scene.render.fps, scene.render.fps_base = frame_rate(float(d["fps"]))
+    scene.render.fps, scene.render.fps_base = exact_frame_rate(d)
     scene.frame_start, scene.frame_end = int(d["frame_index"][0]), int(d["frame_index"][-1])
     face = build_mesh(d)
     rig = build_armature(d)
@@ -208,6 +256,8 @@ def main(scene_npz: str, out_fbx: str) -> int:
     scene.frame_set(scene.frame_start)
     if "reduce" in d:
         reduce_keys_on_export(*(float(x) for x in d["reduce"]))
+    if "rate" in d:
+        timecode_on_export(d)
     result = bpy.ops.export_scene.fbx(
         filepath=out_fbx, check_existing=False, use_selection=False, object_types={"ARMATURE", "MESH"},
         use_mesh_modifiers=False, mesh_smooth_type="OFF", add_leaf_bones=False, primary_bone_axis="Y",

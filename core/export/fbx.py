@@ -6,6 +6,11 @@ one per target channel, core.export.retarget), its weight keyed on every frame; 
 eye_right) skinning the mesh, the head's motion on the root bone (rotation keys, and translation
 keys from core.export.rig.head_translation) and the neck, jaw and eye rotations on their bones.
 Keys sit at the video frame numbers, the scene rate is the clip's exactly (24000/1001 for 23.976).
+With a timecode (the recording's, or ``--start-timecode``) the whole animation is placed on the
+timecode's timeline: video frame N's keys sit at (T + N) / rate seconds, T the timecode's frame count
+from 00:00:00:00 (01:00:00:00 at 24000/1001 is T = 86400, 3603.6 s), and the file's time span
+(GlobalSettings TimeSpanStart/Stop, the animation stack's LocalStart/Stop) is that of the exported
+frames; a drop-frame timecode at 29.97 sets TimeMode to NTSC drop-frame (8).
 
 Units and axes: metres (the file's UnitScaleFactor is 100: 1 unit = 1 m), y up, z toward the
 viewer, right-handed: model space unchanged, no transform baked into vertices. Blender's importer
@@ -41,6 +46,7 @@ import logging
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +86,17 @@ def scene_arrays(rig: FaceRig, anim: RigAnimation) -> dict[str, np.ndarray]:
         "skinning_weights": rig.skinning_weights, "frame_index": anim.frame_index, "fps": np.float64(anim.fps),
         "weights": anim.weights, "quaternions": axis_angle_to_quaternion(anim.joint_rotations),
         "translation": anim.translation, "slider_range": np.array([low, high], np.float64),
-        **reduction_arrays(anim),
+        **reduction_arrays(anim), **timing_arrays(anim),
     }
+
+
+def timing_arrays(anim: RigAnimation) -> dict[str, np.ndarray]:
+    """``rate`` (numerator, denominator: the exact frame rate), ``timecode_offset`` (frames from
+    00:00:00:00 to video frame 0) and ``drop_frame`` for the worker."""
+    rate = anim.rate if anim.rate is not None else Fraction(anim.fps).limit_denominator(1001)
+    return {"rate": np.array([rate.numerator, rate.denominator], np.int64),
+            "timecode_offset": np.int64(anim.timecode_offset),
+            "drop_frame": np.bool_(anim.timecode is not None and anim.timecode.drop_frame)}
 
 
 def reduction_arrays(anim: RigAnimation) -> dict[str, np.ndarray]:

@@ -27,6 +27,7 @@ Frames without a face hold the last pose with a face (HOLD_POLICY, core.export.b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,6 +39,7 @@ from core.facemodel.types import JOINT_NAMES, JOINT_PARENTS, FaceParams
 
 if TYPE_CHECKING:
     from core.export.keyreduce import KeyReduction
+    from core.timecode import Timecode
 
 BATCH = 64
 
@@ -79,6 +81,8 @@ class RigAnimation:
     model_weights: N x E float32 face-model weights that pose the same mesh (equal to weights
     unless a retarget map made ``weights`` target channels; core.export.retarget). reduction: the
     key reduction asked for (core.export.keyreduce.KeyReduction) or None: key every frame.
+    rate: fps exactly. timecode: the timecode of video frame 0 (None: none), see
+    :meth:`timeline_frames`.
     """
 
     frame_index: np.ndarray
@@ -90,9 +94,21 @@ class RigAnimation:
     rows: np.ndarray
     model_weights: np.ndarray | None = None
     reduction: KeyReduction | None = None
+    rate: Fraction | None = None
+    timecode: Timecode | None = None
 
     def __len__(self) -> int:
         return len(self.frame_index)
+
+    @property
+    def timecode_offset(self) -> int:
+        """Frames from 00:00:00:00 to video frame 0: the timecode's frame count (0 without one)."""
+        return 0 if self.timecode is None else self.timecode.frames
+
+    def timeline_frames(self) -> np.ndarray:
+        """N int64 frame numbers on a timeline that starts at 00:00:00:00 at the exact rate: the
+        video frame plus :attr:`timecode_offset` (so frame N sits at N / rate seconds)."""
+        return self.frame_index.astype(np.int64) + self.timecode_offset
 
 
 def load_model(req: ExportRequest):
@@ -142,6 +158,7 @@ def build_rig(req: ExportRequest, model=None) -> tuple[FaceRig, RigAnimation]:
         weights=fit.expression[rows].astype(np.float32), joint_rotations=pose.astype(np.float32),
         translation=head_translation(fit.camera[rows], image_centre(req)).astype(np.float32), rows=rows,
         model_weights=model_expression[rows].astype(np.float32), reduction=req.reduction,
+        rate=req.exact_rate, timecode=req.timecode,
     )
     rig = FaceRig(
         model_name=model.name, neutral=neutral.numpy().astype(np.float32), faces=model.faces.numpy().astype(np.int64),

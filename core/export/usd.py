@@ -12,8 +12,13 @@ Layout (default prim /EmoCap, a SkelRoot):
                       skinned (primvars:skel:jointIndices / jointWeights, the model's weights),
                       one BlendShape child per expression (offsets at weight 1, all points; per
                       target channel with a retarget map, core.export.retarget).
-Time codes are video frame numbers and timeCodesPerSecond = framesPerSecond = the clip's fps, so
-time code N is N / fps seconds; start/endTimeCode bound the exported range. With key reduction
+Time codes are frame numbers and timeCodesPerSecond = framesPerSecond = the clip's exact rate (as a
+double: 24000/1001 = 23.976023976...), so time code N is N / rate seconds; start/endTimeCode bound
+the exported range. Without a timecode the time codes are the video frame numbers; with one (the
+recording's, or ``--start-timecode``) they are the frame numbers on the timecode's timeline, the
+timecode's frame count from 00:00:00:00 plus the video frame (01:00:00:00 at 24 fps: video frame 0
+at time code 86400), and the layer's customLayerData records ``timecode`` (of the first exported
+frame, e.g. "01:00:00;00"), ``timecodeRate`` ("30000/1001") and ``dropFrame``. With key reduction
 (``--reduce``) only the kept keys get time samples (:func:`sample_masks`); USD interpolates linearly
 between them (quaternions by slerp).
 
@@ -84,10 +89,16 @@ def write_stage(path: Path, rig: FaceRig, anim: RigAnimation) -> None:
     stage = Usd.Stage.CreateNew(str(path))
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
     UsdGeom.SetStageMetersPerUnit(stage, 1.0)
-    stage.SetTimeCodesPerSecond(anim.fps)
-    stage.SetFramesPerSecond(anim.fps)
-    stage.SetStartTimeCode(float(anim.frame_index[0]))
-    stage.SetEndTimeCode(float(anim.frame_index[-1]))
+    rate = float(anim.rate) if anim.rate is not None else anim.fps
+    stage.SetTimeCodesPerSecond(rate)
+    stage.SetFramesPerSecond(rate)
+    frames = anim.timeline_frames()
+    stage.SetStartTimeCode(float(frames[0]))
+    stage.SetEndTimeCode(float(frames[-1]))
+    if anim.timecode is not None:
+        first = anim.timecode.at(int(anim.frame_index[0]))
+        stage.GetRootLayer().customLayerData = {"timecode": str(first), "timecodeRate": str(anim.timecode.rate),
+                                                "dropFrame": first.drop_frame}
     root = UsdSkel.Root.Define(stage, "/EmoCap")
     stage.SetDefaultPrim(root.GetPrim())
 
@@ -114,7 +125,7 @@ def write_stage(path: Path, rig: FaceRig, anim: RigAnimation) -> None:
     local = np.repeat(np.asarray(rest_local, np.float32)[None], len(anim), axis=0)
     local[:, 0] += anim.translation
     keys = sample_masks(anim, quats, local[:, 0])
-    for i, frame in enumerate(anim.frame_index.tolist()):
+    for i, frame in enumerate(frames.tolist()):
         t = Usd.TimeCode(float(frame))
         if keys["rotations"][i]:
             rotations.Set(Vt.QuatfArray([Gf.Quatf(float(q[0]), Gf.Vec3f(*map(float, q[1:]))) for q in quats[i]]), t)
@@ -147,7 +158,8 @@ def write_stage(path: Path, rig: FaceRig, anim: RigAnimation) -> None:
         shape.CreateOffsetsAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(delta)))
         targets.append(shape.GetPath())
     binding.CreateBlendShapeTargetsRel().SetTargets(targets)
-    stage.GetRootLayer().documentation = "EmoCap face export: metres, y up, time code = video frame"
+    stage.GetRootLayer().documentation = ("EmoCap face export: metres, y up, time code = "
+                                          + ("timecode frame" if anim.timecode is not None else "video frame"))
     if not stage.GetRootLayer().Save():
         raise ExportError(f"USD could not save {path.name}")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import write_json_atomic
-from core.errors import DamagedManifestError, TakeError
+from core.errors import DamagedManifestError, TakeError, TimecodeError
 from core.take.integrity import ChunkRecord
 from core.take.records import (
     RUNNING,
@@ -33,6 +33,7 @@ from core.take.records import (
     record_from_dict,
     record_to_dict,
 )
+from core.timecode import Timecode
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class TakeManifest:
     emotion: EmotionRecord | None = None
     microexpr: RefineRecord | None = None
     closures: ClosureRecord | None = None  # blinks and lip contacts (core/closures/)
+    start_timecode: str | None = None  # the timecode of frame 0 given with --start-timecode (over the recording's)
     warnings: list[str] = field(default_factory=list)
     chunks: dict[str, dict[str, Any]] | None = field(default_factory=dict)
     format: int = TAKE_FORMAT
@@ -81,6 +83,19 @@ class TakeManifest:
     def to_dict(self) -> dict[str, Any]:
         """The JSON content of take.json (without its checksum)."""
         return record_to_dict(self)
+
+    def timecode(self) -> Timecode | None:
+        """The timecode of the take's frame 0: the one given with ``--start-timecode``, else the
+        recording's own (``video.timecode``), else None (takes made before timecodes were read
+        have neither). Its rate is the video's exact rate."""
+        label = self.start_timecode or self.video.timecode
+        if not label:
+            return None
+        try:
+            return Timecode.parse(label, self.video.exact_rate)
+        except TimecodeError as err:
+            log.warning("the take's timecode %s is not used: %s", label, err)
+            return None
 
     def record(self, name: str) -> ChunkRecord | None:
         """The recorded size and digest of the chunk ``name`` (None: not recorded)."""

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, TypeVar
+
+from core.timecode import exact_rate
 
 RUNNING, CANCELLED, COMPLETE = "running", "cancelled", "complete"
 STATUSES = (RUNNING, CANCELLED, COMPLETE)
@@ -71,6 +74,20 @@ class VideoRecord:
     variable_frame_rate: bool = False
     truncated_at: int | None = None
     codec: str | None = None
+    rate: str | None = None  # fps exactly ("24000/1001"); None in takes made before it was stored
+    timecode: str | None = None  # the recording's own start timecode ("01:00:00;00"), None: it has none
+
+    @classmethod
+    def of(cls, info) -> VideoRecord:
+        """The record of a core.video.VideoInfo (its exact rate as text)."""
+        values = {f.name: getattr(info, f.name) for f in dataclasses.fields(cls)}
+        return cls(**values | {"rate": None if info.rate is None else str(info.rate)})
+
+    @property
+    def exact_rate(self) -> Fraction:
+        """The frame rate as a fraction: the stored one, or in older takes ``fps`` snapped to the
+        standard rate it rounds from (23.976... -> 24000/1001)."""
+        return exact_rate(self.rate if self.rate else float(self.fps))
 
 
 @dataclass(frozen=True)

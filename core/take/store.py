@@ -40,7 +40,7 @@ from core.atomic import write_bytes_atomic
 from core.errors import DamagedChunkError, MissingChunkError, TakeError
 from core.observe.types import TrackState
 from core.take.integrity import ChunkRecord, npz_bytes, read_npz
-from core.take.lock import LOCK_NAME
+from core.take.lock import LOCK_NAME, TakeLock
 from core.take.manifest import (  # noqa: F401 - TAKE_FORMAT and MANIFEST_NAME are part of this module's API
     BACKUP_NAME,
     MANIFEST_NAME,
@@ -51,6 +51,7 @@ from core.take.manifest import (  # noqa: F401 - TAKE_FORMAT and MANIFEST_NAME a
 )
 from core.take.observations import ObservationArrays, track_state_from_arrays, track_state_to_arrays
 from core.take.records import RUNNING, ClosureRecord, EmotionRecord, RefineRecord, SourceRecord
+from core.timecode import Timecode
 
 if TYPE_CHECKING:
     from core.emotion.stored import EmotionTimelines
@@ -404,6 +405,20 @@ class Take:
         if gone:
             raise MissingChunkError(self.root, observation_chunk_name(gone[0]))
         return ObservationArrays.concatenate([self.read_chunk(s)[0] for s in starts])
+
+
+def set_start_timecode(root: Path, label: str | None) -> Timecode | None:
+    """Give the take at ``root`` the timecode of its frame 0, as ``emocap analyze --start-timecode``
+    does (the app's "Set start timecode"); None or "" goes back to the recording's own. Written
+    under the writer lock. Returns the take's timecode now. Raises TimecodeError when ``label``
+    does not fit the take's frame rate, TakeBusyError while an analysis writes the take."""
+    with TakeLock(root):
+        take = Take.open(root)
+        m = take.manifest
+        m.start_timecode = str(Timecode.parse(label, m.video.exact_rate)) if label and label.strip() else None
+        take.save_manifest()
+    log.info("take %s: start timecode %s", root, m.start_timecode or "of the recording")
+    return m.timecode()
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ def test_a_take_written_by_an_earlier_version_reads_into_typed_records(tmp_path)
 def test_the_typed_manifest_writes_back_the_layout_it_read(tmp_path):
     """Reading and saving keeps every key and value of the old layout; a key the records do not
     know is dropped, its checksum is added (and what later versions record, as null: chunks,
-    stages added since), and nothing else changes."""
+    stages added since, the video's exact rate and timecode), and nothing else changes."""
     old = OLD_MANIFEST | {"microexpr": OLD_MANIFEST["microexpr"] | {"windows": [], "offset_components": 0,
                                                                     "summary": None}}
     (tmp_path / "take.json").write_text(json.dumps(old | {"unknown_key": 1}))
@@ -125,4 +125,7 @@ def test_the_typed_manifest_writes_back_the_layout_it_read(tmp_path):
     take.save_manifest()
     written = json.loads((tmp_path / "take.json").read_text())
     assert {k for k in set(written) - set(old) if written[k] is not None} == {"checksum"}
+    added = {k: v for k, v in written["video"].items() if k not in old["video"]}
+    assert added == {"rate": None, "timecode": None}  # recorded since (the exact rate, the timecode), unknown here
+    written["video"] = {k: v for k, v in written["video"].items() if k in old["video"]}
     assert {k: v for k, v in written.items() if k in old and k != "updated"} == {k: v for k, v in old.items() if k != "updated"}
