@@ -8,6 +8,10 @@ y up, z toward the viewer) on the model's 478 vertices (= MediaPipe's landmarks)
 - :func:`to_model_space`: a face's landmarks brought onto the template by a similarity.
 - :func:`expression_motion`: the motion from a person's neutral photo to an expression photo, the
   expression aligned onto the neutral on points expressions hardly move, in model space.
+- :func:`image_axis_precision`: how much each model-space direction of a photo's motion can be
+  trusted: the image's x and y fully, MediaPipe's depth (the camera's z) much less. In a half
+  profile the face's left-right axis lies half along the camera's depth, so its lateral motion is
+  mostly depth noise and must not teach the shapes lateral motion.
 - :func:`learn_identity`: a mean neutral face and principal components of neutral faces, scaled so
   that one unit is one standard deviation (a unit Gaussian prior on the coefficients).
 - :func:`learn_expressions`: blendshapes that explain observed expression motion with weights in
@@ -56,6 +60,19 @@ def expression_motion(neutral: np.ndarray, expression: np.ndarray, template: np.
     # MediaPipe's depth has no absolute origin: the stable points carry no mean depth motion
     motion[:, 2] -= motion[stable, 2].mean()
     return motion
+
+
+def image_axis_precision(landmarks: np.ndarray, template: np.ndarray, z_weight: float) -> np.ndarray:
+    """3 x 3 model-space precision of a motion measured on a photo whose landmarks (V x 3 image
+    pixels) map onto ``template`` as in :func:`to_model_space`: weight 1 along the image's x and y,
+    ``z_weight`` along its depth. A residual r (model space) costs r @ P @ r."""
+    _, rotation, _ = to_model_space(landmarks, template)
+    return rotation @ np.diag([1.0, 1.0, z_weight]) @ rotation.T
+
+
+def frontal_precision(count: int, z_weight: float) -> np.ndarray:
+    """count x 3 x 3 precisions of motions measured head-on (depth weighed by ``z_weight``)."""
+    return np.broadcast_to(np.diag([1.0, 1.0, z_weight]), (count, 3, 3)).copy()
 
 
 def learn_identity(residuals: np.ndarray, num_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,6 +133,7 @@ def learn_expressions(
     laplacian: np.ndarray,
     trust: np.ndarray,
     config: ExpressionLearning = ExpressionLearning(),
+    precision: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Learn expression shapes from samples of motion.
 
@@ -124,6 +142,8 @@ def learn_expressions(
     mirror_shapes: E, the mirror partner of each shape (itself for a symmetric one). learnable: E
     bool (the others stay as authored). support: E x V bool. laplacian: V x V. trust: E, or N x E
     (per sample: how much each sample's evidence binds its weights; 0 leaves the weight free).
+    precision: N x 3 x 3 model-space precision of each sample's motion (:func:`image_axis_precision`;
+    default: measured head-on, depth weighed by ``config.z_weight``).
     Every sample is also used mirrored, so the result keeps exact mirror pairs. Returns (shapes
     V x 3 x E, weights N x E of the given samples)."""
     dtype = torch.float32
@@ -144,7 +164,11 @@ def learn_expressions(
     mask = torch.as_tensor(support, dtype=dtype)[..., None] * torch.as_tensor(learnable, dtype=dtype)[:, None, None]
     symmetric = pair == torch.arange(e)
     lap = torch.as_tensor(laplacian, dtype=dtype).to_sparse()
-    axis = torch.tensor([1.0, 1.0, np.sqrt(config.z_weight)], dtype=dtype)
+    if precision is None:
+        precision = frontal_precision(n, config.z_weight)
+    metric = torch.as_tensor(precision, dtype=dtype)
+    reflect_matrix = torch.diag(reflect)
+    metric = torch.cat([metric, reflect_matrix @ metric @ reflect_matrix])  # the mirrored samples' precision
     trust_t = torch.as_tensor(np.broadcast_to(trust, prior.shape).copy(), dtype=dtype)
     trust_t = torch.cat([trust_t, trust_t[:, pair]])
     # in units of the noise, so float32 keeps its precision where it matters
@@ -169,7 +193,8 @@ def learn_expressions(
         shapes = shapes_of(delta)
         w = weights.clamp(0.0, 1.0)
         predicted = torch.einsum("ne,evc->nvc", w, shapes)
-        data = (((motion - predicted) * axis) ** 2).sum(dim=(1, 2)).mean()
+        residual = motion - predicted
+        data = torch.einsum("nvi,nij,nvj->n", residual, metric, residual).mean()
         prior_term = config.evidence * (trust_t * (w - evidence) ** 2).sum(dim=1).mean()
         sparse = config.sparsity * w.sum(dim=1).mean()
         change = shapes - base
@@ -190,16 +215,20 @@ def learn_expressions(
     return shapes, learned_weights
 
 
-def fit_weights(motions: np.ndarray, shapes: np.ndarray, z_weight: float) -> tuple[np.ndarray, np.ndarray]:
+def fit_weights(motions: np.ndarray, shapes: np.ndarray, z_weight: float,
+                precision: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Best weights in [0, 1] for each motion (N x V x 3) with ``shapes`` (V x 3 x E), and the share
-    of each motion they explain (1 - residual^2 / motion^2, depth weighed by ``z_weight``)."""
+    of each motion they explain (1 - residual^2 / motion^2 in the metric of ``precision``, N x 3 x 3,
+    default: head-on with depth weighed by ``z_weight``)."""
     from scipy.optimize import lsq_linear
 
-    axis = np.array([1.0, 1.0, np.sqrt(z_weight)])
-    design = (shapes * axis[None, :, None]).reshape(-1, shapes.shape[2])
+    if precision is None:
+        precision = frontal_precision(len(motions), z_weight)
     weights, shares = [], []
-    for motion in motions:
-        target = (motion * axis).reshape(-1)
+    for motion, metric in zip(motions, precision):
+        root = np.linalg.cholesky(metric + 1e-12 * np.eye(3)).T  # r @ P @ r = |root @ r|^2
+        design = np.einsum("ij,vje->vie", root, shapes).reshape(-1, shapes.shape[2])
+        target = (motion @ root.T).reshape(-1)
         solution = lsq_linear(design, target, bounds=(0.0, 1.0)).x
         weights.append(solution)
         shares.append(1.0 - np.sum((design @ solution - target) ** 2) / np.sum(target**2))
@@ -230,6 +259,12 @@ class CalibrationData:
         """M x V x 3 model-space motion of each expression from its neutral."""
         return np.stack([expression_motion(self.neutral_landmarks[n], e, template)
                          for e, n in zip(self.expression_landmarks, self.expression_neutral)])
+
+    def precisions(self, template: np.ndarray, z_weight: float) -> np.ndarray:
+        """M x 3 x 3 model-space precision of each expression's motion (:func:`image_axis_precision`
+        of its neutral photo's view)."""
+        return np.stack([image_axis_precision(self.neutral_landmarks[n], template, z_weight)
+                         for n in self.expression_neutral])
 
     def evidence(self) -> np.ndarray:
         """M x E: how much more active each shape is than in the person's neutral, by the network

@@ -16,7 +16,9 @@ Starting from the authored model (core/facemodel/open_model_authoring.py):
    tongueOut) stay as authored; the others are corrected where the data show motion, near where
    their authored version moves, with exact mirror pairs; each sample's weights are drawn toward
    the learned blendshape network's evidence (its scores minus those of the same person's neutral),
-   so the shapes keep Apple's meaning and scale (1.0 = the network's full extreme).
+   so the shapes keep Apple's meaning and scale (1.0 = the network's full extreme). Each photo's
+   motion is weighed in its own camera's axes (core.facemodel.calibration.image_axis_precision):
+   in a half profile the face's sideways motion is mostly MediaPipe's unreliable depth.
 
 A held-out check (people split, no photo of a held-out person in the learning) reports how much of
 the real motion the authored and the calibrated shapes explain with weights in [0, 1].
@@ -66,14 +68,16 @@ log = logging.getLogger(__name__)
 IDENTITY_COMPONENTS = 40
 HARMONICS_SCALE = 0.3  # of the authored harmonics' size, after the learned components
 # Shapes corrected from the data: those the network sees active in many calibration photos (its
-# score 0.2 above the person's neutral in 30 or more of KDEF's photos) and eyeWide (6 photos, its
-# authored lids were too small for a surprised face), and noseSneer, which it never reports but
-# which disgust needs (see UNSEEN_STEMS). mouthDimple and mouthPress are rarely active (2 and 9
-# photos; learned, they lost their authored direction) and stay as authored, like the geometric
-# shapes; so does cheekSquint, which the network never reports and which, learned from smiles,
-# pulled the cheek down with the mouth corner instead of raising it.
+# score 0.2 above the person's neutral in 30 or more of KDEF's photos), and noseSneer, which it
+# never reports but which disgust needs (see UNSEEN_STEMS). mouthDimple and mouthPress are rarely
+# active (2 and 9 photos; learned, they lost their authored direction) and stay as authored, like
+# the geometric shapes; so does cheekSquint, which the network never reports and which, learned
+# from smiles, pulled the cheek down with the mouth corner instead of raising it; and so does
+# eyeWide (6 photos): its weights sit near zero in almost every photo, so a learned correction
+# grows to explain small unrelated motion at tiny weights (it became a 9 mm sideways slide of the
+# whole eye region at weight 1, which rendered as dark patches beside the eyes).
 LEARNED_STEMS = (
-    "browDown", "browInnerUp", "browOuterUp", "eyeSquint", "eyeWide", "noseSneer", "mouthSmile", "mouthFrown",
+    "browDown", "browInnerUp", "browOuterUp", "eyeSquint", "noseSneer", "mouthSmile", "mouthFrown",
     "mouthStretch", "mouthLowerDown", "mouthUpperUp", "mouthShrugLower", "mouthShrugUpper",
 )
 _EYES = eye_contour("left") + eye_contour("right") + ids.LEFT_IRIS + ids.RIGHT_IRIS
@@ -138,18 +142,19 @@ def calibrate_open_model(canonical: np.ndarray, data: CalibrationData,
         mesh.vertices)
 
     motions = with_iris_following_lids(data.motions(mesh.vertices))
+    precision = data.precisions(mesh.vertices, learning.z_weight)
     evidence = data.evidence()
     trust = evidence_trust(ARKIT_NAMES, data.expression_label)
     learn = _learner(mesh, perm, authored, learning)
     people = np.unique(data.expression_person)
     held_out = set(people[:: int(round(1 / HELD_OUT_SHARE))])
     test = np.array([p in held_out for p in data.expression_person])
-    check_shapes, _ = learn(motions[~test], evidence[~test], trust[~test])
-    before = fit_weights(motions[test], authored, learning.z_weight)[1]
-    after = fit_weights(motions[test], check_shapes, learning.z_weight)[1]
+    check_shapes, _ = learn(motions[~test], evidence[~test], trust[~test], precision[~test])
+    before = fit_weights(motions[test], authored, learning.z_weight, precision[test])[1]
+    after = fit_weights(motions[test], check_shapes, learning.z_weight, precision[test])[1]
     log.info("held-out people (%d photos): authored shapes explain %.3f of the motion, calibrated %.3f",
              int(test.sum()), before.mean(), after.mean())
-    expressions, weights = learn(motions, evidence, trust)
+    expressions, weights = learn(motions, evidence, trust, precision)
 
     size = np.linalg.norm(expressions, axis=1).max(axis=0)
     neutral_scores = np.nan_to_num(data.neutral_scores, nan=0.0)
@@ -231,8 +236,8 @@ def _learner(mesh: Mesh, perm: np.ndarray, authored: np.ndarray, learning: Expre
             support[k, x > MIDLINE_BAND_M] = False
     laplacian = mesh.stiffness.toarray()
 
-    def learn(motions: np.ndarray, evidence: np.ndarray, trust: np.ndarray):
+    def learn(motions: np.ndarray, evidence: np.ndarray, trust: np.ndarray, precision: np.ndarray):
         return learn_expressions(motions, evidence, authored, perm, mirror_shapes, learnable, support, laplacian,
-                                 trust, learning)
+                                 trust, learning, precision)
 
     return learn

@@ -22,6 +22,10 @@ recognisers are fed):
   with the reference's eye region carried rigidly with the eye corners and shifted so the
   reference iris lands on the fitted iris (the gaze), not squeezed between the lid contours; a
   blink closes the hole, and a narrowing slit darkens as in the shadow of real lids and lashes.
+  Where the lids open wider than the reference's (eyes widened in surprise or fear), the opening
+  reaches past the reference's own opening onto its lid skin: there it shows the eyeball instead,
+  the reference's iris colour inside the iris's circle and its sclera's colour outside, so a
+  widened eye reads as white above the iris, not as a second lid.
   (The mesh's own iris fans are left out: they would float in front of the lids.)
 - **Mouth**: the mesh has no inner mouth. The inner-lip loop is closed by a strip between the upper
   and lower inner-lip contours, drawn behind the skin: a dark red-brown cavity that turns into the
@@ -190,6 +194,7 @@ class _Frames:
     background: np.ndarray  # B x 2 x 3 affine: reference image -> this frame's crop
     eyes: np.ndarray  # B x 2 (right, left) x 2 x 3 affines: crop -> reference image, eye openings
     eye_shade: np.ndarray  # B x 2 brightness factors of the eye openings
+    eye_opening: np.ndarray  # B x 2 lid opening relative to the reference's (1: as open)
     head: np.ndarray | None  # B x V x 3 vertices in the head frame, metres (shading on, reference set)
 
 
@@ -399,12 +404,15 @@ class ReconstructionRenderer:
         skin = _polygon_pixels(image, lm[list(FACE_OVAL)])
         level = float(np.median(skin @ LUMA)) if len(skin) else 150.0
         sclera = []
+        self._eyeballs = []
         for (upper, lower), iris in ((RIGHT_EYE, ids.RIGHT_IRIS), (LEFT_EYE, ids.LEFT_IRIS)):
             outline = lm[list(upper) + list(lower[::-1])]
             centre = lm[iris[0]]
             radius = np.linalg.norm(lm[list(iris[1:])] - centre, axis=1).mean()
             pixels, coords = _polygon_pixels(image, outline, with_coords=True)
-            sclera.append(pixels[np.linalg.norm(coords - centre, axis=1) > radius * 1.1])
+            distance = np.linalg.norm(coords - centre, axis=1)
+            sclera.append(pixels[distance > radius * 1.1])
+            self._eyeballs.append(_Eyeball.of(image.shape[:2], outline, centre, radius, pixels, distance))
         sclera = np.concatenate(sclera)
         if len(sclera) >= 12:
             luminance = sclera @ LUMA
@@ -468,19 +476,21 @@ class ReconstructionRenderer:
         background = np.zeros((len(indices), 2, 3))
         eyes = np.zeros((len(indices), 2, 2, 3))
         eye_shade = np.ones((len(indices), 2))
+        eye_opening = np.ones((len(indices), 2))
         if self._reference_image is not None:
             crop_landmarks = points[:, self.model.num_vertices:, :2]
             outline = self._reference_landmarks[list(FACE_OVAL), :2]
             for k in range(len(indices)):
                 background[k] = _affine_fit(outline, crop_landmarks[k, list(FACE_OVAL)])
             for e, (contours, iris) in enumerate(((RIGHT_EYE, ids.RIGHT_IRIS), (LEFT_EYE, ids.LEFT_IRIS))):
-                eyes[:, e], eye_shade[:, e] = self._eye_mapping(crop_landmarks, contours, iris[0])
+                eyes[:, e], eye_shade[:, e], eye_opening[:, e] = self._eye_mapping(crop_landmarks, contours, iris[0])
         head = None if self._shader is None or self._reference_image is None else self._head_vertices(out)
-        return _Frames(points, teeth, background, eyes, eye_shade, head)
+        return _Frames(points, teeth, background, eyes, eye_shade, eye_opening, head)
 
-    def _eye_mapping(self, crop_landmarks: np.ndarray, contours, iris: int) -> tuple[np.ndarray, np.ndarray]:
+    def _eye_mapping(self, crop_landmarks: np.ndarray, contours, iris: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For one eye of B frames: the 2 x 3 affines from crop pixels to reference-image pixels that
-        texture its opening, and a shade factor for nearly closed lids.
+        texture its opening, a shade factor for nearly closed lids and the opening relative to the
+        reference's (B each).
 
         The lids slide over the eyeball, so the opening is not textured by the lid contours (that
         would squeeze the reference's whole eye into a closing slit) but by the reference's eye
@@ -505,7 +515,7 @@ class ReconstructionRenderer:
         ratio = opening(cur) / max(float(opening(rf)), 1e-3)
         t = np.clip((ratio - 0.2) / 0.7, 0.0, 1.0)
         shade = 0.4 + 0.6 * t * t * (3 - 2 * t)
-        return affine, shade
+        return affine, shade, ratio
 
     # ---------------------------------------------------------------------------------------------
     # Drawing
@@ -542,7 +552,14 @@ class ReconstructionRenderer:
                 uv[0][opening] = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
                 uv[1][opening] = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
                 shade[opening] = frames.eye_shade[k, e]
-        colour = sample_bilinear(self._reference_image, uv[0], uv[1]).astype(np.float32) * shade[:, None]
+        colour = sample_bilinear(self._reference_image, uv[0], uv[1]).astype(np.float32)
+        for e, name in enumerate(("right_eye", "left_eye")):
+            lo, hi = self.layers[name]
+            opening = np.nonzero((tri >= lo) & (tri < hi))[0]
+            if len(opening) and self._eyeballs[e] is not None:
+                self._eyeballs[e].paint(colour, opening, uv[0][opening], uv[1][opening],
+                                        widened=frames.eye_opening[k, e] > WIDENED_EYE)
+        colour *= shade[:, None]
         if frames.head is not None:  # one frame at a time: a batch's surfaces at once only thrash caches
             skin = np.nonzero(tri < self.layers["skin"][1])[0]
             factors = self._shader.factors(self._shader.frames(frames.head[k:k + 1]), 0, tri[skin], bary[skin])
@@ -597,6 +614,59 @@ class ReconstructionRenderer:
         rgb = (1.0 - gum) * self._teeth_rgb + gum * self._gum_rgb
         colour[hit] = shade[:, None] * rgb + (1.0 - shade[:, None]) * self._cavity_rgb
         return colour
+
+
+WIDENED_EYE = 1.1  # lids opened this much wider than the reference's show the eyeball across the lash lines
+
+
+@dataclasses.dataclass(frozen=True)
+class _Eyeball:
+    """One eye of the reference image, to show its eyeball where a rendered opening reaches past
+    the reference's own (a widened eye). opening: H x W uint8, 1 inside the reference's lid
+    opening; within: the same without a band along the lids (the reference's lash lines, which
+    would cross a widened eye); centre (x, y), radius: the iris circle in reference pixels; iris,
+    sclera: RGB."""
+
+    opening: np.ndarray
+    within: np.ndarray
+    centre: np.ndarray
+    radius: float
+    iris: np.ndarray
+    sclera: np.ndarray
+
+    LASH_BAND = 0.07  # of the eye's width: the reference's lash lines inside its opening
+
+    @classmethod
+    def of(cls, shape: tuple[int, int], outline: np.ndarray, centre: np.ndarray, radius: float,
+           pixels: np.ndarray, distance: np.ndarray) -> _Eyeball | None:
+        """From the reference's opening ``outline`` (P x 2 pixels) and the K ``pixels`` (K x 3 RGB)
+        inside it at ``distance`` (K) from the iris centre; None when the reference's eye shows too
+        little of the iris or the sclera to take their colours (closed or nearly closed)."""
+        iris, white = pixels[distance < 0.8 * radius], pixels[distance > 1.1 * radius]
+        if len(iris) < 6 or len(white) < 6:
+            return None
+        luminance = white @ LUMA
+        sclera = white[luminance >= np.percentile(luminance, 70)].mean(axis=0)
+        opening = np.zeros(shape, np.uint8)
+        cv2.fillPoly(opening, [np.round(outline).astype(np.int32)], 1)
+        band = max(1, int(round(cls.LASH_BAND * np.ptp(outline[:, 0]))))
+        within = cv2.erode(opening, np.ones((2 * band + 1, 1), np.uint8))
+        return cls(opening, within, np.asarray(centre, np.float64), float(radius), iris.mean(axis=0), sclera)
+
+    def paint(self, colour: np.ndarray, rows: np.ndarray, u: np.ndarray, v: np.ndarray, widened: bool) -> None:
+        """Overwrite ``colour[rows]`` (N x 3 float) where the reference pixels (u, v) (N each) lie
+        outside the reference's opening (``widened``: outside its part within the lash lines):
+        iris inside its circle, sclera outside, 1 px soft edge."""
+        mask = self.within if widened else self.opening
+        height, width = mask.shape
+        inside = mask[np.clip(np.round(v).astype(int), 0, height - 1),
+                              np.clip(np.round(u).astype(int), 0, width - 1)] > 0
+        beyond = np.nonzero(~inside)[0]
+        if len(beyond) == 0:
+            return
+        distance = np.hypot(u[beyond] - self.centre[0], v[beyond] - self.centre[1])
+        iris_share = np.clip(self.radius + 0.5 - distance, 0.0, 1.0)[:, None]
+        colour[rows[beyond]] = iris_share * self.iris + (1.0 - iris_share) * self.sclera
 
 
 def _polygon_pixels(image: np.ndarray, outline: np.ndarray, with_coords: bool = False):

@@ -13,6 +13,7 @@ from core.facemodel.calibration import (
     ExpressionLearning,
     expression_motion,
     fit_weights,
+    image_axis_precision,
     learn_expressions,
     learn_identity,
     support_masks,
@@ -43,6 +44,25 @@ def test_expression_motion_is_recovered_from_photos_in_any_head_pose(model):
                               2700.0, [290, 270, -15])
     motion = expression_motion(neutral, expression, template)
     assert np.abs(motion - 0.6 * smile).max() < 1e-4  # 0.1 mm
+
+
+def test_a_half_profile_s_sideways_motion_weighs_like_depth_and_a_frontal_one_like_the_image(model):
+    """In a 45-degree view the face's left-right axis lies half along the camera's depth, so a
+    sideways residual there costs (1 + z_weight) / 2, not 1; head-on it costs 1; the face's up-down
+    axis stays in the image plane either way."""
+    template = model.template.astype(np.float64)
+    z_weight = 0.25
+    frontal = photographed(template, np.eye(3), 3000.0, [300, 260, 0])
+    assert image_axis_precision(frontal, template, z_weight) == pytest.approx(np.diag([1.0, 1.0, z_weight]), abs=1e-6)
+    half = photographed(template, Rotation.from_euler("y", 45, degrees=True).as_matrix(), 3000.0, [300, 260, 0])
+    precision = image_axis_precision(half, template, z_weight)
+    assert precision[0, 0] == pytest.approx((1 + z_weight) / 2, abs=1e-6)
+    assert precision[2, 2] == pytest.approx((1 + z_weight) / 2, abs=1e-6)
+    assert precision[1, 1] == pytest.approx(1.0, abs=1e-6)
+    assert np.allclose(precision, precision.T)
+    # a residual along the face's sideways axis costs the same as its own precision says
+    sideways = np.array([1.0, 0.0, 0.0])
+    assert sideways @ precision @ sideways == pytest.approx(0.625, abs=1e-6)
 
 
 def test_identity_components_are_the_neutral_faces_spread(model):
@@ -114,3 +134,36 @@ def test_a_shape_the_network_never_reports_is_free_only_where_the_posed_emotion_
     assert (trust[:, sneer] == [[1, 1], [0, 0], [0, 0], [1, 1]]).all()
     others = np.setdiff1d(np.arange(52), sneer)
     assert (trust[:, others] == 1).all()  # the network's scores bind every other weight
+
+
+def test_sideways_noise_of_half_profiles_does_not_become_sideways_motion_of_a_shape(model):
+    """Smiles seen in 45-degree views whose sideways motion carries depth noise (a bias, as
+    MediaPipe's depth has in half profiles): weighed in the photos' own camera axes, the learned
+    smile stays close to the truth; weighed as if every photo were head-on, it learns the bias."""
+    names = list(ARKIT_NAMES)
+    template = model.template.astype(np.float64)
+    mesh = Mesh.build(template, model.faces)
+    perm = np.array(model.info["mirror"])
+    authored = model.expression_basis.astype(np.float64)
+    smile_l = names.index("mouthSmileLeft")
+    rng = np.random.default_rng(2)
+    weights = np.zeros((40, 52))
+    weights[:, smile_l] = rng.uniform(0.2, 0.8, size=40)
+    half = photographed(template, Rotation.from_euler("y", 45, degrees=True).as_matrix(), 3000.0, [300, 260, 0])
+    precision = np.repeat(image_axis_precision(half, template, 0.02)[None], 40, axis=0)
+    # the camera's depth axis in model space: half along the face's sideways axis, half its depth
+    depth_axis = np.linalg.eigh(precision[0])[1][:, 0]
+    assert abs(depth_axis[0]) == pytest.approx(abs(depth_axis[2]), abs=1e-6)
+    bias = 4e-3 * (np.linalg.norm(authored[..., smile_l], axis=1) > 1e-3)[:, None] * depth_axis
+    motions = np.einsum("nk,vck->nvc", weights, authored) + weights[:, smile_l, None, None] * bias
+    learnable = np.array([n.startswith("mouthSmile") for n in names])
+    support = support_masks(authored, mesh.geodesic, 0.012)
+    # closeness weighs about as much as a photo's depth and far less than its image plane
+    config = dataclasses.replace(ExpressionLearning(), iterations=300, evidence=300.0, z_weight=0.02, closeness=0.02)
+    mirrors = np.array([names.index(mirror_name(n)) for n in names])
+    learn = [learn_expressions(motions, weights, authored, perm, mirrors, learnable, support,
+                               mesh.stiffness.toarray(), np.ones(52), config, p)[0] for p in (precision, None)]
+    error = [np.linalg.norm(shapes[..., smile_l] - authored[..., smile_l]) / np.linalg.norm(authored[..., smile_l])
+             for shapes in learn]
+    print(f"smile learned with the photos' own axes: {error[0]:.3f} from the truth; as if head-on: {error[1]:.3f}")
+    assert error[0] < 0.5 * error[1]

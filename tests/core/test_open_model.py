@@ -268,6 +268,10 @@ def test_eye_shapes(data, template):
         assert np.allclose(centre_dist, np.linalg.norm(template[473:478] - centre, axis=1), atol=1e-6)
         assert still(data, name, 468, 159, 145, tol_mm=0.01)
     assert d(data, "eyeWideLeft", 386)[1] > 2 and still(data, "eyeWideLeft", 159, tol_mm=0.01)
+    # lids and brows move over the skull: the eye corners, tied to the bone, stay put (a learned
+    # eyeWide once slid the whole eye region 10 mm sideways)
+    for name in ("eyeWideLeft", "browInnerUp", "browOuterUpLeft", "browDownLeft"):
+        assert still(data, name, 33, 133, 263, 362, tol_mm=0.5), name
     assert d(data, "eyeSquintLeft", 374)[1] > 1.5 and still(data, "eyeSquintLeft", 145, tol_mm=0.01)
 
 

@@ -438,3 +438,57 @@ def test_shaded_renders_are_deterministic(take, renderer):
         other.set_reference(other.reference_frame, source.read(other.reference_frame))
     assert np.array_equal(first, again)
     assert np.array_equal(first, other.render_crop(frame)[0])
+
+
+def test_a_widened_eye_shows_white_above_the_iris_not_a_second_lid(take, monkeypatch):
+    """Lids opened wider than the reference's reach past its opening onto its lid skin and lashes;
+    the render shows the eyeball there: above the iris, the colour of the reference's own sclera,
+    where without that fill the same pixels show the lid's skin (the fixture's skin is as bright as
+    its sclera, so the difference is the colour, not the brightness)."""
+    import core.render.reconstruction as reconstruction
+
+    take_, fit, observations, model = take
+    ref = choose_reference_frame(fit)
+    frame = int(next(r for r in np.nonzero(fit.has_face)[0] if r != ref))
+    expression = fit.expression.copy()
+    expression[frame] = fit.expression[ref]
+    names = list(model.expression_names)
+    for side in ("Left", "Right"):
+        expression[frame, names.index(f"eyeWide{side}")] = 1.0
+    widened = dataclasses.replace(fit, expression=expression)
+
+    def renderer_for(fit_):
+        renderer_ = ReconstructionRenderer(model, fit_, observations, reference_frame=ref)
+        with open_source(take_.manifest.source.path) as source:
+            renderer_.set_reference(ref, source.read(ref))
+        return renderer_
+
+    def band_above_irises(renderer_) -> list[np.ndarray]:
+        """Per eye (right, left): RGB (N x 3) of its opening's pixels above its iris."""
+        rgb, _ = renderer_.render_crop(frame)
+        frags, points = renderer_.fragments(frame)
+        v = model.num_vertices
+        out = []
+        for name, iris in (("right_eye", 468), ("left_eye", 473)):
+            start, stop = renderer_.layers[name]
+            ys, xs = np.nonzero((frags.triangle >= start) & (frags.triangle < stop))
+            centre = points[v + iris, :2]
+            radius = np.linalg.norm(points[v + iris + 1 : v + iris + 5, :2] - centre, axis=1).mean()
+            above = (ys < centre[1] - radius) & (np.abs(xs - centre[0]) < radius)
+            out.append(rgb[ys[above], xs[above]].astype(np.float64))
+        return out
+
+    def share_of_sclera(bands: list[np.ndarray]) -> float:
+        """Share of the band's pixels within 8 levels of their own eye's sclera colour."""
+        close = [np.linalg.norm(band - eye.sclera, axis=1) < 8 for band, eye in zip(bands, scleras)]
+        return float(np.concatenate(close).mean())
+
+    scleras = renderer_for(fit)._eyeballs
+    shown = band_above_irises(renderer_for(widened))
+    monkeypatch.setattr(reconstruction._Eyeball, "paint", lambda *args, **kwargs: None)
+    lid = band_above_irises(renderer_for(widened))
+    count = sum(len(band) for band in shown)
+    print(f"{count} px above the irises: {share_of_sclera(shown):.2f} of them the sclera's colour with the "
+          f"eyeball, {share_of_sclera(lid):.2f} without")
+    assert count >= 10
+    assert share_of_sclera(shown) > 0.5 and share_of_sclera(lid) < 0.2
