@@ -9,7 +9,6 @@ with the rest of the fit (they live in its folder) and this stage computes them 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Generator
 from typing import Any
 
@@ -22,7 +21,7 @@ from core.results import StageProgress
 from core.stages import RunContext, Stage
 from core.take import Take
 from core.take.records import COMPLETE, RUNNING, ClosureRecord, ClosureSummary
-from core.take.store import CLOSURES_CHUNK, FIT_DIR
+from core.take.store import CLOSURES_CHUNK
 
 
 class ClosureStage(Stage):
@@ -37,7 +36,7 @@ class ClosureStage(Stage):
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         fit = ctx.take.manifest.fit
         return {"closures": self.config.settings(), "fit": fit.settings if fit is not None else None,
-                "fitted": fit_digest(ctx.take)}
+                "fitted": ctx.take.fit_digest()}
 
     def record(self, take: Take) -> ClosureRecord | None:
         return take.manifest.closures
@@ -66,17 +65,6 @@ class ClosureStage(Stage):
         )
         take.write_closures(floor, ClosureRecord(settings, COMPLETE, summary))
         yield StageProgress("closures", 1, 1)
-
-
-def fit_digest(take: Take) -> str:
-    """SHA-256 over the recorded digests of the fitted chunks (identity and windows): a refit
-    that changes any of them makes the floors stale."""
-    digest = hashlib.sha256()
-    for name in sorted(take.manifest.chunks or {}):
-        record = take.manifest.record(name)
-        if name.startswith(f"{FIT_DIR}/") and name != CLOSURES_CHUNK and record is not None:
-            digest.update(f"{name} {record.sha256}\n".encode())
-    return digest.hexdigest()
 
 
 def _raised(expression: np.ndarray, floor: np.ndarray) -> np.ndarray:

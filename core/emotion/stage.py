@@ -218,8 +218,11 @@ class EmotionStage(Stage):
         self.config = config
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
+        # the reconstruction's emotion judges the fit as read, closures applied: a refit or new
+        # blink and lip-contact floors make it stale
         fit = ctx.take.manifest.fit
-        return json_ready(dataclasses.asdict(self.config) | {"fit": None if fit is None else fit.settings})
+        return json_ready(dataclasses.asdict(self.config) | {"fit": None if fit is None else fit.settings,
+                                                             "fitted": ctx.take.fit_digest(closures=True)})
 
     def record(self, take: Take) -> EmotionRecord | None:
         return take.manifest.emotion

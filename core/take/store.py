@@ -286,6 +286,17 @@ class Take:
             return fit
         return dataclasses.replace(fit, expression=apply_floor(fit.expression, floor))
 
+    def fit_digest(self, closures: bool = False) -> str:
+        """SHA-256 over the recorded digests of the fit's chunks (identity and windows, and with
+        ``closures`` the blink and lip-contact floors that :meth:`read_fit` applies): what a stage
+        computed from the fit is stale when it changes."""
+        digest = hashlib.sha256()
+        for name in sorted(self.manifest.chunks or {}):
+            record = self.manifest.record(name)
+            if name.startswith(f"{FIT_DIR}/") and (closures or name != CLOSURES_CHUNK) and record is not None:
+                digest.update(f"{name} {record.sha256}\n".encode())
+        return digest.hexdigest()
+
     def read_fit_intact(self) -> tuple[FitParams | None, list[FrameGap]]:
         """The fit as :meth:`read_fit` gives it, except that a damaged or missing window does not
         fail the read: its frames are held as frames without a face (NaN) and named in the

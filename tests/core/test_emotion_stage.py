@@ -71,3 +71,24 @@ def test_broad_smile_reads_happy_in_the_cli(tmp_path):
     result = run_cli("analyze", str(fixture_path("single_face.jpg")), "--out", str(tmp_path / "t"), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["dominant_emotion"] == "happy"
+
+
+def test_new_blink_and_lip_floors_make_the_reconstruction_s_emotion_stale(tmp_path):
+    """The reconstruction's emotion judges the fit as read (closures applied): a rerun with other
+    closure thresholds redoes the emotion stage; a rerun with the same settings does not."""
+    import dataclasses
+
+    from core.closures.detect import ClosureConfig
+
+    config = PipelineConfig(device="cpu", emotion=EmotionConfig(recognisers=("fer",)))
+    Pipeline(config).run(fixture_path("face_noface.mov"), tmp_path / "t")
+    first = Take.open(tmp_path / "t").manifest.emotion.settings
+    Pipeline(config).run(fixture_path("face_noface.mov"), tmp_path / "t")
+    assert Take.open(tmp_path / "t").manifest.emotion.settings == first
+    closures = dataclasses.replace(ClosureConfig(), blink_target=0.99, closed=0.25)
+    Pipeline(dataclasses.replace(config, closures=closures)).run(fixture_path("face_noface.mov"), tmp_path / "t")
+    take = Take.open(tmp_path / "t")
+    assert take.manifest.closures.settings["closures"]["blink_target"] == 0.99
+    assert take.manifest.emotion.settings["fitted"] != first["fitted"]
+    assert take.manifest.emotion.settings["fitted"] == take.fit_digest(closures=True)
+    assert take.manifest.emotion.is_current(take.manifest.emotion.settings)
