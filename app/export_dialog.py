@@ -1,5 +1,5 @@
 """The export dialog: a format from the export registry, where to write it, which frames, whether
-the slider edits are applied, a retarget map (a YAML file; the presets in resources/retarget) and
+the edits (sliders and curve keys) are applied, a retarget map (a YAML file; the presets in resources/retarget) and
 key reduction (keyed formats only). The export itself runs in a worker (app.workers)."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class ExportDialog(QDialog):
         self.selected = QRadioButton("In/out range" + (f" (frames {selected_range[0]}–{selected_range[1] - 1})" if selected_range else ""))
         self.selected.setEnabled(selected_range is not None)
         self.selected_range = selected_range
-        self.edits = QCheckBox("Apply the slider edits")
+        self.edits = QCheckBox("Apply the edits (sliders and curve keys)")
         self.edits.setChecked(True)
         self.retarget = QLineEdit()
         self.retarget.setObjectName("export_retarget")

@@ -17,6 +17,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QSplitter
 
+from app.curve_editor import CurveEditor
 from app.edit_panel import EditPanel
 from app.progress import ProgressPanel
 from app.settings import AppSettings, SettingsDialog, ask_emonet_licence
@@ -94,7 +95,7 @@ def describe_neutral(neutral: dict | None) -> str:
 
 
 class EditCommand(QUndoCommand):
-    """One committed slider edit (old and new core.edit.Edits)."""
+    """One committed edit, of the sliders or the curve editor (old and new core.edit.Edits)."""
 
     def __init__(self, window: MainWindow, old, new, text: str) -> None:
         super().__init__(text)
@@ -182,6 +183,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.progress)
         self.timelines.seek.connect(self.seek)
         self.timelines.range_changed.connect(self._range_dragged)
+        self.curve_editor = CurveEditor(self)
         self.edit_panel.edited.connect(self._slider_edited)
         self.edit_panel.reset_requested.connect(self.reset_edits)
         self.edit_panel.scope_changed.connect(lambda _: self._show_layer())
@@ -223,6 +225,7 @@ class MainWindow(QMainWindow):
         self._action(edit, "Set &in point", self.set_in_point, "I", "set_in")
         self._action(edit, "Set &out point", self.set_out_point, "O", "set_out")
         self._action(edit, "Clear in/out", self.clear_range, "Alt+X", "clear_range")
+        self.curve_editor.add_actions(edit)
         view = bar.addMenu("&View")
         self.landmarks_action = self._action(view, "Landmarks on video", self._overlays_changed, "Ctrl+L", "landmarks", True)
         self.landmarks_action.setChecked(True)
@@ -665,7 +668,7 @@ class MainWindow(QMainWindow):
         if scope is None:
             self.statusBar().showMessage("set an in/out range first (I and O keys, or drag on the timeline)", 5000)
             return None
-        return self.view.edits.with_layer(EditLayer.from_slider_values(values, *scope))
+        return self.view.edits.with_layer(EditLayer.from_slider_values(values, *scope, locked=self.curve_editor.locked()))
 
     def _slider_edited(self, values: dict, final: bool) -> None:
         if self.view is None:

@@ -4,7 +4,8 @@ when present, and the expression curves the user picks, each with MediaPipe's bl
 score of the same name as a thin dashed line in its colour. A playhead in every row; click to seek,
 drag the playhead to scrub, wheel to zoom in time, drag the background to pan. Frames without a
 face are gaps. An in/out range (I / O keys, or drag its edges) selects frames for the sliders. A
-dashed line in every row marks the take's neutral frame (the frame its identity was fitted on)."""
+dashed line in every row marks the take's neutral frame (the frame its identity was fitted on).
+The expression row is also a curve editor (app/curve_editor.py): click a curve's name to edit it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QSplitter, QVBoxLayout, QWidget
 
+from app.curve_editor import CurveEditorBar, CurveGestures, CurveViewBox
 from core.emotion.types import EMOTIONS
 
 EMOTION_COLOURS = {
@@ -52,10 +54,16 @@ ROW_TITLES = {"emotion": keyed_title("Emotion (performer)", EMOTION_COLOURS),
 
 class TimelinePanel(QWidget):
     """Emits ``seek(frame)`` when the user clicks or drags in time and ``range_changed(start, stop)``
-    (stop exclusive; (-1, -1) when cleared)."""
+    (stop exclusive; (-1, -1) when cleared). The curve editor's gestures: ``curve_selected(name)``,
+    ``curve_selection_changed(start, stop)`` ((-1, -1): none), ``curve_dragged(name, start, stop,
+    falloff, delta, final)``, ``curve_drawn(name, [(frame, value), ...], final)``."""
 
     seek = Signal(int)
     range_changed = Signal(int, int)
+    curve_selected = Signal(str)
+    curve_selection_changed = Signal(int, int)
+    curve_dragged = Signal(str, int, int, int, float, bool)
+    curve_drawn = Signal(str, list, bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,7 +76,8 @@ class TimelinePanel(QWidget):
         self.frame_count = 0
         self.current = 0
         for row, key in enumerate(ROWS):
-            plot = self.graphics.addPlot(row=row, col=0, title=ROW_TITLES[key])
+            plot = self.graphics.addPlot(row=row, col=0, title=ROW_TITLES[key],
+                                         viewBox=CurveViewBox() if key == "curves" else None)
             plot.titleLabel.setAttr("justify", "left")
             plot.setMouseEnabled(x=True, y=False)
             plot.setMenuEnabled(False)
@@ -95,6 +104,7 @@ class TimelinePanel(QWidget):
             marker.hide()
             plot.addItem(marker, ignoreBounds=True)
             self.neutral_markers[key] = marker
+        self.plots["curves"].setMinimumHeight(120)  # the row where curves are edited: the tallest
         self.graphics.scene().sigMouseClicked.connect(self._clicked)
         self.region = pg.LinearRegionItem(brush=pg.mkBrush(255, 255, 255, 25), movable=True)
         self.region.setZValue(-10)
@@ -102,16 +112,22 @@ class TimelinePanel(QWidget):
         self.region.sigRegionChangeFinished.connect(self._region_changed)
         self.plots["emotion"].addItem(self.region, ignoreBounds=True)
         self.range: tuple[int, int] | None = None
+        self.plots["curves"].vb.editor = self
+        self.gestures = CurveGestures(self, self.plots["curves"])
 
         self.curve_list = QListWidget()
         self.curve_list.setObjectName("curve_list")
         self.curve_list.setMaximumWidth(190)
         self.curve_list.itemChanged.connect(self._curve_choice_changed)
+        self.curve_list.currentItemChanged.connect(self._curve_picked)
+        self.editor_bar = CurveEditorBar()
+        self.editor_bar.setMaximumWidth(190)
         picker = QWidget()
         picker_layout = QVBoxLayout(picker)
         picker_layout.setContentsMargins(2, 2, 2, 2)
         picker_layout.addWidget(QLabel("Expression curves"))
-        picker_layout.addWidget(self.curve_list)
+        picker_layout.addWidget(self.curve_list, 1)
+        picker_layout.addWidget(self.editor_bar)
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(self.graphics)
         splitter.addWidget(picker)
@@ -136,6 +152,16 @@ class TimelinePanel(QWidget):
             self.items[f"{row}.{key}"] = item
         item.setData(x, np.asarray(y, np.float64), connect="finite")
 
+    def _set_title(self, row: str, html: str) -> None:
+        """A row's title that may be cut at the right edge: a long one (the recognisers and their
+        licences) otherwise widens every row past the window and hides the clip's last frames."""
+        label = self.plots[row].titleLabel
+        self.plots[row].setTitle(html)
+        label.setMinimumWidth(0)
+        label._sizeHint[Qt.SizeHint.MinimumSize] = (0, label._sizeHint[Qt.SizeHint.MinimumSize][1])
+        label._sizeHint[Qt.SizeHint.PreferredSize] = (0, label._sizeHint[Qt.SizeHint.PreferredSize][1])
+        label.updateGeometry()
+
     def clear(self) -> None:
         """Forget every curve (another clip is opened)."""
         for key, item in self.items.items():
@@ -146,9 +172,11 @@ class TimelinePanel(QWidget):
         self._network = {}
         self._curve_colours = {}
         self.curve_list.clear()
+        self.gestures.select_curve(None)
+        self.gestures.set_selection(None)
         self.set_row_visible("micro", False)
         for row in ("emotion", "curves"):
-            self.plots[row].setTitle(ROW_TITLES[row])
+            self._set_title(row, ROW_TITLES[row])
 
     def set_frame_count(self, frames: int) -> None:
         self.frame_count = frames
@@ -170,7 +198,7 @@ class TimelinePanel(QWidget):
             probs = curves.emotion[curves.primary]
             for k, name in enumerate(EMOTIONS):
                 self._curve("emotion", name, x, gaps(probs[:, k]), EMOTION_COLOURS[name], name)
-            self.plots["emotion"].setTitle(keyed_title(
+            self._set_title("emotion", keyed_title(
                 f"Emotion (performer, {curves.primary}; measured by {recognisers_text(curves.emotion)})", EMOTION_COLOURS))
         if curves.reconstruction_emotion is not None:
             self.set_reconstruction_emotion(curves.reconstruction_emotion, faces)
@@ -236,6 +264,25 @@ class TimelinePanel(QWidget):
     def _curve_choice_changed(self, item) -> None:
         self._draw_expression()
 
+    def select_curve(self, name: str) -> None:
+        """Edit the curve ``name`` (shown if it was not)."""
+        self.curve_list.setCurrentRow(self._names.index(name))
+
+    def _curve_picked(self, item, _previous=None) -> None:
+        if item is None:
+            self.gestures.select_curve(None)
+            return
+        self.gestures.selected = item.text()
+        if item.checkState() != Qt.Checked:
+            item.setCheckState(Qt.Checked)  # redraws
+        else:
+            self._draw_expression()
+        self.curve_selected.emit(item.text())
+
+    def curve_drag_event(self, vb, ev) -> bool:
+        """A left-button drag in the expression row: the curve editor's (True) or a pan (False)."""
+        return self.gestures.drag_event(vb, ev)
+
     def _draw_expression(self) -> None:
         chosen = set(self.chosen_curves())
         for key in [k for k in self.items if k.startswith("curves.")]:
@@ -253,12 +300,14 @@ class TimelinePanel(QWidget):
         colours = {name: self._curve_colours[name] for name in sorted(chosen, key=self._names.index)}
         for name, colour in colours.items():
             self._curve("curves", name, x, self._expression[:, self._names.index(name)], colour, name)
+            self.items[f"curves.{name}"].setPen(pg.mkPen(colour, width=2.8 if name == self.gestures.selected else 1.6))
         compared = [name for name in colours if len(self._network.get(name, ())) == len(x)]
         for name in compared:
             self._curve("curves", NETWORK_KEY + name, x, self._network[name], colours[name],
                         style=Qt.DashLine, width=1.0)
         title = ROW_TITLES["curves"] + (NETWORK_NOTE if compared else "")
-        self.plots["curves"].setTitle(keyed_title(title, colours))
+        self._set_title("curves", keyed_title(title, colours))
+        self.gestures.update_points()
 
     def set_row_visible(self, row: str, visible: bool) -> None:
         self.plots[row].setVisible(visible)

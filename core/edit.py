@@ -25,6 +25,14 @@ What each slider does to a frame's parameters (expression ``e``, E components):
   neck rotation, inside runs of frames with a face (never across a gap).
 
 The open model's ARKit weights are clamped to [0, 1] afterwards (what ARKit rigs accept).
+
+Region locks: a layer made while face regions were locked (``locked``: brows, eyes, mouth, jaw;
+core.curve_edits) leaves the curves of those regions bit-identical (and the jaw joint's rotation
+with ``jaw``, the eyes' gaze with ``eyes``).
+
+Order: the slider layers in their order, then the curve editor's keys (``Edits.curves``, absolute
+values per curve and frame, core.curve_edits), then the clamp. ``edits.json`` format 2 holds both
+(``layers`` and ``curves``); format 1 files (sliders only, before the curve editor) still load.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import numpy as np
 import torch
 
 from core.atomic import write_json_atomic
+from core.curve_edits import CurveEdits, check_regions, locked_mask
 from core.emotion.timeline import smooth
 from core.emotion.types import EMOTIONS
 from core.errors import EditError, TakeError
@@ -51,7 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EDITS_FILE = "edits.json"
-EDITS_FORMAT = 1
+EDITS_FORMAT = 2
+READABLE_FORMATS = (1, 2)  # 1: slider layers only (before the curve editor)
 SLIDER_RANGE = (0.0, 2.0)  # every scale slider: 0 % to 200 %
 SCALES = ("intensity", "upper_face", "lower_face", "jaw", "eyes")
 MAX_SMOOTHING = 10.0  # frames
@@ -63,7 +73,7 @@ MIN_EMOTION_WEIGHT = 2.0  # sum of a class's probabilities over the clip needed 
 class EditLayer:
     """One setting of the sliders over frames ``start:stop`` of the take (None: the whole clip).
     Scales are factors (1.0 = unchanged, 0 to 2); smoothing is a Gaussian sigma in frames;
-    emotions: (emotion name, scale) pairs."""
+    emotions: (emotion name, scale) pairs. locked: face regions this layer leaves untouched."""
 
     intensity: float = 1.0
     upper_face: float = 1.0
@@ -74,8 +84,10 @@ class EditLayer:
     emotions: tuple[tuple[str, float], ...] = ()
     start: int | None = None
     stop: int | None = None
+    locked: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "locked", check_regions(self.locked))
         for name in SCALES:
             value = getattr(self, name)
             if not SLIDER_RANGE[0] <= value <= SLIDER_RANGE[1]:
@@ -111,31 +123,38 @@ class EditLayer:
         return {name: getattr(self, name) for name in SCALES} | {"smoothing": self.smoothing} | dict(self.emotions)
 
     @classmethod
-    def from_slider_values(cls, values: dict[str, float], start: int | None = None, stop: int | None = None) -> EditLayer:
+    def from_slider_values(cls, values: dict[str, float], start: int | None = None, stop: int | None = None,
+                           locked=()) -> EditLayer:
         """The layer over ``start:stop`` that :meth:`slider_values` describes (emotions: the other keys)."""
         fixed = (*SCALES, "smoothing")
         emotions = tuple(sorted((k, float(v)) for k, v in values.items() if k not in fixed and v != 1.0))
-        return cls(**{k: values[k] for k in fixed}, emotions=emotions, start=start, stop=stop)
+        return cls(**{k: values[k] for k in fixed}, emotions=emotions, start=start, stop=stop, locked=tuple(locked))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"emotions": dict(self.emotions)}
+        return dataclasses.asdict(self) | {"emotions": dict(self.emotions), "locked": list(self.locked)}
 
     @classmethod
     def from_dict(cls, data: dict) -> EditLayer:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         known["emotions"] = tuple(sorted((str(k), float(v)) for k, v in dict(known.get("emotions", {})).items()))
+        known["locked"] = tuple(str(r) for r in known.get("locked", ()))
         return cls(**known)
 
 
 @dataclass(frozen=True)
 class Edits:
-    """The ordered stack of edit layers of a take (applied first to last)."""
+    """The ordered stack of slider layers of a take (applied first to last), then the curve
+    editor's keys (core.curve_edits)."""
 
     layers: tuple[EditLayer, ...] = ()
+    curves: CurveEdits = CurveEdits()
 
     @property
     def is_identity(self) -> bool:
-        return all(layer.is_identity for layer in self.layers)
+        return all(layer.is_identity for layer in self.layers) and self.curves.is_identity
+
+    def with_curves(self, curves: CurveEdits) -> Edits:
+        return dataclasses.replace(self, curves=curves)
 
     def layer_for(self, start: int | None = None, stop: int | None = None) -> EditLayer:
         """The layer over exactly this range, or an unchanged one."""
@@ -153,16 +172,18 @@ class Edits:
                 break
         else:
             layers.append(layer)
-        return Edits(tuple(lay for lay in layers if not lay.is_identity))
+        return Edits(tuple(lay for lay in layers if not lay.is_identity), self.curves)
 
     def to_dict(self) -> dict:
-        return {"format": EDITS_FORMAT, "layers": [layer.to_dict() for layer in self.layers]}
+        return {"format": EDITS_FORMAT, "layers": [layer.to_dict() for layer in self.layers],
+                "curves": self.curves.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> Edits:
-        if data.get("format") != EDITS_FORMAT:
-            raise EditError(f"edits format {data.get('format')} is not {EDITS_FORMAT}")
-        return cls(tuple(EditLayer.from_dict(d) for d in data.get("layers", [])))
+        if data.get("format") not in READABLE_FORMATS:
+            raise EditError(f"edits format {data.get('format')} is not one of {', '.join(map(str, READABLE_FORMATS))}")
+        return cls(tuple(EditLayer.from_dict(d) for d in data.get("layers", [])),
+                   CurveEdits.from_dict(data.get("curves", {})))
 
 
 @dataclass(frozen=True)
@@ -174,7 +195,8 @@ class EditBasis:
     emotion_origin: E, the take's neutral expression; emotion_directions: {emotion: E unit vector}
     for the emotions the take shows (none without emotion timelines); emotion_presence: N x 8
     (EMOTIONS order), how much each of the take's frames shows each emotion, 0 to 1 (None: every
-    frame fully)."""
+    frame fully). names: E curve names (ARKit names for the open model), for the curve editor's
+    keys and the region locks."""
 
     upper_share: np.ndarray
     jaw_components: np.ndarray
@@ -183,6 +205,7 @@ class EditBasis:
     emotion_origin: np.ndarray
     emotion_directions: dict[str, np.ndarray] = field(default_factory=dict)
     emotion_presence: np.ndarray | None = None
+    names: tuple[str, ...] = ()
 
     @property
     def num_expression(self) -> int:
@@ -208,6 +231,7 @@ def model_basis(model) -> EditBasis:
         eye_components=np.array([n.startswith("eye") for n in names]) if is_arkit else np.zeros(len(names), bool),
         bounds=(0.0, 1.0) if is_arkit else None,
         emotion_origin=np.zeros(len(names), np.float32),
+        names=tuple(names),
     )
 
 
@@ -252,10 +276,23 @@ def apply_edits(fit: FitParams, edits: Edits, basis: EditBasis) -> FitParams:
         stop = n if layer.stop is None else min(n, layer.stop)
         if stop > start:
             _apply_layer(arrays, slice(start, stop), layer, basis)
+    if not edits.curves.is_identity:
+        edits.curves.apply(arrays["expression"], arrays["has_face"], list(basis.names), basis.bounds)
     return FitParams(identity=fit.identity, **arrays)
 
 
 def _apply_layer(arrays: dict[str, np.ndarray], rows: slice, layer: EditLayer, basis: EditBasis) -> None:
+    if layer.locked:  # what the layer may not change, put back bit for bit afterwards
+        held = (locked_mask(basis.names, layer.locked) if len(basis.names) == basis.num_expression
+                else np.zeros(basis.num_expression, bool))
+        kept = {"expression": (np.s_[rows, held], arrays["expression"][rows][:, held].copy())}
+        for region, key in (("jaw", "jaw"), ("eyes", "eyes")):
+            if region in layer.locked:
+                kept[key] = (rows, arrays[key][rows].copy())
+        _apply_layer(arrays, rows, dataclasses.replace(layer, locked=()), basis)
+        for key, (where, values) in kept.items():
+            arrays[key][where] = values
+        return
     e = arrays["expression"][rows].astype(np.float64)
     for name, scale in layer.emotions:
         if scale == 1.0:
