@@ -67,6 +67,9 @@ SCALES = ("intensity", "upper_face", "lower_face", "jaw", "eyes")
 MAX_SMOOTHING = 10.0  # frames
 NOSE_TIP = 1  # MediaPipe face-mesh landmark index of the nose tip
 MIN_EMOTION_WEIGHT = 2.0  # sum of a class's probabilities over the clip needed for a direction
+# ... or this share of the frames, for takes shorter than a few frames: a photograph read as 90 %
+# happy has a happy direction (its expression from the model's rest)
+MIN_EMOTION_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -244,14 +247,15 @@ def with_emotion_directions(basis: EditBasis, expression: np.ndarray, probabilit
     e, p = expression[ok].astype(np.float64), probabilities[ok].astype(np.float64)
     if not len(e):
         return basis
+    needed = min(MIN_EMOTION_WEIGHT, MIN_EMOTION_SHARE * len(e))
     neutral = p[:, 0]
     # Without neutral frames the clip's mean is no neutral face (in a clip that mostly smiles it
     # is a smile, and muting happy would stop there); the model's rest expression is.
-    origin = (neutral @ e) / neutral.sum() if neutral.sum() >= MIN_EMOTION_WEIGHT else np.zeros(e.shape[1])
+    origin = (neutral @ e) / neutral.sum() if neutral.sum() >= needed else np.zeros(e.shape[1])
     directions = {}
     for k, name in enumerate(EMOTIONS[1:], start=1):
         weight = p[:, k]
-        if weight.sum() < MIN_EMOTION_WEIGHT:
+        if weight.sum() < needed:
             continue
         d = (weight @ e) / weight.sum() - origin
         norm = np.linalg.norm(d)

@@ -40,6 +40,9 @@ def test_a_photo_shows_bars_and_its_mesh_and_exports(window, qtbot, still_take, 
     assert [bar.value for bar in emotion] == sorted((bar.value for bar in emotion), reverse=True)
     assert emotion[0].label == "happy" and abs(sum(bar.value for bar in emotion) - 1) < 1e-3
     assert "fer (MIT)" in still.emotion_box.title()
+    # the smile's happiness can be scaled in the Edit dock, as in a clip
+    assert "happy" in window.view.emotions_with_direction
+    assert window.edit_panel.emotion_note.isHidden()
 
     curves = still.curves.bars
     values = [bar.value for bar in curves]

@@ -130,6 +130,23 @@ def test_an_emotion_slider_scales_only_the_frames_that_show_it():
     np.testing.assert_allclose(with_neutral.emotion_origin, rest)
 
 
+def test_a_photograph_has_the_direction_of_the_emotion_it_shows():
+    """One frame read as 90 % happy: the happy slider scales its expression (from the model's rest,
+    as there is no neutral frame); an emotion it does not show gets no direction."""
+    face = np.array([[0.8, 0.0, 0.4, 0.1]], np.float32)
+    probabilities = np.zeros((1, len(EMOTIONS)), np.float32)
+    probabilities[0, HAPPY], probabilities[0, 0] = 0.9, 0.1
+    flat = EditBasis(upper_share=np.zeros(4, np.float32), jaw_components=np.zeros(4, bool),
+                     eye_components=np.zeros(4, bool), bounds=None, emotion_origin=np.zeros(4, np.float32))
+    basis = with_emotion_directions(flat, face, probabilities)
+    assert list(basis.emotion_directions) == ["happy"]
+    np.testing.assert_array_equal(basis.emotion_origin, 0.0)
+    fit = dataclasses.replace(FitParams.empty(np.arange(1), np.zeros(3), 4), expression=face,
+                              has_face=np.ones(1, bool), jaw=np.zeros((1, 3), np.float32), eyes=np.zeros((1, 6), np.float32))
+    halved = apply_edits(fit, Edits((EditLayer().with_emotion("happy", 0.5),)), basis).expression
+    np.testing.assert_allclose(halved, face * (1 - 0.5 * 0.9), rtol=1e-5)
+
+
 def test_smoothing_reduces_jitter_and_keeps_gaps(edited_take):
     _, fit, basis = edited_take
     smoothed = apply_edits(fit, Edits((EditLayer(smoothing=3.0),)), basis)
