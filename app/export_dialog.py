@@ -44,11 +44,12 @@ class ExportChoice:
     apply_edits: bool
     retarget: Path | None = None  # a retarget map (core.export.retarget)
     reduce: KeyReduction | None = None  # key reduction (core.export.keyreduce)
+    curves: str = "model"  # "arkit": a FLAME take's curves as the 52 ARKit ones (core.export.arkit_from_flame)
 
 
 class ExportDialog(QDialog):
     def __init__(self, formats: list[str], default_stem: Path, selected_range: tuple[int, int] | None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, flame_take: bool = False) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export")
         self.default_stem = Path(default_stem)
@@ -113,6 +114,11 @@ class ExportDialog(QDialog):
         form.addRow("", self.edits)
         form.addRow("Retarget map", map_row)
         form.addRow("Keys", reduce_row)
+        self.arkit = QCheckBox("ARKit curves (mapped from FLAME onto the open model's 52 shapes)")
+        self.arkit.setObjectName("export_arkit")
+        self.arkit.setEnabled(flame_take)
+        self.arkit.setToolTip("" if flame_take else "this take's curves are ARKit's already")
+        form.addRow("Curves", self.arkit)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.button(QDialogButtonBox.Ok).setText("Export")
         buttons.accepted.connect(self.accept)
@@ -152,4 +158,4 @@ class ExportDialog(QDialog):
         reduce = KeyReduction(self.tolerance.value(), degrees=self.degrees.value()) if self.reduce.isChecked() else None
         return ExportChoice(self.format.currentData(), Path(self.path.text()).expanduser(),
                             self.selected_range if self.selected.isChecked() else None, self.edits.isChecked(),
-                            retarget, reduce)
+                            retarget, reduce, "arkit" if self.arkit.isChecked() else "model")

@@ -765,7 +765,8 @@ class MainWindow(QMainWindow):
         if self.view is None or self.view.raw_fit is None:
             self.statusBar().showMessage("nothing to export yet: analyse a clip first", 5000)
             return
-        dialog = ExportDialog(formats(), Path.home() / "EmoCap" / "exports" / self.take_dir.name, self.range, self)
+        dialog = ExportDialog(formats(), Path.home() / "EmoCap" / "exports" / self.take_dir.name, self.range, self,
+                              flame_take=getattr(self.view.model, "name", "open") != "open")
         if dialog.exec():
             self.export(dialog.choice())
 
@@ -778,7 +779,8 @@ class MainWindow(QMainWindow):
         self.save_edits()
         edits = self.committed if choice.apply_edits else Edits()
         job = Job("export", export_job, self.take_dir, choice.format, choice.out, choice.frame_range, edits,
-                  choice.retarget, choice.reduce, on_done=lambda result: self._export_done(choice, result),
+                  choice.retarget, choice.reduce, choice.curves,
+                  on_done=lambda result: self._export_done(choice, result),
                   on_error=self._job_error)
         self._start_job(job, f"exporting {choice.format}")
 

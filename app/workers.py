@@ -231,17 +231,17 @@ def open_take_job(take_dir: Path, source_path: Path | None = None, *, cancel: th
     return open_take_view(take_dir, source_path)
 
 
-def export_job(take_dir: Path, fmt: str, out: Path, frame_range, edits, retarget=None, reduce=None, *,
+def export_job(take_dir: Path, fmt: str, out: Path, frame_range, edits, retarget=None, reduce=None, curves=None, *,
                cancel: threading.Event):
     """Export a take in a worker; returns the ExportResult. Exports write atomically, so a cancel
     that arrives while the format is being written removes the finished files afterwards.
-    ``retarget``, ``reduce``: as core.export.export."""
+    ``retarget``, ``reduce``, ``curves``: as core.export.export."""
     from core.errors import CancelledError
     from core.export import export
     from core.export.base import remove_exported
 
     yield "exporting"
-    result = export(take_dir, fmt, out, frame_range, edits=edits, retarget=retarget, reduce=reduce)
+    result = export(take_dir, fmt, out, frame_range, edits=edits, retarget=retarget, reduce=reduce, curves=curves)
     if cancel.is_set():
         remove_exported(result, out)
         raise CancelledError(f"export to {out} cancelled; nothing was kept")

@@ -84,10 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli_check import add_check_parser
     from core.emotion.cli_models import add_models_parser
     from core.export.cli_export import add_export_parser
+    from core.export.from_arkit import add_convert_parser
 
     add_check_parser(sub)
     add_models_parser(sub)
     add_export_parser(sub)
+    add_convert_parser(sub)
     try:  # training/ sits beside core/; its parser glue is argparse only (the trainer loads when run)
         from training.cli import add_training_parsers
     except ModuleNotFoundError as err:

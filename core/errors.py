@@ -120,3 +120,9 @@ class RetargetMapError(ExportError):
 
 class KeyReductionError(ExportError):
     """Key reduction cannot be applied as asked (a bad tolerance, a format without keys)."""
+
+
+class FlameArkitError(FaceModelError):
+    """The FLAME <-> ARKit map (core.facemodel.flame_arkit) cannot be used as asked: a map solved
+    for another FLAME file or component count, a Live Link CSV without the ARKit columns, ARKit
+    curves asked of a take that has no FLAME fit."""

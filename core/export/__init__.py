@@ -17,15 +17,17 @@ _LAZY = {"ExportRequest": "core.export.base", "ExportResult": "core.export.base"
          "import_curves": "core.export.curves"}
 
 
-def export(take_dir, fmt: str, out, frame_range=None, edits=None, retarget=None, reduce=None):
+def export(take_dir, fmt: str, out, frame_range=None, edits=None, retarget=None, reduce=None, curves=None):
     """Export rows ``frame_range`` of a take as ``fmt`` to ``out``, with ``edits`` (core.edit.Edits;
     None: the take's stored edits) applied; returns the ExportResult. ``retarget``: a retarget map
     (path or preset name; core.export.retarget), applied by every format. ``reduce``: a key
-    reduction tolerance or KeyReduction (core.export.keyreduce; curves, fbx, gltf, usd)."""
+    reduction tolerance or KeyReduction (core.export.keyreduce; curves, fbx, gltf, usd). ``curves``:
+    "arkit" exports a FLAME take's curves as the 52 ARKit ones (core.export.arkit_from_flame)."""
     from core.export.base import prepare_export
 
     exporter = get_exporter(fmt)
-    request = prepare_export(take_dir, fmt, out, frame_range, edits=edits, retarget=retarget, reduce=reduce)
+    request = prepare_export(take_dir, fmt, out, frame_range, edits=edits, retarget=retarget, reduce=reduce,
+                             curves=curves)
     result = exporter(request)
     result.notes.extend(request.notes)
     return result

@@ -103,14 +103,15 @@ def parse_range(text: str) -> tuple[int | None, int | None]:
 
 
 def prepare_export(take_dir, fmt: str, out, frame_range=None, edits=None, retarget=None,
-                   reduce=None) -> ExportRequest:
+                   reduce=None, curves=None) -> ExportRequest:
     """Load a take's fit, apply the edits and slice it. A fitted window that is damaged or missing
     does not stop the export: its frames become gaps, stated in the request's ``notes`` (one line
     each). ``frame_range``: None (whole take),
     (start, stop) or 'A:B'. ``edits``: core.edit.Edits to apply; None: the take's stored edits
     (TAKE/edits.json); ``Edits()`` exports the fit as analysed. ``retarget``: a retarget map (a
     path, a preset's name or a RetargetMap; core.export.retarget). ``reduce``: a KeyReduction or
-    a tolerance (core.export.keyreduce; keyed formats only)."""
+    a tolerance (core.export.keyreduce; keyed formats only). ``curves``: "arkit" maps a FLAME
+    take's curves onto the 52 ARKit shapes (core.export.arkit_from_flame)."""
     from core.edit import apply_edits, load_edits, take_basis
     from core.facemodel.loading import ModelChoice, load_face_model
     take_dir = Path(take_dir)
@@ -148,7 +149,7 @@ def prepare_export(take_dir, fmt: str, out, frame_range=None, edits=None, retarg
     )
     from core.export.options import with_options
 
-    return with_options(req, retarget=retarget, reduce=reduce)
+    return with_options(req, retarget=retarget, reduce=reduce, curves=curves)
 
 
 def held_rows(has_face: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
 """``emocap export TAKE --format FORMAT --out PATH [--range A:B] [--retarget MAP] [--reduce TOL
-[--reduce-degrees DEG]]`` and ``emocap export --format list``."""
+[--reduce-degrees DEG]] [--curves model|arkit]`` and ``emocap export --format list``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
                    help="reduce keys: largest error at any frame, in curve units (curves, fbx, gltf, usd)")
     p.add_argument("--reduce-degrees", metavar="DEG", type=float, default=0.1,
                    help="with --reduce: largest rotation error of the head, neck, jaw and eyes, degrees (default 0.1)")
+    p.add_argument("--curves", choices=("model", "arkit"), default="model",
+                   help="arkit: a FLAME take's curves as the 52 ARKit ones on the open model's mesh (Live Link CSV, "
+                        "FBX/glTF/USD shape keys), through a map solved from your FLAME file and cached")
     p.set_defaults(func=run_export)
     return p
 
@@ -41,7 +44,7 @@ def run_export(args) -> int:
     if getattr(args, "reduce", None) is not None:
         reduce = KeyReduction(args.reduce, degrees=args.reduce_degrees)
     result = export(args.take, args.format, args.out, args.range, retarget=getattr(args, "retarget", None),
-                    reduce=reduce)
+                    reduce=reduce, curves=getattr(args, "curves", None))
     target = args.out
     print(f"exported {result.frames} frames as {args.format} to {target}")
     if result.gap_frames:

@@ -28,9 +28,15 @@ def reduction_for(fmt: str, reduce) -> KeyReduction:
     return reduce
 
 
-def with_options(req: ExportRequest, retarget=None, reduce=None) -> ExportRequest:
+def with_options(req: ExportRequest, retarget=None, reduce=None, curves=None) -> ExportRequest:
     """The request with the retarget map applied to its expression curves and the key reduction
-    attached. ``retarget``: None, a path or a preset's name, or a RetargetMap."""
+    attached. ``retarget``: None, a path or a preset's name, or a RetargetMap. ``curves``: None or
+    "model" (the fit's own curves), "arkit" (a FLAME take's curves mapped onto the 52 ARKit
+    shapes of the open model, core.export.arkit_from_flame; before the retarget map)."""
+    from core.export.arkit_from_flame import arkit_request, check_curves
+
+    if check_curves(curves) == "arkit":
+        req = arkit_request(req)
     if retarget is not None:
         from core.export.retarget import RetargetMap, load_map
 
