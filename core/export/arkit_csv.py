@@ -9,8 +9,9 @@ before timecodes were read, recordings without one) it is ``HH:MM:SS:FF.mmm`` fr
 since the clip's start (mmm: milliseconds within that frame), as before. Head and eye angles
 are radians (yaw about y, pitch about x, roll about z of the model's axis-angle rotation).
 Frames without a face are gaps: empty cells (the Timecode and BlendShapeCount are still written).
-Only open-model takes have ARKit curves (with a retarget map, its targets must be the 52 ARKit names,
-e.g. resources/retarget/arkit_identity.yaml edited for gains and clamps)."""
+Only open-model takes have ARKit curves; a FLAME take's are mapped onto them with ``curves="arkit"``
+(core/export/arkit_from_flame.py). With a retarget map, its targets must be the 52 ARKit names,
+e.g. resources/retarget/arkit_identity.yaml edited for gains and clamps."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def arkit_csv(req: ExportRequest) -> ExportResult:
                           "use a map onto the ARKit names, or a curves format")
     if req.model != "open" or list(req.expression_names) != list(ARKIT_NAMES):
         raise ExportError(f"{req.take_dir} was fitted with the {req.model} model, which has no ARKit curves; "
-                          "use curves_npz/curves_json/curves_csv, or analyse with --model open")
+                          "map them onto ARKit's with --curves arkit, use curves_npz/curves_json/curves_csv, "
+                          "or analyse with --model open")
     fit = req.fit
     angles = np.concatenate([yaw_pitch_roll(fit.rotation.astype(np.float64)),
                              yaw_pitch_roll(fit.eyes[:, :3].astype(np.float64)),

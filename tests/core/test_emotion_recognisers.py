@@ -253,6 +253,16 @@ def test_batches_give_the_same_scores_as_single_faces(name, faces, request):
     assert len(recogniser.predict(np.zeros((0, 256, 256, 3), np.uint8))) == 0
 
 
+def test_fer_on_onnxruntime_gives_the_torch_port_s_scores(faces, fer):
+    """The CPU default runs the port exported to onnxruntime; eager torch is the reference."""
+    pytest.importorskip("onnxruntime")
+    assert fer._session is not None
+    crops = np.stack(list(faces.values()))
+    torch_fer = FerRecogniser(backend="torch")
+    assert torch_fer._session is None
+    np.testing.assert_allclose(fer.predict(crops).probabilities, torch_fer.predict(crops).probabilities, atol=1e-5)
+
+
 def test_greyscale_and_tiny_faces_do_not_crash(fer, emonet):
     image = read_rgb("single_face.jpg")
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)

@@ -1,0 +1,131 @@
+"""Whole commands, wall time from start-up to exit, a reference commit against this tree, in one run.
+
+    python benchmarks/bench_end_to_end.py [--reference REF] [--rows analyze,fer,both,refine] [--repeat N]
+
+Each row runs ``python -m core.cli analyze ...`` on a fresh take, once from a git worktree of REF
+(default: the commit before issue 18's speed work, see REFERENCE) and once from this tree, with the
+same interpreter and installed packages, alternating so that a busy machine slows both alike. It
+prints seconds, frames per second, the speed-up and each process's peak memory (its maximum
+resident set, from the kernel's rusage). Rows:
+
+- analyze: observe + fit (``--no-emotion``) on the Wolfgang fixture (472 frames, 640x360);
+- fer: ``--recognisers fer`` (the default emotion);
+- both: ``--recognisers both --accept-emonet-licence`` (skipped when EmoNet is not installed);
+- refine: ``--no-emotion --refine`` on a 180-frame 120 fps clip made from the Wolfgang frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+WOLFGANG = FIXTURES / "WolfgangLanger_Pexels.mp4"
+REFERENCE = "e8167bd"  # main before the speed work of issue 18
+ROWS = {
+    "analyze": ["--no-emotion"],
+    "fer": ["--recognisers", "fer"],
+    "both": ["--recognisers", "both", "--accept-emonet-licence"],
+    "refine": ["--no-emotion", "--refine"],
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    peak_mb: float
+
+
+def run_analyze(tree: Path, clip: Path, out: Path, options: list[str]) -> Run:
+    """One ``emocap analyze`` from ``tree`` (its own code, this interpreter)."""
+    command = [sys.executable, "-m", "core.cli", "analyze", str(clip), "--out", str(out), *options]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed in {tree}:\n{process.stderr.read()[-2000:]}")
+    return Run(seconds, usage.ru_maxrss / 1024)
+
+
+def frame_count(clip: Path) -> int:
+    from core.video import open_source
+
+    with open_source(clip) as source:
+        return source.info.frame_count
+
+
+def high_rate_clip(folder: Path) -> Path:
+    """180 frames at 120 fps from the Wolfgang fixture's first 1.5 s (frames repeated as needed)."""
+    from core.video import open_source
+    from tests.microexpr_clips import resample, write_video
+
+    with open_source(WOLFGANG) as source:
+        fps = source.info.fps
+        frames = [source.read(i) for i in range(int(fps * 1.5) + 1)]
+    resampled, _ = resample(frames, fps, 120.0, 1.5)
+    return write_video(folder / "wolfgang_120fps.mp4", resampled[:180], 120)
+
+
+def emonet_installed() -> bool:
+    from core.emotion import store
+    from core.errors import EmoCapError
+
+    try:
+        store.model_path("emonet")
+    except EmoCapError:
+        return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", default=REFERENCE, help="git commit to compare against")
+    parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated: " + ", ".join(ROWS))
+    parser.add_argument("--repeat", type=int, default=1, help="runs per row and tree (the fastest counts)")
+    args = parser.parse_args()
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    if "both" in rows and not emonet_installed():
+        print("EmoNet is not installed ('emocap models install emonet --accept-licence'): row 'both' skipped")
+        rows.remove("both")
+    with tempfile.TemporaryDirectory(prefix="emocap-e2e-") as tmp:
+        tmp_path = Path(tmp)
+        reference = tmp_path / "reference"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(reference), args.reference],
+                       check=True)
+        try:
+            clips = {"refine": high_rate_clip(tmp_path)} if "refine" in rows else {}
+            print(f"reference {args.reference} ({reference}) vs this tree ({ROOT}); "
+                  f"fastest of {args.repeat}; {os.cpu_count()} CPUs")
+            print(f"{'command':34s} {'frames':>6s} {'ref s':>7s} {'ref fps':>8s} {'new s':>7s} {'new fps':>8s} "
+                  f"{'speed-up':>8s} {'ref MB':>7s} {'new MB':>7s}")
+            for row in rows:
+                clip = clips.get(row, WOLFGANG)
+                frames = frame_count(clip)
+                best = {}
+                for k in range(args.repeat):
+                    for name, tree in (("ref", reference), ("new", ROOT)):
+                        run = run_analyze(tree, clip, tmp_path / f"{row}-{name}-{k}", ROWS[row])
+                        if name not in best or run.seconds < best[name].seconds:
+                            best[name] = run
+                ref, new = best["ref"], best["new"]
+                label = f"analyze {' '.join(ROWS[row])}"[:34]
+                print(f"{label:34s} {frames:6d} {ref.seconds:7.1f} {frames / ref.seconds:8.1f} {new.seconds:7.1f} "
+                      f"{frames / new.seconds:8.1f} {ref.seconds / new.seconds:7.2f}x {ref.peak_mb:7.0f} {new.peak_mb:7.0f}",
+                      flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(reference)], check=False)
+
+
+if __name__ == "__main__":
+    main()
