@@ -511,11 +511,12 @@ def cache_folder() -> Path:
 def map_key(flame_sha256: str, flame_data: FaceModelData, settings: MapSettings) -> str:
     """The cache key: the FLAME file's content hash, the components used, the landmark embedding,
     the settings and the method's and open model's versions."""
-    from core.facemodel.open_model import MODEL_VERSION
+    from core.facemodel.open_model import MODEL_VERSION, open_model_digest
 
     digest = hashlib.sha256()
     digest.update(json.dumps({"flame": flame_sha256, "expression": flame_data.num_expression,
-                              "settings": asdict(settings), "method": METHOD_VERSION, "open": MODEL_VERSION},
+                              "settings": asdict(settings), "method": METHOD_VERSION, "open": MODEL_VERSION,
+                              "open_sha256": open_model_digest()},
                              sort_keys=True).encode())
     for array in (flame_data.landmark_ids, flame_data.landmark_faces, flame_data.landmark_barycentric):
         digest.update(np.ascontiguousarray(array).tobytes())

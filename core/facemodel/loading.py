@@ -23,9 +23,10 @@ class ModelChoice:
 
     def settings(self) -> dict:
         if self.kind == "open":
-            from core.facemodel.open_model import MODEL_VERSION
+            from core.facemodel.open_model import MODEL_VERSION, open_model_digest
 
-            return {"model": "open", "open_model_version": MODEL_VERSION}  # a rebuilt model refits takes
+            # a rebuilt model refits takes
+            return {"model": "open", "open_model_version": MODEL_VERSION, "open_model_sha256": open_model_digest()}
         return {
             "model": "flame", "flame_path": str(Path(self.flame_path).resolve()) if self.flame_path else None,
             "num_shape": self.num_shape, "num_expression": self.num_expression,

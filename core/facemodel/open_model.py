@@ -14,6 +14,8 @@ origin between the outer eye corners. Expressions: the 52 ARKit blendshapes in A
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import json
 import zipfile
@@ -82,6 +84,17 @@ _ARRAY_KEYS = (
     "template", "faces", "shape_basis", "expression_basis", "pose_basis", "joint_regressor",
     "skinning_weights", "landmark_faces", "landmark_barycentric", "landmark_ids",
 )
+
+
+@functools.lru_cache(maxsize=4)
+def open_model_digest(path: str | Path = OPEN_MODEL_PATH) -> str:
+    """The first 16 hex digits of the SHA-256 of the model file: stored with every fit, so that a
+    rebuilt model (new shapes under the same MODEL_VERSION) makes the fits made with the old one
+    stale. FaceModelError when the file is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FaceModelError(f"open face model {path} is missing: rebuild it with `{BUILD_COMMAND}`")
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def load_open_model(path: str | Path = OPEN_MODEL_PATH) -> FaceModelData:

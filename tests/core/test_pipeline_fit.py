@@ -105,3 +105,24 @@ def test_switching_model_refits_without_reobserving(tmp_path, flame_file):
     assert first.model == "open" and second.model == "flame2020"
     frames = [r for r in results if isinstance(r, FrameResult)]
     assert len(frames) == 72 and all(r.from_take for r in frames)  # no frame observed again
+
+
+def test_a_rebuilt_open_model_refits_the_take(tmp_path, monkeypatch):
+    """The fit records the open model file's digest: the same analysis after a rebuild (new shapes
+    under the same model version) fits again; without one it does nothing."""
+    import core.facemodel.open_model as open_model
+
+    clip = fixture_path("single_face.mp4")
+    Pipeline(PipelineConfig(device="cpu", emotion=None)).run(clip, tmp_path / "t")
+    settings = Take.open(tmp_path / "t").manifest.fit.settings
+    assert settings["open_model_sha256"] == open_model.open_model_digest() and len(settings["open_model_sha256"]) == 16
+
+    def fitted_again() -> bool:
+        progress = []
+        Pipeline(PipelineConfig(device="cpu", emotion=None)).run(clip, tmp_path / "t", on_frame=progress.append)
+        return any(isinstance(p, FitProgress) and not p.from_take for p in progress)
+
+    assert not fitted_again()
+    monkeypatch.setattr(open_model, "open_model_digest", lambda path=None: "0123456789abcdef")
+    assert fitted_again()
+    assert Take.open(tmp_path / "t").manifest.fit.settings["open_model_sha256"] == "0123456789abcdef"
