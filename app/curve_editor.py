@@ -24,6 +24,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from app.frame_range import frame_range_of, show_frame_range
 from core.curve_edits import DRAG_FALLOFF, REGIONS, curve_region
 
 HIT_PIXELS = 10  # a press this close to a key grabs it
@@ -162,22 +163,11 @@ class CurveGestures:
         self.update_points()
 
     def set_selection(self, start: int | None, stop: int | None = None) -> None:
-        if start is None or stop is None or stop <= start:
-            self.selection = None
-            self.region.hide()
-        else:
-            self.selection = (int(start), int(stop))
-            self.region.blockSignals(True)
-            self.region.setRegion((start - 0.5, stop - 0.5))
-            self.region.blockSignals(False)
-            self.region.show()
+        self.selection = show_frame_range(self.region, start, stop)
         self.panel.curve_selection_changed.emit(*(self.selection or (-1, -1)))
 
     def _region_moved(self) -> None:
-        low, high = self.region.getRegion()
-        n = max(self.panel.frame_count, 1)
-        start = int(np.clip(round(low + 0.5), 0, n - 1))
-        self.set_selection(start, int(np.clip(round(high + 0.5), start + 1, n)))
+        self.set_selection(*frame_range_of(self.region, self.panel.frame_count))
 
     # -- gestures -----------------------------------------------------------------------------
     def drag_event(self, vb, ev) -> bool:

@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QSplitter, QVBoxLayout, QWidget
 
 from app.curve_editor import CurveEditorBar, CurveGestures, CurveViewBox
+from app.frame_range import frame_range_of, show_frame_range
 from core.emotion.types import EMOTIONS
 
 EMOTION_COLOURS = {
@@ -328,20 +329,10 @@ class TimelinePanel(QWidget):
 
     def set_range(self, start: int | None, stop: int | None) -> None:
         """Show the in/out range (stop exclusive); None clears it."""
-        if start is None or stop is None or stop <= start:
-            self.range = None
-            self.region.hide()
-        else:
-            self.range = (int(start), int(stop))
-            self.region.blockSignals(True)
-            self.region.setRegion((start - 0.5, stop - 0.5))
-            self.region.blockSignals(False)
-            self.region.show()
+        self.range = show_frame_range(self.region, start, stop)
 
     def _region_changed(self) -> None:
-        low, high = self.region.getRegion()
-        start = int(np.clip(round(low + 0.5), 0, max(self.frame_count - 1, 0)))
-        stop = int(np.clip(round(high + 0.5), start + 1, max(self.frame_count, 1)))
+        start, stop = frame_range_of(self.region, self.frame_count)
         self.range = (start, stop)
         self.range_changed.emit(start, stop)
 
