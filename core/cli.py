@@ -10,6 +10,7 @@
                                          (--format list: the formats)
     emocap analyze INPUT --out TAKE --method encoder [--encoder CKPT]   (a trained encoder, not the fitter)
     emocap train CONFIG [--restart]       train a face encoder from a YAML config (training/configs/)
+    emocap calibrate INPUT... --out PERFORMER [--neutral FRAME]   (a performer profile; analyze --performer)
     emocap train-actor TAKE [--epochs N] [--backbone mobilenetv2|resnet50]   (encoder in TAKE/encoder/)
     emocap gui [INPUT]          (also: emocap with no argument)
 
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--flame", help="path to your FLAME file (generic_model.pkl, flame2023.pkl or .npz)")
     analyze.add_argument("--shape-components", type=int, default=100, help="FLAME identity components (1-300)")
     analyze.add_argument("--expression-components", type=int, default=50, help="FLAME expression components (1-100)")
+    analyze.add_argument("--performer", metavar="PROFILE",
+                         help="fit with a performer profile ('emocap calibrate'): the performer's own neutral face "
+                              "and shapes, on the open model")
     analyze.add_argument("--neutral", metavar="IMAGE|FRAME",
                          help="the performer's neutral face, for their identity: a frame number of the input or "
                               "a neutral photo of the same person (default: the clip's most neutral frames; for a "
@@ -85,11 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     from core.emotion.cli_models import add_models_parser
     from core.export.cli_export import add_export_parser
     from core.export.from_arkit import add_convert_parser
+    from core.performer.cli_calibrate import add_calibrate_parser
 
     add_check_parser(sub)
     add_models_parser(sub)
     add_export_parser(sub)
     add_convert_parser(sub)
+    add_calibrate_parser(sub)
     try:  # training/ sits beside core/; its parser glue is argparse only (the trainer loads when run)
         from training.cli import add_training_parsers
     except ModuleNotFoundError as err:
@@ -152,7 +158,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from core.pipeline import Pipeline, PipelineConfig
     from core.results import FitProgress, StageProgress
 
-    model = ModelChoice(args.model, args.flame, args.shape_components, args.expression_components)
+    model = ModelChoice(args.model, args.flame, args.shape_components, args.expression_components,
+                        performer=str(args.performer) if args.performer else None)
     choice = choose_recognisers(args.recognisers, accept_emonet=args.accept_emonet_licence, enabled=not args.no_emotion)
     emotion = EmotionConfig(recognisers=choice.recognisers) if choice.recognisers else None
     refine = RefineConfig(onset=args.onset) if args.refine else None

@@ -126,3 +126,8 @@ class FlameArkitError(FaceModelError):
     """The FLAME <-> ARKit map (core.facemodel.flame_arkit) cannot be used as asked: a map solved
     for another FLAME file or component count, a Live Link CSV without the ARKit columns, ARKit
     curves asked of a take that has no FLAME fit."""
+
+
+class PerformerProfileError(EmoCapError):
+    """A performer profile is missing, unreadable, built for another face model, or cannot be
+    built from the given takes (no face, no neutral frames)."""

@@ -17,17 +17,19 @@ _LAZY = {"ExportRequest": "core.export.base", "ExportResult": "core.export.base"
          "import_curves": "core.export.curves"}
 
 
-def export(take_dir, fmt: str, out, frame_range=None, edits=None, retarget=None, reduce=None, curves=None):
+def export(take_dir, fmt: str, out, frame_range=None, edits=None, retarget=None, reduce=None, curves=None,
+           shapes=None):
     """Export rows ``frame_range`` of a take as ``fmt`` to ``out``, with ``edits`` (core.edit.Edits;
     None: the take's stored edits) applied; returns the ExportResult. ``retarget``: a retarget map
     (path or preset name; core.export.retarget), applied by every format. ``reduce``: a key
     reduction tolerance or KeyReduction (core.export.keyreduce; curves, fbx, gltf, usd). ``curves``:
-    "arkit" exports a FLAME take's curves as the 52 ARKit ones (core.export.arkit_from_flame)."""
+    "arkit" exports a FLAME take's curves as the 52 ARKit ones (core.export.arkit_from_flame).
+    ``shapes``: "generic" puts a performer-profile take's curves on the open model's own shapes."""
     from core.export.base import prepare_export
 
     exporter = get_exporter(fmt)
     request = prepare_export(take_dir, fmt, out, frame_range, edits=edits, retarget=retarget, reduce=reduce,
-                             curves=curves)
+                             curves=curves, shapes=shapes)
     result = exporter(request)
     result.notes.extend(request.notes)
     return result

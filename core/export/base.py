@@ -103,7 +103,7 @@ def parse_range(text: str) -> tuple[int | None, int | None]:
 
 
 def prepare_export(take_dir, fmt: str, out, frame_range=None, edits=None, retarget=None,
-                   reduce=None, curves=None) -> ExportRequest:
+                   reduce=None, curves=None, shapes=None) -> ExportRequest:
     """Load a take's fit, apply the edits and slice it. A fitted window that is damaged or missing
     does not stop the export: its frames become gaps, stated in the request's ``notes`` (one line
     each). ``frame_range``: None (whole take),
@@ -111,7 +111,8 @@ def prepare_export(take_dir, fmt: str, out, frame_range=None, edits=None, retarg
     (TAKE/edits.json); ``Edits()`` exports the fit as analysed. ``retarget``: a retarget map (a
     path, a preset's name or a RetargetMap; core.export.retarget). ``reduce``: a KeyReduction or
     a tolerance (core.export.keyreduce; keyed formats only). ``curves``: "arkit" maps a FLAME
-    take's curves onto the 52 ARKit shapes (core.export.arkit_from_flame)."""
+    take's curves onto the 52 ARKit shapes (core.export.arkit_from_flame). ``shapes``: "generic"
+    exports a take fitted with a performer profile on the open model's own shapes."""
     from core.edit import apply_edits, load_edits, take_basis
     from core.facemodel.loading import ModelChoice, load_face_model
     take_dir = Path(take_dir)
@@ -149,7 +150,7 @@ def prepare_export(take_dir, fmt: str, out, frame_range=None, edits=None, retarg
     )
     from core.export.options import with_options
 
-    return with_options(req, retarget=retarget, reduce=reduce, curves=curves)
+    return with_options(req, retarget=retarget, reduce=reduce, curves=curves, shapes=shapes)
 
 
 def held_rows(has_face: np.ndarray) -> np.ndarray:

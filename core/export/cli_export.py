@@ -26,6 +26,9 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--curves", choices=("model", "arkit"), default="model",
                    help="arkit: a FLAME take's curves as the 52 ARKit ones on the open model's mesh (Live Link CSV, "
                         "FBX/glTF/USD shape keys), through a map solved from your FLAME file and cached")
+    p.add_argument("--shapes", choices=("performer", "generic"), default="performer",
+                   help="for a take fitted with a performer profile: its mesh and shape keys (default) or the open "
+                        "model's generic ones (FBX/glTF/USD/OBJ; the curves are the same)")
     p.set_defaults(func=run_export)
     return p
 
@@ -44,7 +47,7 @@ def run_export(args) -> int:
     if getattr(args, "reduce", None) is not None:
         reduce = KeyReduction(args.reduce, degrees=args.reduce_degrees)
     result = export(args.take, args.format, args.out, args.range, retarget=getattr(args, "retarget", None),
-                    reduce=reduce, curves=getattr(args, "curves", None))
+                    reduce=reduce, curves=getattr(args, "curves", None), shapes=getattr(args, "shapes", None))
     target = args.out
     print(f"exported {result.frames} frames as {args.format} to {target}")
     if result.gap_frames:

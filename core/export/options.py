@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from core.errors import KeyReductionError
+from core.errors import ExportError, KeyReductionError
 from core.export.base import ExportRequest
 from core.export.keyreduce import KEYED_FORMATS, KeyReduction
 
@@ -28,13 +28,24 @@ def reduction_for(fmt: str, reduce) -> KeyReduction:
     return reduce
 
 
-def with_options(req: ExportRequest, retarget=None, reduce=None, curves=None) -> ExportRequest:
+SHAPES = ("performer", "generic")
+PERFORMER_KEYS = ("performer", "performer_sha256")
+
+
+def with_options(req: ExportRequest, retarget=None, reduce=None, curves=None, shapes=None) -> ExportRequest:
     """The request with the retarget map applied to its expression curves and the key reduction
     attached. ``retarget``: None, a path or a preset's name, or a RetargetMap. ``curves``: None or
     "model" (the fit's own curves), "arkit" (a FLAME take's curves mapped onto the 52 ARKit
-    shapes of the open model, core.export.arkit_from_flame; before the retarget map)."""
+    shapes of the open model, core.export.arkit_from_flame; before the retarget map). ``shapes``:
+    for a take fitted with a performer profile, None or "performer" (the mesh and shape keys are
+    the performer's) or "generic" (the open model's, for an animator who retargets the curves to
+    their own rig)."""
     from core.export.arkit_from_flame import arkit_request, check_curves
 
+    if shapes not in (None, *SHAPES):
+        raise ExportError(f"unknown shapes '{shapes}': use {' or '.join(SHAPES)}")
+    if shapes == "generic":
+        req = replace(req, model_settings={k: v for k, v in req.model_settings.items() if k not in PERFORMER_KEYS})
     if check_curves(curves) == "arkit":
         req = arkit_request(req)
     if retarget is not None:

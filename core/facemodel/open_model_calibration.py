@@ -220,20 +220,29 @@ def evidence_trust(names: tuple[str, ...], labels: np.ndarray) -> np.ndarray:
     return trust
 
 
-def _learner(mesh: Mesh, perm: np.ndarray, authored: np.ndarray, learning: ExpressionLearning):
-    """A function (motions, evidence, trust) -> (shapes, weights) with everything else fixed."""
-    names = list(ARKIT_NAMES)
-    mirror_shapes = np.array([names.index(mirror_name(n)) for n in names])
-    learnable = np.array([stem(n) in LEARNED_STEMS for n in names])
-    support = support_masks(authored, mesh.geodesic, learning.support_radius_m)
+def shape_support(mesh: Mesh, authored: np.ndarray, radius_m: float) -> np.ndarray:
+    """E x V bool: where a correction of each of the 52 shapes may move the surface: near where the
+    authored shape (V x 3 x E) moves (``radius_m`` geodesic), never on its PROTECTED points, and
+    for a one-sided shape only on its side of the face (and a band around the midline)."""
+    support = support_masks(authored, mesh.geodesic, radius_m)
     support[:, ~mesh.surface] = False
     x = mesh.vertices[:, 0]  # toward the performer's left
-    for k, name in enumerate(names):
+    for k, name in enumerate(ARKIT_NAMES):
         support[k, list(PROTECTED.get(stem(name), ()))] = False
         if name.endswith("Left"):
             support[k, x < -MIDLINE_BAND_M] = False
         elif name.endswith("Right"):
             support[k, x > MIDLINE_BAND_M] = False
+    return support
+
+
+def _learner(mesh: Mesh, perm: np.ndarray, authored: np.ndarray, learning: ExpressionLearning):
+    """A function (motions, evidence, trust, precision) -> (shapes, weights) with everything else
+    fixed (core.facemodel.calibration.learn_expressions)."""
+    names = list(ARKIT_NAMES)
+    mirror_shapes = np.array([names.index(mirror_name(n)) for n in names])
+    learnable = np.array([stem(n) in LEARNED_STEMS for n in names])
+    support = shape_support(mesh, authored, learning.support_radius_m)
     laplacian = mesh.stiffness.toarray()
 
     def learn(motions: np.ndarray, evidence: np.ndarray, trust: np.ndarray, precision: np.ndarray):

@@ -195,11 +195,19 @@ class Fitter:
             cfg = self.config
             self.priors = CurvePriors.for_model(model.expression_names, model.info, cfg.evidence, cfg.antagonist, cfg.bound)
         self.neutral_scores: np.ndarray | None = None
+        self.identity_mean = torch.zeros(1, self.model.num_shape)
 
     def use_neutral_scores(self, scores: np.ndarray | None) -> None:
         """The performer's own neutral as the baseline of the learned scores (E: the network's
         scores of a neutral the user named), instead of the mean of neutral faces."""
         self.neutral_scores = None if scores is None else np.asarray(scores, np.float64)
+
+    def use_identity_mean(self, identity: np.ndarray | None) -> None:
+        """Centre the identity prior on ``identity`` (S: a performer profile's identity) instead of
+        the mean face: a take's neutral frames refine the performer's known identity, and a single
+        expressive still keeps it."""
+        values = np.zeros(self.model.num_shape) if identity is None else np.asarray(identity, np.float64)
+        self.identity_mean = torch.as_tensor(values, dtype=torch.float32)[None]
 
     # ---- state <-> vector --------------------------------------------------------------------
     def _vector(self, state: _State, problem: _Problem) -> np.ndarray:
@@ -501,12 +509,14 @@ class Fitter:
             return identity[0].numpy()
         chosen = self._neutral_frames(observations, with_face)
         state, problem = self._prepare(observations, chosen)
+        mean = self.identity_mean
+        identity = mean.clone()
         factor = cfg.named_neutral_factor if named_neutral else cfg.identity_expression_factor
         identity_prior = cfg.named_neutral_identity_prior if named_neutral else cfg.identity_prior
         lower, upper = np.tile(self.lower, (len(chosen), 1)), np.tile(self.upper, (len(chosen), 1))
 
         def total_energy(residual, vector, beta) -> float:
-            return self._energy(residual, vector, factor, None, problem) + identity_prior * float((beta**2).sum())
+            return self._energy(residual, vector, factor, None, problem) + identity_prior * float(((beta - mean) ** 2).sum())
 
         with torch.no_grad():
             residual, output = self._residual(state, identity, problem)
@@ -530,7 +540,7 @@ class Fitter:
             g = g + torch.as_tensor(prior_gradient)
             h = h + torch.diag_embed(torch.as_tensor(prior_curvature))
             h_beta = h_beta + identity_prior * torch.eye(self.model.num_shape, dtype=torch.float64)
-            g_beta = g_beta + identity_prior * identity[0].double()
+            g_beta = g_beta + identity_prior * (identity - mean)[0].double()
             # projected Newton: expression weights at a bound that the gradient pushes outward stay
             x = torch.as_tensor(vector)
             frozen = ((x <= torch.as_tensor(lower) + 1e-6) & (g > 0)) | ((x >= torch.as_tensor(upper) - 1e-6) & (g < 0))

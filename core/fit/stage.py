@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import CancelledError
+from core.facemodel.loading import performer_profile
 from core.fit.fitter import FitConfig, Fitter, slice_observations
 from core.fit.neutral import neutral_evidence, neutral_setting
 from core.fit.params import FitParams
@@ -92,8 +93,13 @@ class FitStage(Stage):
         take, evidence = ctx.take, self._evidence
         fitter = Fitter(ctx.model, self.config)
         named = self.neutral is not None
+        profile = performer_profile(ctx.model_choice)
         if named:  # the performer's own neutral scores are the baseline of the learned scores
             fitter.use_neutral_scores(np.median(np.nan_to_num(evidence.blendshapes[evidence.has_face]), axis=0))
+        elif profile is not None:
+            fitter.use_neutral_scores(profile.neutral_scores)
+        if profile is not None:  # the take's neutral refines the performer's known identity
+            fitter.use_identity_mean(profile.identity)
         identity = take.read_identity()
         if identity is None:
             identity = fitter.fit_identity(evidence, named_neutral=named)

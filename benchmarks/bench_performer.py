@@ -1,0 +1,165 @@
+"""Per-performer calibration against the generic open model, side by side in one run.
+
+    python benchmarks/bench_performer.py [--clips WolfgangLanger_Pexels.mp4 ...]
+
+For each fixture clip: observe it once; fit its first half on its own and calibrate a performer
+profile on it (core/performer/calibrate.py), as a calibration take would be; then fit the whole
+clip as `emocap analyze` does, with the generic open model and with the profile, and report on the
+second half, which the profile never saw:
+
+- landmark residual of the fit (percent of the inter-ocular distance);
+- real motion unexplained: the landmark motion from the performer's neutral (the first half's
+  most neutral frames) to each second-half frame, and the share of it that each model's shapes
+  cannot explain with weights in [0, 1] (pooled over frames, MediaPipe's depth weighed 0.25);
+- jitter of the fitted landmarks against the raw MediaPipe landmarks (mean |acceleration| ratio);
+- saturation: mean number of curves at 0.9 or more per frame, blinks excluded;
+- calibration time (fitting the first half and learning the profile).
+
+Targets (issue: per-performer calibration): residual at least 25 % lower; unexplained motion at
+most half; no rise in saturation or jitter; calibration of a 30 s clip under a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_fit import acceleration, fitted_landmarks  # noqa: E402
+from core.facemodel import FaceModel  # noqa: E402
+from core.facemodel.calibration import expression_motion, fit_weights, image_axis_precision  # noqa: E402
+from core.facemodel.open_model import ARKIT_NAMES, load_open_model, open_model_digest  # noqa: E402
+from core.facemodel.open_model_calibration import with_iris_following_lids  # noqa: E402
+from core.fit.fitter import FitConfig, Fitter, single_threaded_torch, slice_observations  # noqa: E402
+from core.fit.params import FitParams  # noqa: E402
+from core.fit.stage import fit_clip  # noqa: E402
+from core.observe.headpose import similarity_align  # noqa: E402
+from core.performer.calibrate import PerformerTake, calibrate_performer, neutral_rows  # noqa: E402
+from core.performer.profile import apply_profile  # noqa: E402
+from core.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from core.stages import drain  # noqa: E402
+from core.take import Take  # noqa: E402
+
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+CLIPS = ("WolfgangLanger_Pexels.mp4", "single_face.mp4")
+NOT_SATURATION = {n for n in ARKIT_NAMES if n.startswith("eyeBlink")}
+Z_WEIGHT = 0.25
+MOTION_FRAMES = 60  # second-half frames (spread) whose real motion is decomposed
+
+
+def fit_whole(model: FaceModel, observations, profile=None) -> FitParams:
+    """A clip fitted as `emocap analyze` does (with a profile: its neutral scores, and its identity
+    as the centre of the identity prior)."""
+    fitter = Fitter(model, FitConfig())
+    if profile is not None:
+        fitter.use_neutral_scores(profile.neutral_scores)
+        fitter.use_identity_mean(profile.identity)
+    return drain(fit_clip(fitter, observations, fitter.fit_identity(observations)))
+
+
+def as_take(observations, fit: FitParams, source: str) -> PerformerTake:
+    return PerformerTake(observations, fit, {"path": source})
+
+
+def unexplained_motion(landmarks: np.ndarray, neutral: np.ndarray, frames: np.ndarray, shapes: np.ndarray,
+                       template: np.ndarray) -> float:
+    """Pooled share of the motion from ``neutral`` (V x 3 image landmarks) to each of ``frames``
+    that ``shapes`` (V x 3 x E) cannot explain with weights in [0, 1]."""
+    motions = with_iris_following_lids(np.stack([expression_motion(neutral, landmarks[k], template) for k in frames]))
+    precision = np.stack([image_axis_precision(landmarks[k], template, Z_WEIGHT) for k in frames])
+    _, shares = fit_weights(motions, shapes, Z_WEIGHT, precision)
+    energy = np.einsum("nvi,nij,nvj->n", motions, precision, motions)
+    return float(((1.0 - shares) * energy).sum() / energy.sum())
+
+
+def mean_neutral(landmarks: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    stable = [168, 6, 197, 195, 133, 362, 33, 263]
+    reference = landmarks[rows[0]].astype(np.float64)
+    aligned = []
+    for r in rows:
+        rot, shift, scale = similarity_align(landmarks[r][stable].astype(np.float64), reference[stable])
+        aligned.append(scale * landmarks[r].astype(np.float64) @ rot.T + shift)
+    return np.mean(aligned, axis=0)
+
+
+def metrics(model: FaceModel, fit: FitParams, observations, test: np.ndarray) -> dict:
+    faces = test & fit.has_face
+    lm_ids = model.landmark_ids.numpy()
+    fitted = fitted_landmarks(model, fit)
+    raw = observations.landmarks[:, lm_ids]
+    names = [k for k, n in enumerate(ARKIT_NAMES) if n not in NOT_SATURATION]
+    return {
+        "residual": 100 * float(np.nanmean(fit.residual[faces])),
+        "jitter": acceleration(fitted[test], faces[test]) / acceleration(raw[test], faces[test]),
+        "saturated": float((fit.expression[faces][:, names] >= 0.9).sum(axis=1).mean()),
+    }
+
+
+def run_clip(clip: str, work: Path) -> dict:
+    take_dir = work / clip
+    Pipeline(PipelineConfig(device="cpu", model=None)).run(FIXTURES / clip, take_dir)
+    observations = Take.open(take_dir).load_observations()
+    base = load_open_model()
+    generic_model = FaceModel(base)
+    n = len(observations.index)
+    half = n // 2
+    test = np.arange(n) >= half
+    started = time.perf_counter()
+    first = slice_observations(observations, 0, half)
+    with single_threaded_torch():
+        first_fit = fit_whole(generic_model, first)
+    profile, _ = calibrate_performer("bench", [as_take(first, first_fit, clip)], base, open_model_digest())
+    seconds = time.perf_counter() - started
+    performer = apply_profile(base, profile)
+    performer_model = FaceModel(performer)
+    with single_threaded_torch():
+        generic = fit_whole(generic_model, observations)
+        calibrated = fit_whole(performer_model, observations, profile)
+
+    neutral = mean_neutral(observations.landmarks, neutral_rows(first_fit, 8))
+    with_face = np.nonzero(test & observations.has_face)[0]
+    frames = with_face[np.unique(np.linspace(0, len(with_face) - 1, MOTION_FRAMES).round().astype(int))]
+    motion = {kind: unexplained_motion(observations.landmarks, neutral, frames, data.expression_basis.astype(np.float64),
+                                       data.template.astype(np.float64))
+              for kind, data in (("generic", base), ("performer", performer))}
+    return {
+        "clip": clip, "frames": n, "calibration_s": seconds,
+        "generic": metrics(generic_model, generic, observations, test) | {"unexplained": motion["generic"]},
+        "performer": metrics(performer_model, calibrated, observations, test) | {"unexplained": motion["performer"]},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", nargs="+", default=list(CLIPS))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [run_clip(clip, Path(tmp)) for clip in args.clips]
+    print("\nheld-out second half of each clip (calibrated on the first half)")
+    print(f"  {'clip':28s} {'model':10s} {'resid %IOD':>10s} {'unexplained':>11s} {'jitter/raw':>10s} {'saturated':>9s}")
+    for r in results:
+        for kind in ("generic", "performer"):
+            m = r[kind]
+            print(f"  {r['clip']:28s} {kind:10s} {m['residual']:10.2f} {100 * m['unexplained']:10.1f}% "
+                  f"{m['jitter']:10.3f} {m['saturated']:9.2f}")
+        g, p = r["generic"], r["performer"]
+        print(f"  {'':28s} {'change':10s} {100 * (p['residual'] / g['residual'] - 1):+9.0f}% "
+              f"{'x%.2f' % (p['unexplained'] / g['unexplained']):>11s} {p['jitter'] - g['jitter']:+10.3f} "
+              f"{p['saturated'] - g['saturated']:+9.2f}")
+        clip_s = r["frames"] / 2 / 30.0
+        print(f"  calibration of the first {r['frames'] // 2} frames: {r['calibration_s']:.1f} s "
+              f"(at 30 fps, a 30 s clip: about {r['calibration_s'] * 30 / clip_s:.0f} s)")
+    print("targets: residual -25 %, unexplained x0.5 or less, no rise in jitter or saturation, 30 s clip in < 60 s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Per-performer calibration: the profile file, `emocap calibrate`, and analyses that use a profile."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from core.errors import FaceModelError, PerformerProfileError
+from core.facemodel.loading import ModelChoice, load_face_model
+from core.facemodel.open_model import load_open_model, open_model_digest
+from core.performer.calibrate import without_joint_motion
+from core.performer.profile import PerformerProfile, apply_profile, load_profile, profile_digest, save_profile
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def wolfgang_profile(tmp_path_factory, wolfgang_take):
+    """A profile calibrated by the CLI on the analysed Wolfgang clip: (profile path, report)."""
+    _, take_dir = wolfgang_take
+    out = tmp_path_factory.mktemp("performer") / "wolfgang.npz"
+    result = run_cli("calibrate", str(take_dir), "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    return out, json.loads(result.stdout)
+
+
+def _small_profile(base, name="p") -> PerformerProfile:
+    rng = np.random.default_rng(1)
+    return PerformerProfile(
+        name=name, identity=rng.normal(size=base.num_shape).astype(np.float32),
+        neutral_offset=(1e-3 * rng.normal(size=(base.num_vertices, 3))).astype(np.float32),
+        expression_basis=1.1 * base.expression_basis, neutral_scores=np.zeros(base.num_expression, np.float32),
+        base_model_sha256=open_model_digest(), info={"note": "test"})
+
+
+def test_profile_round_trip_and_model(tmp_path):
+    base = load_open_model()
+    profile = _small_profile(base)
+    path = save_profile(profile, tmp_path / "actor")
+    assert path.name == "actor.npz"
+    back = load_profile(path)
+    for key in ("identity", "neutral_offset", "expression_basis", "neutral_scores"):
+        np.testing.assert_allclose(getattr(back, key), getattr(profile, key), atol=1e-7)
+    assert back.info == {"note": "test"} and back.base_model_sha256 == open_model_digest()
+    applied = apply_profile(base, back)
+    np.testing.assert_allclose(applied.template, base.template + back.neutral_offset, atol=1e-7)
+    np.testing.assert_allclose(applied.expression_basis, back.expression_basis)
+    assert applied.name.endswith("+p")
+
+
+def test_bad_profiles_get_clear_errors(tmp_path):
+    base = load_open_model()
+    with pytest.raises(PerformerProfileError, match="not found"):
+        load_profile(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a profile")
+    with pytest.raises(PerformerProfileError, match="not a readable performer profile"):
+        load_profile(tmp_path / "junk.npz")
+    wrong = _small_profile(base)
+    wrong = PerformerProfile(**{**wrong.__dict__, "expression_basis": wrong.expression_basis[..., :10]})
+    with pytest.raises(PerformerProfileError, match="does not fit the open model"):
+        apply_profile(base, wrong)
+    other_build = PerformerProfile(**{**_small_profile(base).__dict__, "base_model_sha256": "0" * 16})
+    path = save_profile(other_build, tmp_path / "old.npz")
+    with pytest.raises(PerformerProfileError, match="another build of the open model"):
+        load_face_model(ModelChoice(performer=str(path)))
+    with pytest.raises(FaceModelError, match="open model only"):
+        load_face_model(ModelChoice("flame", flame_path=str(tmp_path / "x.pkl"), performer=str(path)))
+
+
+def test_neutral_detail_moves_no_joint():
+    base = load_open_model()
+    offset = np.random.default_rng(2).normal(size=(base.num_vertices, 3)) * 1e-3
+    kept = without_joint_motion(offset, base.joint_regressor)
+    np.testing.assert_allclose(base.joint_regressor @ kept, 0.0, atol=1e-12)
+    support = (base.joint_regressor != 0).any(axis=0)  # the vertices the joints are regressed from
+    np.testing.assert_array_equal(kept[~support], offset[~support])
+    assert np.abs(kept[support] - offset[support]).max() > 0
+
+
+def test_calibrate_reports_held_out_residual(wolfgang_profile):
+    path, report = wolfgang_profile
+    assert report["frames"] == 472 and report["held_out_frames"] == 94
+    # learned on the clip's first 80 %, the performer's model fits its own frames and the held-out
+    # last 20 % closer than the generic one (same identity)
+    assert report["training_residual_performer"] < 0.9 * report["training_residual_generic"]
+    assert report["held_out_residual_performer"] < 0.95 * report["held_out_residual_generic"]
+    profile = load_profile(path)
+    assert profile.info["built_from"]["takes"][0]["path"].endswith("WolfgangLanger_Pexels.mp4")
+    assert profile.info["report"]["held_out_residual_generic"] == report["held_out_residual_generic"]
+    base = load_open_model()
+    moved = np.abs(profile.expression_basis - base.expression_basis).max(axis=(0, 1))
+    names = list(base.expression_names)
+    assert moved[names.index("noseSneerLeft")] == 0.0 and moved[names.index("mouthSmileLeft")] > 1e-3
+    # shapes the fitter hardly uses keep the generic shape instead of growing to explain noise
+    assert moved[names.index("jawLeft")] == 0.0 and moved[names.index("tongueOut")] == 0.0
+    # mirror pairs stay exact, and the face's outline stays generic
+    perm = np.asarray(base.info["mirror"])
+    from core.facemodel.open_model_authoring import mirror_field
+    from core.observe.landmark_ids import FACE_OVAL
+
+    left, right = names.index("mouthSmileLeft"), names.index("mouthSmileRight")
+    np.testing.assert_allclose(mirror_field(profile.expression_basis[..., left].astype(np.float64), perm),
+                               profile.expression_basis[..., right], atol=1e-6)
+    np.testing.assert_array_equal(profile.expression_basis[list(FACE_OVAL)], base.expression_basis[list(FACE_OVAL)])
+    np.testing.assert_allclose(base.joint_regressor @ profile.neutral_offset, 0.0, atol=1e-6)
+
+
+def test_analyze_with_performer_uses_and_records_the_profile(tmp_path, wolfgang_profile, wolfgang):
+    from core.pipeline import Pipeline, PipelineConfig
+    from core.take import Take
+
+    path, _ = wolfgang_profile
+    profile = load_profile(path)
+    take_dir = tmp_path / "with_profile"
+    result = run_cli("analyze", str(wolfgang), "--out", str(take_dir), "--no-emotion", "--performer", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    take = Take.open(take_dir)
+    settings = take.manifest.fit.settings
+    assert settings["performer"] == str(path.resolve()) and settings["performer_sha256"] == profile_digest(path)
+    assert take.manifest.fit.model.endswith("+wolfgang")
+    # the take's neutral refines the performer's identity: it stays nearer it than the mean face
+    identity = take.read_identity()
+    assert np.linalg.norm(identity - profile.identity) < 0.5 * np.linalg.norm(profile.identity)
+    # everything downstream (views, exports) builds the performer's model from the take's settings
+    model = load_face_model(ModelChoice.from_settings(settings))
+    np.testing.assert_allclose(model.expression_basis.numpy(), profile.expression_basis, atol=1e-7)
+    meshes = {}
+    for shapes in ("performer", "generic"):
+        out = tmp_path / f"obj_{shapes}"
+        result = run_cli("export", str(take_dir), "--format", "obj_seq", "--out", str(out), "--range", "0:2",
+                         "--shapes", shapes)
+        assert result.returncode == 0, result.stderr
+        first = sorted(out.glob("*.obj"))[0]
+        meshes[shapes] = np.array([[float(x) for x in line.split()[1:4]] for line in first.read_text().splitlines()
+                                   if line.startswith("v ")])
+    # the same curves on the performer's mesh and shapes, or on the open model's own
+    assert meshes["performer"].shape == meshes["generic"].shape
+    assert np.abs(meshes["performer"] - meshes["generic"]).max() > 1e-4
+
+    # a rerun with the same profile is current; a recalibrated profile is noticed, not silently used
+    summary = Pipeline(PipelineConfig(device="cpu", model=ModelChoice(performer=str(path)))).run(wolfgang, take_dir)
+    assert summary.status == "complete"
+    changed = tmp_path / "changed.npz"
+    shutil.copy(path, changed)
+    fitted = dict(settings, performer=str(changed))
+    save_profile(PerformerProfile(**{**profile.__dict__, "identity": profile.identity + 0.1}), changed)
+    with pytest.raises(PerformerProfileError, match="changed since this take was fitted"):
+        load_face_model(ModelChoice.from_settings(fitted))
