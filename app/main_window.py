@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox
 
 from app.curve_editor import CurveEditor
 from app.edit_panel import EditPanel
+from app.performer_menu import PerformerMenu, describe_performer, performer_options, stored_performer
 from app.progress import ProgressPanel
 from app.settings import AppSettings, SettingsDialog, ask_emonet_licence
 from app.still_panel import StillPanel
@@ -127,6 +128,7 @@ class MainWindow(QMainWindow):
         self.input_path: Path | None = None
         self.take_dir: Path | None = None
         self.neutral: dict | None = None  # the open take's neutral (see stored_neutral)
+        self.performer: str | None = None  # the open take's performer profile (app.performer_menu)
         self.view = None  # core.take_view.TakeView once results are loaded
         self.committed = None  # core.edit.Edits as last committed (undo stack state)
         self.job: Job | None = None
@@ -146,7 +148,7 @@ class MainWindow(QMainWindow):
         self._autosave_timer.timeout.connect(self.save_edits)
         self._build_widgets()
         self._build_actions()
-        self._update_neutral_actions()
+        self._update_take_actions()
         self.previous_exit_clean = self.store.value("session/clean_exit", True) in (True, "true")
         self.store.setValue("session/clean_exit", False)
 
@@ -269,6 +271,7 @@ class MainWindow(QMainWindow):
         analysis.addSeparator()
         self._action(analysis, "Train actor encoder from this take", lambda: self.train_actor(), None, "train_actor")
         self._action(analysis, "Cancel", self.cancel_job, "Esc", "cancel")
+        self.performer_menu = PerformerMenu(self, bar)
 
     # -- opening ---------------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -302,6 +305,7 @@ class MainWindow(QMainWindow):
         self._configure_clip(source.info.frame_count, source.info.fps)
         self.transport.set_timecode(source.info.start_timecode())  # the take's, once it is loaded
         self._set_neutral(stored_neutral(self.take_dir))
+        self.performer = stored_performer(self.take_dir)
         self.stream = AnalysisStream(source.info.frame_count)
         self.setWindowTitle(f"EmoCap — {path.name}")
         self.seek(0)
@@ -331,6 +335,7 @@ class MainWindow(QMainWindow):
                 return
         self.take_dir = take_dir
         self._set_neutral(stored_neutral(take_dir))
+        self.performer = stored_performer(take_dir)
         self._load_take()
 
     def _configure_clip(self, frames: int, fps: float) -> None:
@@ -364,10 +369,10 @@ class MainWindow(QMainWindow):
         self.job = job
         self.jobs.append(job)
         job.worker.finished.connect(lambda: self.jobs.remove(job) if job in self.jobs else None)
-        job.worker.finished.connect(self._update_neutral_actions)
+        job.worker.finished.connect(self._update_take_actions)
         self.progress.begin(text)
         job.start()
-        self._update_neutral_actions()
+        self._update_take_actions()
 
     def load_engine(self) -> None:
         """Load torch and the views' modules in the background (once)."""
@@ -390,7 +395,7 @@ class MainWindow(QMainWindow):
             self.settings.save(self.store)
         try:
             options = (self.settings.analysis_options() + neutral_options(self.neutral)
-                       + (["--overwrite"] if overwrite else []))
+                       + performer_options(self.performer) + (["--overwrite"] if overwrite else []))
         except EmoCapError as err:
             self.show_error(err)
             return
@@ -425,12 +430,13 @@ class MainWindow(QMainWindow):
     def _set_neutral(self, neutral: dict | None) -> None:
         self.neutral = neutral
         self.timelines.set_neutral(None if neutral is None else neutral.get("frame"))
-        self._update_neutral_actions()
+        self._update_take_actions()
 
-    def _update_neutral_actions(self) -> None:
+    def _update_take_actions(self) -> None:
         idle = self.input_path is not None and not (self.job is not None and self.job.running)
         self.neutral_frame_action.setEnabled(idle)
         self.neutral_auto_action.setEnabled(idle and self.neutral is not None)
+        self.performer_menu.update_actions()
 
     def _analysis_batch(self, batch: list) -> None:
         from core.progress_stream import FrameEvent, StageEvent
@@ -465,7 +471,7 @@ class MainWindow(QMainWindow):
         self.progress.end()
         message = f"analysed {summary.frames} frames, face in {summary.frames_with_face}"
         if self.settings.method == "fit":
-            message += f"; neutral: {describe_neutral(self.neutral)}"
+            message += f"; neutral: {describe_neutral(self.neutral)}; performer profile: {describe_performer(self.performer)}"
         if summary.warnings:
             message += "; " + "; ".join(summary.warnings)
         self.statusBar().showMessage(message, 15000)
@@ -518,6 +524,7 @@ class MainWindow(QMainWindow):
         self.refined_action.setChecked(view.show_refined)
 
     def _take_shown(self) -> None:
+        self._update_take_actions()
         self.show_frame(self.current)
         self.take_loaded.emit(str(self.view.take.root))
 

@@ -168,14 +168,33 @@ def train_actor_job(take_dir: Path, epochs: int | None = None, *, cancel: thread
     """``emocap train-actor TAKE --json`` in a child process (low priority); yields its progress
     lines ("epoch 3: loss ..."), returns its report (dict). A cancel interrupts the child, whose
     training resumes from its last epoch next time."""
+    command = ["train-actor", str(take_dir), "--json"] + (["--epochs", str(epochs)] if epochs is not None else [])
+    return (yield from _json_command_job(
+        command, cancel, progress_prefix="epoch ", cancelled="training cancelled; training again resumes from the "
+                                                             "last finished epoch", stopped="training stopped"))
+
+
+def calibrate_job(take_dir: Path, out: Path, *, cancel: threading.Event):
+    """``emocap calibrate TAKE --out OUT --json`` in a child process (low priority); yields its
+    rounds ("performer round 1: ..."), returns its report (dict). A cancel interrupts it; nothing is
+    written until it finishes."""
+    command = ["-v", "calibrate", str(take_dir), "--out", str(out), "--json"]
+    return (yield from _json_command_job(command, cancel, progress_prefix="INFO core.performer.calibrate: ",
+                                         cancelled="calibration cancelled; no profile was written",
+                                         stopped="calibration stopped"))
+
+
+def _json_command_job(arguments: list[str], cancel: threading.Event, *, progress_prefix: str, cancelled: str,
+                      stopped: str):
+    """``emocap ARGUMENTS`` (which ends by printing one JSON object) in a child process: yields its
+    stderr lines that start with ``progress_prefix`` (without it), returns the JSON object. A cancel
+    sends the child SIGINT."""
     import json
     import signal
 
     from core.errors import CancelledError, EmoCapError
 
-    command = [sys.executable, "-m", "core.cli", "train-actor", str(take_dir), "--json"]
-    if epochs is not None:
-        command += ["--epochs", str(epochs)]
+    command = [sys.executable, "-m", "core.cli", *arguments]
     child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, bufsize=1, cwd=PROJECT_ROOT, preexec_fn=_lower_priority)
     output: list[str] = []
@@ -185,15 +204,15 @@ def train_actor_job(take_dir: Path, epochs: int | None = None, *, cancel: thread
     errors = []
     for line in child.stderr:
         errors.append(line)
-        if line.startswith("epoch "):
-            yield line.strip()
+        if line.startswith(progress_prefix):
+            yield line[len(progress_prefix):].strip() if progress_prefix.startswith("INFO") else line.strip()
     code = child.wait()
     cancel.set()
     reason = next((e.strip()[len("emocap: "):] for e in reversed(errors) if e.startswith("emocap: ")), None)
     if code == CancelledError.exit_code:
-        raise CancelledError("training cancelled; training again resumes from the last finished epoch")
+        raise CancelledError(cancelled)
     if code != 0:
-        raise EmoCapError(reason or f"training stopped (exit {code})")
+        raise EmoCapError(reason or f"{stopped} (exit {code})")
     return json.loads(output[-1])
 
 

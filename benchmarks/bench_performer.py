@@ -1,6 +1,6 @@
 """Per-performer calibration against the generic open model, side by side in one run.
 
-    python benchmarks/bench_performer.py [--clips WolfgangLanger_Pexels.mp4 ...]
+    python benchmarks/bench_performer.py [--clips WolfgangLanger_Pexels.mp4 ...] [--kdef PEOPLE]
 
 For each fixture clip: observe it once; fit its first half on its own and calibrate a performer
 profile on it (core/performer/calibrate.py), as a calibration take would be; then fit the whole
@@ -14,6 +14,13 @@ second half, which the profile never saw:
 - jitter of the fitted landmarks against the raw MediaPipe landmarks (mean |acceleration| ratio);
 - saturation: mean number of curves at 0.9 or more per frame, blinks excluded;
 - calibration time (fitting the first half and learning the profile).
+
+With ``--kdef N``, the first N KDEF people of the development set: a profile calibrated on their
+seven frontal photos (neutral and six expressions, as one image sequence); each half-profile
+photo (left and right, the views the profile never saw) is fitted with the generic model and with
+the profile, both given the same view's neutral photo (`--neutral IMAGE`); reported:
+landmark residual of the six expression photos per view, and the real motion from the same view's
+neutral photo that each model's shapes leave unexplained.
 
 Targets (issue: per-performer calibration): residual at least 25 % lower; unexplained motion at
 most half; no rise in saturation or jitter; calibration of a 30 s clip under a minute.
@@ -137,11 +144,91 @@ def run_clip(clip: str, work: Path) -> dict:
     }
 
 
+def observe_images(paths: list[Path]):
+    from core.observe import FaceObserver
+    from core.take import ObservationArrays
+    from core.video import open_source
+
+    observations = []
+    with FaceObserver(crop_images=False) as observer:
+        for k, path in enumerate(paths):
+            with open_source(path) as source:
+                observations.append(observer.observe(k, k / 30.0, source.read(0)))
+    arrays = ObservationArrays.from_observations(observations)
+    arrays.index[:] = np.arange(len(paths))
+    return arrays
+
+
+def run_kdef_person(person: str, photos: dict, base) -> dict | None:
+    labels = ("neutral", "happy", "sad", "surprise", "fear", "anger", "disgust")
+    views = ("half-left", "half-right")
+    if not all((label, view) in photos for label in labels for view in ("frontal", *views)):
+        return None
+    frontal = observe_images([photos[(label, "frontal")] for label in labels])
+    if not frontal.has_face.all():
+        return None
+    generic_model = FaceModel(base)
+    with single_threaded_torch():
+        fitter = Fitter(generic_model, FitConfig())
+        identity = fitter.fit_identity(slice_observations(frontal, 0, 1), named_neutral=True)
+        calibration_fit = drain(fit_clip(fitter, frontal, identity))
+    profile, _ = calibrate_performer(person, [PerformerTake(frontal, calibration_fit, {"path": person},
+                                                            neutral_rows=np.array([0]))], base, open_model_digest())
+    performer = apply_profile(base, profile)
+    performer_model = FaceModel(performer)
+    out = {"generic": {"residual": [], "unexplained": []}, "performer": {"residual": [], "unexplained": []}}
+    for view in views:
+        seen = observe_images([photos[(label, view)] for label in labels])
+        if not seen.has_face.all():
+            continue
+        with single_threaded_torch():
+            # generic: identity from the same view's neutral photo, held at rest (--neutral IMAGE)
+            fitter = Fitter(generic_model, FitConfig())
+            fitter.use_neutral_scores(np.nan_to_num(seen.blendshapes[0]))
+            identity = fitter.fit_identity(slice_observations(seen, 0, 1), named_neutral=True)
+            generic_fits = [drain(fit_clip(fitter, slice_observations(seen, k, k + 1), identity)) for k in range(1, 7)]
+            # performer: the same neutral photo refines the profile's identity (--performer --neutral IMAGE)
+            fitter = Fitter(performer_model, FitConfig())
+            fitter.use_neutral_scores(np.nan_to_num(seen.blendshapes[0]))
+            fitter.use_identity_mean(profile.identity)
+            identity = fitter.fit_identity(slice_observations(seen, 0, 1), named_neutral=True)
+            performer_fits = [drain(fit_clip(fitter, slice_observations(seen, k, k + 1), identity)) for k in range(1, 7)]
+        for kind, fits, data in (("generic", generic_fits, base), ("performer", performer_fits, performer)):
+            out[kind]["residual"].append(100 * float(np.mean([f.residual[0] for f in fits])))
+            out[kind]["unexplained"].append(unexplained_motion(
+                seen.landmarks, seen.landmarks[0].astype(np.float64), np.arange(1, 7),
+                data.expression_basis.astype(np.float64), data.template.astype(np.float64)))
+    if not out["generic"]["residual"]:
+        return None
+    return {kind: {k: float(np.mean(v)) for k, v in values.items()} for kind, values in out.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", nargs="+", default=list(CLIPS))
+    parser.add_argument("--clips", nargs="*", default=list(CLIPS), help="fixture clips (none: only --kdef)")
+    parser.add_argument("--kdef", type=int, default=0, metavar="PEOPLE", help="also this many KDEF people")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.kdef:
+        from benchmarks.fidelity.devset import kdef_people
+
+        base = load_open_model()
+        rows = []
+        for person, photos in list(kdef_people().items())[: args.kdef]:
+            result = run_kdef_person(person, photos, base)
+            if result is not None:
+                rows.append((person, result))
+        print("\nKDEF people: calibrated on the 7 frontal photos, judged on the half profiles (6 expressions x 2 views)")
+        print(f"  {'person':10s} {'resid generic':>13s} {'resid perf':>10s} {'unexpl generic':>14s} {'unexpl perf':>11s}")
+        for person, r in rows:
+            g, q = r["generic"], r["performer"]
+            print(f"  {person:10s} {g['residual']:13.2f} {q['residual']:10.2f} {100 * g['unexplained']:13.1f}% "
+                  f"{100 * q['unexplained']:10.1f}%")
+        g = {k: np.mean([r["generic"][k] for _, r in rows]) for k in ("residual", "unexplained")}
+        q = {k: np.mean([r["performer"][k] for _, r in rows]) for k in ("residual", "unexplained")}
+        print(f"  {'mean':10s} {g['residual']:13.2f} {q['residual']:10.2f} {100 * g['unexplained']:13.1f}% "
+              f"{100 * q['unexplained']:10.1f}%   (residual {100 * (q['residual'] / g['residual'] - 1):+.0f} %, "
+              f"unexplained x{q['unexplained'] / g['unexplained']:.2f}, {len(rows)} people)")
     with tempfile.TemporaryDirectory() as tmp:
         results = [run_clip(clip, Path(tmp)) for clip in args.clips]
     print("\nheld-out second half of each clip (calibrated on the first half)")
