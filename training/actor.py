@@ -70,18 +70,28 @@ class ActorResult:
     encoder_path: Path
 
 
+def _take_performer(take_dir: str | Path) -> str | None:
+    """The performer profile a take was fitted with (its path), or None."""
+    fit = Take.open(Path(take_dir)).manifest.fit
+    return None if fit is None else fit.settings.get("performer")
+
+
 def actor_config(take_dir: str | Path, out: str | Path, *, base: str | Path = DEFAULT_CONFIG, epochs: int | None = None,
                  backbone: str | None = None, width: float | None = None, input_size: int | None = None,
                  threads: int | None = None, device: str | None = None, seed: int | None = None,
                  losses: dict | None = None, emotion_recogniser: str | None = None) -> TrainConfig:
-    """The training config of an actor run: ``base`` (YAML) with the take as its only dataset and
-    the given overrides; without ``epochs``, :func:`auto_epochs` of the take's length with the
-    base's epochs as the most. A ResNet-50 ignores ``width``."""
+    """The training config of an actor run: ``base`` (YAML) with the take as its only dataset, the
+    face model the take was fitted with (a performer profile included) and the given overrides;
+    without ``epochs``, :func:`auto_epochs` of the take's length with the base's epochs as the
+    most. A ResNet-50 ignores ``width``."""
     import yaml
 
     raw = yaml.safe_load(Path(base).read_text()) or {}
     raw["out"] = str(Path(out).resolve())
     raw["data"] = [{"kind": "take", "path": str(Path(take_dir).resolve()), "emotion_recogniser": emotion_recogniser or "fer"}]
+    performer = _take_performer(take_dir)
+    if performer is not None:  # the encoder learns the face model the take was fitted with
+        raw["model"] = dict(raw.get("model") or {}) | {"kind": "open", "performer": performer}
     for key, value in (("device", device), ("threads", threads), ("seed", seed)):
         if value is not None:
             raw[key] = value

@@ -49,10 +49,14 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """The face model trained for (core.facemodel.loading.ModelChoice); performer: a performer
+    profile's path (open model only)."""
+
     kind: str = "open"
     flame_path: str | None = None
     num_shape: int = 100
     num_expression: int = 50
+    performer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +195,7 @@ def config_from_dict(raw: dict, base: Path | None = None) -> TrainConfig:
             raise ConfigError(f"data[{i}]: unknown kind '{spec.kind}'; use one of {', '.join(DATA_KINDS)}")
         data.append(dataclasses.replace(spec, path=resolve(spec.path)))
     model = _build(ModelSpec, raw.get("model"), "model")
-    model = dataclasses.replace(model, flame_path=resolve(model.flame_path))
+    model = dataclasses.replace(model, flame_path=resolve(model.flame_path), performer=resolve(model.performer))
     losses = _build(LossWeights, raw.get("losses"), "losses")
     if losses.recogniser not in ("fer", "emonet"):
         raise ConfigError(f"losses.recogniser must be fer or emonet, not {losses.recogniser!r}")

@@ -65,7 +65,7 @@ class TrainResult:
 
 def model_choice(config: TrainConfig) -> ModelChoice:
     m = config.model
-    return ModelChoice(m.kind, m.flame_path, m.num_shape, m.num_expression)
+    return ModelChoice(m.kind, m.flame_path, m.num_shape, m.num_expression, performer=m.performer)
 
 
 def learning_rate(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
