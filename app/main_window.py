@@ -272,6 +272,13 @@ class MainWindow(QMainWindow):
         self._action(analysis, "Train actor encoder from this take", lambda: self.train_actor(), None, "train_actor")
         self._action(analysis, "Cancel", self.cancel_job, "Esc", "cancel")
         self.performer_menu = PerformerMenu(self, bar)
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&About EmoCap", self.show_about, None, "about")
+
+    def show_about(self) -> None:
+        from app.about import about_box
+
+        about_box(self).open()
 
     # -- opening ---------------------------------------------------------------------------
     def open_dialog(self) -> None:

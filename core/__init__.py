@@ -4,4 +4,11 @@ This package never imports Qt (PySide6, vispy, pyqtgraph, superqt); ``tests/core
 checks that.
 """
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str):
+    # ``core.__version__``: the one version string, pyproject's (see core/version.py)
+    if name == "__version__":
+        from core.version import version
+
+        return version()
+    raise AttributeError(f"module 'core' has no attribute {name!r}")

@@ -13,6 +13,7 @@
     emocap calibrate INPUT... --out PERFORMER [--neutral FRAME]   (a performer profile; analyze --performer)
     emocap train-actor TAKE [--epochs N] [--backbone mobilenetv2|resnet50]   (encoder in TAKE/encoder/)
     emocap gui [INPUT]          (also: emocap with no argument)
+    emocap --version            the version (pyproject.toml's) and the git commit it was built from
 
 Exit codes: 0 success, 2 a user error (one line on stderr, no traceback), 3 no face found,
 130 cancelled (the take keeps what was done and a new run resumes).
@@ -33,9 +34,23 @@ from core.results import ClipSummary
 log = logging.getLogger("emocap")
 
 
+class VersionAction(argparse.Action):
+    """``--version``: the version text is read only when asked for (it may call git)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from core.version import version_text
+
+        sys.stdout.write(version_text() + "\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emocap", description="Emotion-faithful 3D face animation from video.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action=VersionAction, help="print the version (and git commit) and exit")
     sub = parser.add_subparsers(dest="command")
 
     analyze = sub.add_parser("analyze", help="analyse a video, image or image folder into a take folder")

