@@ -126,3 +126,10 @@ class FlameArkitError(FaceModelError):
     """The FLAME <-> ARKit map (core.facemodel.flame_arkit) cannot be used as asked: a map solved
     for another FLAME file or component count, a Live Link CSV without the ARKit columns, ARKit
     curves asked of a take that has no FLAME fit."""
+
+
+class BatchFailedError(EmoCapError):
+    """Some recordings of a batch failed (each with its reason in the batch's summary); the
+    others are done."""
+
+    exit_code = 4
