@@ -24,10 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from core.export.keyreduce import KEYED_FORMATS, KeyReduction
+from core.export.registry import SUFFIXES
 from core.export.retarget import PRESETS
 
-SUFFIXES = {"curves_npz": ".npz", "curves_json": ".json", "curves_csv": ".csv", "arkit_csv": ".csv", "fbx": ".fbx",
-            "gltf": ".glb", "usd": ".usda", "abc": ".abc", "obj_seq": ""}
 DESCRIPTIONS = {
     "curves_npz": "FLAME / ARKit animation curves (NumPy .npz)", "curves_json": "Animation curves (JSON)",
     "curves_csv": "Animation curves (CSV)", "arkit_csv": "ARKit 52 curves (Live Link Face CSV, Unreal / MetaHuman)",

@@ -133,6 +133,7 @@ class MainWindow(QMainWindow):
         self.committed = None  # core.edit.Edits as last committed (undo stack state)
         self.job: Job | None = None
         self.jobs: list[Job] = []
+        self.batch = None  # app.batch_dialog.BatchDialog once File > Batch… was opened
         self.current = 0
         self.range: tuple[int, int] | None = None
         self.first_frame_logged = False
@@ -213,6 +214,7 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._action(file, "Save take &as…", self.save_take_as_dialog, "Ctrl+Shift+S", "save_take_as")
         self._action(file, "&Export…", self.export_dialog, "Ctrl+E", "export")
+        self._action(file, "&Batch…", self.batch_dialog, "Ctrl+B", "batch")
         file.addSeparator()
         self._action(file, "Settings…", self.settings_dialog, "Ctrl+,", "settings")
         self._action(file, "&Quit", self.close, QKeySequence.Quit, "quit")
@@ -805,6 +807,16 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"exported {result.frames} frames as {choice.format} to {choice.out}{note}", 15000)
         self.job_finished.emit("export", True)
 
+    def batch_dialog(self) -> None:
+        """File > Batch…: the (non-modal) batch dialog; a double-clicked finished take opens here."""
+        from app.batch_dialog import BatchDialog
+
+        if self.batch is None:
+            self.batch = BatchDialog(self.settings.takes_root() / "batch", self)
+            self.batch.take_chosen.connect(self.open_take)
+        self.batch.show()
+        self.batch.raise_()
+
     def settings_dialog(self) -> None:
         dialog = SettingsDialog(self.settings, self)
         if dialog.exec():
@@ -862,6 +874,8 @@ class MainWindow(QMainWindow):
         self.save_edits()
         for job in list(self.jobs):
             job.cancel()
+        if self.batch is not None:
+            self.batch.cancel()
         from PySide6.QtCore import QThreadPool
 
         QThreadPool.globalInstance().waitForDone(10000)

@@ -1,4 +1,4 @@
-"""Background jobs: analysis, opening a take, export. Each runs as a superqt generator worker on
+"""Background jobs: analysis, a batch of recordings, opening a take, export. Each runs as a superqt generator worker on
 Qt's thread pool; what it yields reaches the main thread through signals, in batches (at most
 about ten a second) so that a fast analysis never floods the event loop. A cancel sets a
 ``threading.Event`` that the pipeline checks between frames. Heavy modules (torch, the pipeline)
@@ -161,6 +161,47 @@ def analysis_job(input_path: Path, take_dir: Path, options: list[str], *, cancel
     if code != 0 or summary is None:
         tail = "".join(errors[-20:]).strip()
         raise EmoCapError(reason or f"the analysis stopped (exit {code}): {tail.splitlines()[-1] if tail else 'no message'}")
+    return summary
+
+
+def batch_job(inputs: list[Path], out: Path, options: list[str], *, cancel: threading.Event):
+    """``emocap batch INPUTS --out OUT --progress-jsonl OPTIONS`` in a child process (low priority),
+    driven from a worker thread as analysis_job drives ``analyze``: yields the batch's events
+    (core.batch.progress: BatchStarted, RecordingProgress, RecordingResult), returns the
+    BatchSummary (also when some recordings failed: their reasons are in it). A cancel is passed
+    on through the child's stdin; the child stops its Ray tasks and every take keeps what was done."""
+    from core.batch.progress import parse_batch_event
+    from core.batch.summary import BatchSummary
+    from core.errors import BatchFailedError, CancelledError, EmoCapError
+
+    command = [sys.executable, "-m", "core.cli", "batch", *(str(p) for p in inputs), "--out", str(out),
+               "--progress-jsonl", *options]
+    log.info("running %s", " ".join(command))
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, bufsize=1, cwd=PROJECT_ROOT, preexec_fn=_lower_priority)
+    errors: list[str] = []
+    threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True).start()
+    threading.Thread(target=_forward_cancel, args=(cancel, child), daemon=True).start()
+    summary = None
+    for line in child.stdout:
+        try:
+            event = parse_batch_event(line)
+        except (ValueError, KeyError):
+            log.warning("batch printed %r", line[:120])
+            continue
+        if isinstance(event, BatchSummary):
+            summary = event
+        else:
+            yield event
+    code = child.wait()
+    cancelled = cancel.is_set()
+    cancel.set()  # ends the cancel forwarder
+    reason = next((e.strip()[len("emocap: "):] for e in reversed(errors) if e.startswith("emocap: ")), None)
+    if code == CancelledError.exit_code or (cancelled and summary is None):
+        raise CancelledError(reason or "batch cancelled; running it again resumes it")
+    if summary is None or code not in (0, BatchFailedError.exit_code, CancelledError.exit_code):
+        tail = "".join(errors[-20:]).strip()
+        raise EmoCapError(reason or f"the batch stopped (exit {code}): {tail.splitlines()[-1] if tail else 'no message'}")
     return summary
 
 

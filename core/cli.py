@@ -12,11 +12,13 @@
     emocap train CONFIG [--restart]       train a face encoder from a YAML config (training/configs/)
     emocap calibrate INPUT... --out PERFORMER [--neutral FRAME]   (a performer profile; analyze --performer)
     emocap train-actor TAKE [--epochs N] [--backbone mobilenetv2|resnet50]   (encoder in TAKE/encoder/)
+    emocap batch INPUTS... --out TAKES [--export fbx,arkit_csv] [--emotion] [--refine] [--address ADDR]
+                  [--workers N] [--json]   (a shoot on Ray, one take per recording; core/batch/)
     emocap gui [INPUT]          (also: emocap with no argument)
     emocap --version            the version (pyproject.toml's) and the git commit it was built from
 
 Exit codes: 0 success, 2 a user error (one line on stderr, no traceback), 3 no face found,
-130 cancelled (the take keeps what was done and a new run resumes).
+4 some recordings of a batch failed, 130 cancelled (the take keeps what was done and a new run resumes).
 """
 
 from __future__ import annotations
@@ -100,12 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("take", type=Path)
     info.add_argument("--json", action="store_true")
 
+    from core.batch.cli import add_batch_parser
     from core.cli_check import add_check_parser
     from core.emotion.cli_models import add_models_parser
     from core.export.cli_export import add_export_parser
     from core.export.from_arkit import add_convert_parser
     from core.performer.cli_calibrate import add_calibrate_parser
 
+    add_batch_parser(sub)
     add_check_parser(sub)
     add_models_parser(sub)
     add_export_parser(sub)
@@ -166,29 +170,26 @@ def print_summary(summary: ClipSummary, as_json: bool) -> None:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.emotion.choice import choose_recognisers
-    from core.emotion.stage import EmotionConfig
+    from core.analysis_options import AnalysisOptions, pipeline_config
     from core.facemodel.loading import ModelChoice
-    from core.microexpr.config import RefineConfig
-    from core.pipeline import Pipeline, PipelineConfig
-    from core.results import FitProgress, StageProgress
+    from core.pipeline import Pipeline
+    from core.progress_stream import step_of
 
     model = ModelChoice(args.model, args.flame, args.shape_components, args.expression_components,
                         performer=str(args.performer) if args.performer else None)
-    choice = choose_recognisers(args.recognisers, accept_emonet=args.accept_emonet_licence, enabled=not args.no_emotion)
-    emotion = EmotionConfig(recognisers=choice.recognisers) if choice.recognisers else None
-    refine = RefineConfig(onset=args.onset) if args.refine else None
-    pipeline = Pipeline(PipelineConfig(device=args.device, image_fps=args.image_fps, model=model, emotion=emotion,
-                                       refine=refine, method=args.method, encoder=args.encoder,
-                                       neutral=args.neutral, start_timecode=args.start_timecode))
+    config, notes = pipeline_config(AnalysisOptions(
+        device=args.device, image_fps=args.image_fps, model=model, emotion=not args.no_emotion,
+        recognisers=args.recognisers, accept_emonet=args.accept_emonet_licence, refine=args.refine, onset=args.onset,
+        method=args.method, encoder=args.encoder, neutral=args.neutral, start_timecode=args.start_timecode))
+    pipeline = Pipeline(config)
     if args.progress_jsonl:
-        return _analyze_for_programs(pipeline, args, choice.notes)
+        return _analyze_for_programs(pipeline, args, notes)
     bar = tqdm(total=None, unit="frame", desc="observing", file=sys.stderr, mininterval=0.5, leave=False)
 
     shown = [""]  # tqdm decorates its description, so the stage shown is kept here
 
     def on_frame(result) -> None:
-        stage = "fitting" if isinstance(result, FitProgress) else result.step if isinstance(result, StageProgress) else "observing"
+        stage = step_of(result)
         if shown[0] != stage:
             shown[0] = stage
             bar.set_description(stage)
@@ -201,8 +202,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         summary = pipeline.run(args.input, args.out, on_frame=on_frame, overwrite=args.overwrite)
     finally:
         bar.close()
-    if choice.notes:
-        summary = dataclasses.replace(summary, warnings=summary.warnings + choice.notes)
+    if notes:
+        summary = dataclasses.replace(summary, warnings=summary.warnings + notes)
     print_summary(summary, args.json)
     if summary.no_face:
         raise NoFaceFoundError(f"no face found in {args.input} ({summary.frames} frames); the take records it")

@@ -131,3 +131,10 @@ class FlameArkitError(FaceModelError):
 class PerformerProfileError(EmoCapError):
     """A performer profile is missing, unreadable, built for another face model, or cannot be
     built from the given takes (no face, no neutral frames)."""
+
+
+class BatchFailedError(EmoCapError):
+    """Some recordings of a batch failed (each with its reason in the batch's summary); the
+    others are done."""
+
+    exit_code = 4

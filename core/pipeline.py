@@ -241,6 +241,10 @@ class Pipeline:
             stages.append(EmotionStage(self.config.emotion))
         return stages
 
+    def stage_names(self) -> list[str]:
+        """The stages a run computes, in order ("observe" first), for progress displays."""
+        return ["observe", *(stage.name for stage in self._stages())]
+
     def _later_stages(self) -> set[str]:
         """The stages after observing that this run computes (their damaged chunks are rebuilt)."""
         return {stage.name for stage in self._stages()}

@@ -45,6 +45,16 @@ def event_of(result: FrameResult | FitProgress | StageProgress) -> dict:
     return {"event": "stage", "step": result.step, "done": result.done, "total": result.total}
 
 
+def step_of(result: FrameResult | FitProgress | StageProgress) -> str:
+    """The name of the step a pipeline result belongs to, as progress displays show it: "observing",
+    "fitting", or a later stage's own step ("closures", "emotion: ...")."""
+    if isinstance(result, FitProgress):
+        return "fitting"
+    if isinstance(result, StageProgress):
+        return result.step
+    return "observing"
+
+
 def summary_event(summary: ClipSummary) -> dict:
     return {"event": "summary", "summary": summary.to_dict()}
 

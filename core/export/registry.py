@@ -10,6 +10,11 @@ from core.errors import ExportError
 
 FORMAT_MODULES = ("abc_cache", "arkit_csv", "curves", "fbx", "gltf", "obj_seq", "usd")
 
+# The file name ending each format writes by default ("": a folder); the app's export dialog and
+# ``emocap batch`` name their exports with it.
+SUFFIXES = {"curves_npz": ".npz", "curves_json": ".json", "curves_csv": ".csv", "arkit_csv": ".csv", "fbx": ".fbx",
+            "gltf": ".glb", "usd": ".usda", "abc": ".abc", "obj_seq": ""}
+
 _EXPORTERS: dict[str, Callable] = {}
 _loaded = False
 
