@@ -80,7 +80,8 @@ class PerformerCalibration:
     """How a profile is learned. rounds: regress-and-refit rounds. ridge: how many frames at full
     weight a correction needs before it moves as far as the data say (the ridge of the per-vertex
     regression). min_use: a shape is corrected only when the fitter uses it at least this much
-    (sum of squared weights over the frames: 3 = three frames at full weight). support_radius_m: how far from where the generic shape moves its correction may
+    (sum of squared weights over the frames: 1.5 = one and a half frames at full weight).
+    support_radius_m: how far from where the generic shape moves its correction may
     reach (geodesic metres). neutral_frames: how many of the first take's most neutral frames give
     the performer's neutral scores. smoothing: passes of neighbour smoothing of each round's
     corrections. held_out_share: the last share of each take held out for the
@@ -88,8 +89,8 @@ class PerformerCalibration:
 
     rounds: int = 3
     ridge: float = 1.0
-    min_use: float = 3.0
-    smoothing: int = 2
+    min_use: float = 1.5
+    smoothing: int = 1
     generic_outline: bool = True
     support_radius_m: float = 0.025
     neutral_frames: int = 8
