@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import PerformerProfileError
+from core.errors import NoFaceFoundError, PerformerProfileError
 from core.performer.calibrate import MIN_CHECKED_FRAMES, CalibrationReport, PerformerTake
 from core.take import Take
 from core.take.store import MANIFEST_NAME
@@ -30,22 +30,29 @@ def add_calibrate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="the profile file to write (PERFORMER.npz)")
     p.add_argument("--name", help="the performer's name (default: the profile file's name)")
     p.add_argument("--neutral", type=int, metavar="FRAME",
-                   help="a frame of the first input where the performer is neutral (default: its most neutral frames)")
+                   help="a frame of the first input where the performer is neutral: the identity (when calibrate "
+                        "analyses the input) and the baseline of MediaPipe's scores come from it (default: its most "
+                        "neutral frames)")
     p.add_argument("--json", action="store_true", help="print the quality report as one JSON object")
     p.set_defaults(func=run_calibrate)
     return p
 
 
-def _as_take(path: Path, takes_dir: Path) -> Take:
+def _as_take(path: Path, takes_dir: Path, neutral_frame: int | None = None) -> Take:
     """The take of ``path``: itself if it is a take folder, else the analysis of it into
-    ``takes_dir`` (resumed if a previous calibration was interrupted)."""
+    ``takes_dir`` (resumed if a previous calibration was interrupted), its identity from
+    ``neutral_frame`` when given."""
     if (path / MANIFEST_NAME).is_file():
         return Take.open(path)
     from core.pipeline import Pipeline, PipelineConfig
 
     out = takes_dir / path.stem
     log.info("analysing %s into %s", path, out)
-    Pipeline(PipelineConfig(emotion=None)).run(path, out)
+    neutral = None if neutral_frame is None else str(neutral_frame)
+    summary = Pipeline(PipelineConfig(emotion=None, neutral=neutral)).run(path, out)
+    if summary.no_face:
+        raise NoFaceFoundError(f"no face found in {path} ({summary.frames} frames): a performer profile needs the "
+                               "performer's face")
     return Take.open(out)
 
 
@@ -97,7 +104,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     out = args.out if args.out.suffix == ".npz" else args.out.with_name(args.out.name + ".npz")
     name = args.name or out.stem
     takes_dir = out.with_name(out.stem + ".takes")
-    takes = [performer_take(_as_take(path, takes_dir), args.neutral if i == 0 else None)
+    takes = [performer_take(_as_take(path, takes_dir, args.neutral if i == 0 else None), args.neutral if i == 0 else None)
              for i, path in enumerate(args.inputs)]
     profile, report = calibrate_performer(name, takes, load_open_model(), open_model_digest())
     path = save_profile(profile, out)

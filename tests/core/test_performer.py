@@ -148,3 +148,19 @@ def test_analyze_with_performer_uses_and_records_the_profile(tmp_path, wolfgang_
     save_profile(PerformerProfile(**{**profile.__dict__, "identity": profile.identity + 0.1}), changed)
     with pytest.raises(PerformerProfileError, match="changed since this take was fitted"):
         load_face_model(ModelChoice.from_settings(fitted))
+
+
+def test_calibrate_analyses_a_recording_with_the_named_neutral(tmp_path):
+    from core.take import Take
+    from tests.conftest import fixture_path
+
+    out = tmp_path / "actor.npz"
+    result = run_cli("calibrate", str(fixture_path("single_face.mp4")), "--out", str(out), "--neutral", "5", "--json")
+    assert result.returncode == 0, result.stderr
+    take = Take.open(tmp_path / "actor.takes" / "single_face")
+    assert take.manifest.fit.settings["neutral"] == {"frame": 5}
+    assert load_profile(out).info["built_from"]["neutral_rows_first_take"] == [5]
+
+    result = run_cli("calibrate", str(fixture_path("no_face.mp4")), "--out", str(tmp_path / "nobody.npz"))
+    assert result.returncode == 3 and "no face found" in result.stderr
+    assert not (tmp_path / "nobody.npz").exists()
