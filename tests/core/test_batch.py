@@ -1,7 +1,8 @@
 """``emocap batch`` on a local Ray cluster that this module starts, bound to 127.0.0.1 only.
 
 One cluster (2 CPUs, no dashboard) serves every test here; the recordings are the short fixtures
-(single_face.mp4: 72 frames, no_face.mp4) and a corrupt file, analysed without emotion."""
+(single_face.mp4: 72 frames, no_face.mp4) and a corrupt file, analysed without emotion, and for the
+killed worker the 472-frame Wolfgang clip."""
 
 import dataclasses
 import json
@@ -197,11 +198,16 @@ def test_a_rerun_does_nothing(clean_batch):
     assert _state_of(out) == before
 
 
-def test_a_killed_worker_is_retried_and_its_take_equals_a_clean_run(clean_batch, tmp_path):
-    clean = {r.name: r for r in clean_batch[0]}["single_face"]
-    clip = tmp_path / "clip.mp4"
-    shutil.copy(fixture_path("single_face.mp4"), clip)
-    recording = find_recordings([clip], tmp_path / "takes")[0][0]
+def test_a_killed_worker_is_retried_and_its_take_equals_a_clean_run(ray_cluster, tmp_path):
+    """On the 472-frame Wolfgang clip, whose fit takes seconds (single_face's is over before a kill
+    lands), so the worker dies between its stored observations and the end of its fit."""
+    recordings = {}
+    for run in ("clean", "killed"):
+        (tmp_path / run).mkdir()
+        shutil.copy(fixture_path("WolfgangLanger_Pexels.mp4"), tmp_path / run / "clip.mp4")
+        recordings[run] = find_recordings([tmp_path / run / "clip.mp4"], tmp_path / run / "takes")[0][0]
+    clean, recording = recordings["clean"], recordings["killed"]
+    assert BatchRunner(SETTINGS).run([clean]).results[0].status == COMPLETE
     killed, reports = [], []
 
     def kill_once_observed(progress, event):
