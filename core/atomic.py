@@ -2,7 +2,8 @@
 exports, the app's "Save take as").
 
 A file is written to a temporary name beside its target, fsynced and renamed over it, so readers
-see the old file or the whole new one; a folder is filled as a temporary folder beside its target
+see the old file or the whole new one (with the permissions a plain write would give it under the
+process's umask, not the temporary file's owner-only ones); a folder is filled as a temporary folder beside its target
 and renamed at the end. On any error (a full disk, a cancel, KeyboardInterrupt) the temporary file
 or folder is removed and the error propagates as it was (OSError for the file system's errors);
 callers that report errors their own way translate it (core/export/base.py: ExportError).
@@ -20,6 +21,18 @@ from typing import Any
 CHUNK = 1 << 22  # bytes per os.write when copying
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: os.umask can only be read by setting it, which is not safe once threads run.
+_UMASK = _process_umask()
+FILE_MODE = 0o666 & ~_UMASK  # what open() would give a new file: a temporary file starts at 0600
+FOLDER_MODE = 0o777 & ~_UMASK
+
+
 def write_all(fd: int, data: bytes | memoryview) -> None:
     """Write all of ``data`` to an open file descriptor (short writes are continued; a full disk
     raises OSError)."""
@@ -33,6 +46,7 @@ def _replace_with(path: Path, fill) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         try:
+            os.fchmod(fd, FILE_MODE)  # takes, profiles and exports are shared (studio storage, a Ray cluster)
             fill(fd)
             os.fsync(fd)
         finally:
@@ -75,11 +89,12 @@ class AtomicFolder:
     def __enter__(self) -> AtomicFolder:
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent))
+        os.chmod(self.tmp, FOLDER_MODE)
         return self
 
     def write(self, name: str, data: bytes) -> None:
         """Write the file ``name`` of the folder."""
-        fd = os.open(self.tmp / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(self.tmp / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             write_all(fd, data)
             os.fsync(fd)

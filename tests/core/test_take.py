@@ -129,3 +129,26 @@ def test_the_typed_manifest_writes_back_the_layout_it_read(tmp_path):
     assert added == {"rate": None, "timecode": None}  # recorded since (the exact rate, the timecode), unknown here
     written["video"] = {k: v for k, v in written["video"].items() if k in old["video"]}
     assert {k: v for k, v in written.items() if k in old and k != "updated"} == {k: v for k, v in old.items() if k != "updated"}
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    """Takes, profiles and exports are shared (studio storage, a Ray cluster): an atomic write must
+    not leave them readable by their owner only, as its temporary file starts."""
+    import os
+    import stat
+
+    from core.atomic import AtomicFolder
+
+    mask = os.umask(0)
+    os.umask(mask)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = tmp_path / "atomic.txt"
+    write_bytes_atomic(atomic, b"x")
+    assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~mask
+    with AtomicFolder(tmp_path / "folder") as folder:
+        folder.write("inside.txt", b"x")
+    plain_folder = tmp_path / "plain_folder"
+    plain_folder.mkdir()
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == stat.S_IMODE(plain_folder.stat().st_mode)
+    assert stat.S_IMODE((tmp_path / "folder" / "inside.txt").stat().st_mode) == 0o666 & ~mask
