@@ -129,15 +129,8 @@ def analysis_job(input_path: Path, take_dir: Path, options: list[str], *, cancel
     from core.progress_stream import FitEvent, parse_event
     from core.results import ClipSummary
 
-    command = [sys.executable, "-m", "core.cli", "analyze", str(input_path), "--out", str(take_dir),
-               "--progress-jsonl", *options]
-    log.info("running %s", " ".join(command))
-    # A lower priority keeps the window responsive on machines with few cores.
-    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, bufsize=1, cwd=PROJECT_ROOT, preexec_fn=_lower_priority)
-    errors: list[str] = []
-    threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True).start()
-    threading.Thread(target=_forward_cancel, args=(cancel, child), daemon=True).start()
+    child, errors = _progress_child(["analyze", str(input_path), "--out", str(take_dir), "--progress-jsonl", *options],
+                                    cancel)
     summary = None
     for line in child.stdout:
         try:
@@ -155,12 +148,11 @@ def analysis_job(input_path: Path, take_dir: Path, options: list[str], *, cancel
             yield event
     code = child.wait()
     cancel.set()  # ends the cancel forwarder
-    reason = next((e.strip()[len("emocap: "):] for e in reversed(errors) if e.startswith("emocap: ")), None)
+    reason = _reason(errors)
     if code == CancelledError.exit_code:
         raise CancelledError(reason or "analysis cancelled; a new run resumes where it stopped")
     if code != 0 or summary is None:
-        tail = "".join(errors[-20:]).strip()
-        raise EmoCapError(reason or f"the analysis stopped (exit {code}): {tail.splitlines()[-1] if tail else 'no message'}")
+        raise EmoCapError(reason or _stopped("the analysis", code, errors))
     return summary
 
 
@@ -174,14 +166,8 @@ def batch_job(inputs: list[Path], out: Path, options: list[str], *, cancel: thre
     from core.batch.summary import BatchSummary
     from core.errors import BatchFailedError, CancelledError, EmoCapError
 
-    command = [sys.executable, "-m", "core.cli", "batch", *(str(p) for p in inputs), "--out", str(out),
-               "--progress-jsonl", *options]
-    log.info("running %s", " ".join(command))
-    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, bufsize=1, cwd=PROJECT_ROOT, preexec_fn=_lower_priority)
-    errors: list[str] = []
-    threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True).start()
-    threading.Thread(target=_forward_cancel, args=(cancel, child), daemon=True).start()
+    child, errors = _progress_child(["batch", *(str(p) for p in inputs), "--out", str(out), "--progress-jsonl",
+                                     *options], cancel)
     summary = None
     for line in child.stdout:
         try:
@@ -196,12 +182,11 @@ def batch_job(inputs: list[Path], out: Path, options: list[str], *, cancel: thre
     code = child.wait()
     cancelled = cancel.is_set()
     cancel.set()  # ends the cancel forwarder
-    reason = next((e.strip()[len("emocap: "):] for e in reversed(errors) if e.startswith("emocap: ")), None)
+    reason = _reason(errors)
     if code == CancelledError.exit_code or (cancelled and summary is None):
         raise CancelledError(reason or "batch cancelled; running it again resumes it")
     if summary is None or code not in (0, BatchFailedError.exit_code, CancelledError.exit_code):
-        tail = "".join(errors[-20:]).strip()
-        raise EmoCapError(reason or f"the batch stopped (exit {code}): {tail.splitlines()[-1] if tail else 'no message'}")
+        raise EmoCapError(reason or _stopped("the batch", code, errors))
     return summary
 
 
@@ -211,8 +196,8 @@ def train_actor_job(take_dir: Path, epochs: int | None = None, *, cancel: thread
     training resumes from its last epoch next time."""
     command = ["train-actor", str(take_dir), "--json"] + (["--epochs", str(epochs)] if epochs is not None else [])
     return (yield from _json_command_job(
-        command, cancel, progress_prefix="epoch ", cancelled="training cancelled; training again resumes from the "
-                                                             "last finished epoch", stopped="training stopped"))
+        command, cancel, progress_prefix="epoch ", keep_prefix=True,
+        cancelled="training cancelled; training again resumes from the last finished epoch", stopped="training stopped"))
 
 
 def calibrate_job(take_dir: Path, out: Path, *, cancel: threading.Event):
@@ -221,15 +206,15 @@ def calibrate_job(take_dir: Path, out: Path, *, cancel: threading.Event):
     written until it finishes."""
     command = ["-v", "calibrate", str(take_dir), "--out", str(out), "--json"]
     return (yield from _json_command_job(command, cancel, progress_prefix="INFO core.performer.calibrate: ",
-                                         cancelled="calibration cancelled; no profile was written",
+                                         keep_prefix=False, cancelled="calibration cancelled; no profile was written",
                                          stopped="calibration stopped"))
 
 
-def _json_command_job(arguments: list[str], cancel: threading.Event, *, progress_prefix: str, cancelled: str,
-                      stopped: str):
+def _json_command_job(arguments: list[str], cancel: threading.Event, *, progress_prefix: str, keep_prefix: bool,
+                      cancelled: str, stopped: str):
     """``emocap ARGUMENTS`` (which ends by printing one JSON object) in a child process: yields its
-    stderr lines that start with ``progress_prefix`` (without it), returns the JSON object. A cancel
-    sends the child SIGINT."""
+    stderr lines that start with ``progress_prefix`` (with it when ``keep_prefix``), returns the
+    JSON object. A cancel sends the child SIGINT."""
     import json
     import signal
 
@@ -246,15 +231,39 @@ def _json_command_job(arguments: list[str], cancel: threading.Event, *, progress
     for line in child.stderr:
         errors.append(line)
         if line.startswith(progress_prefix):
-            yield line[len(progress_prefix):].strip() if progress_prefix.startswith("INFO") else line.strip()
+            yield (line if keep_prefix else line[len(progress_prefix):]).strip()
     code = child.wait()
     cancel.set()
-    reason = next((e.strip()[len("emocap: "):] for e in reversed(errors) if e.startswith("emocap: ")), None)
     if code == CancelledError.exit_code:
         raise CancelledError(cancelled)
     if code != 0:
-        raise EmoCapError(reason or f"{stopped} (exit {code})")
+        raise EmoCapError(_reason(errors) or f"{stopped} (exit {code})")
     return json.loads(output[-1])
+
+
+def _progress_child(arguments: list[str], cancel: threading.Event) -> tuple[subprocess.Popen, list[str]]:
+    """``emocap ARGUMENTS`` started in a child process at a lower priority (it keeps the window
+    responsive on machines with few cores), its stdout to read line by line; returns the child and
+    the list its stderr lines are collected into. A cancel is passed on through its stdin."""
+    command = [sys.executable, "-m", "core.cli", *arguments]
+    log.info("running %s", " ".join(command))
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, bufsize=1, cwd=PROJECT_ROOT, preexec_fn=_lower_priority)
+    errors: list[str] = []
+    threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True).start()
+    threading.Thread(target=_forward_cancel, args=(cancel, child), daemon=True).start()
+    return child, errors
+
+
+def _reason(errors: list[str]) -> str | None:
+    """The one-line reason a child ``emocap`` gave (its last "emocap: ..." stderr line), if any."""
+    return next((e.strip()[len("emocap: "):] for e in reversed(errors) if e.startswith("emocap: ")), None)
+
+
+def _stopped(what: str, code: int, errors: list[str]) -> str:
+    """'WHAT stopped (exit CODE): its last stderr line', for a child that gave no reason."""
+    tail = "".join(errors[-20:]).strip()
+    return f"{what} stopped (exit {code}): {tail.splitlines()[-1] if tail else 'no message'}"
 
 
 def _lower_priority() -> None:
