@@ -360,7 +360,7 @@ class MainWindow(QMainWindow):
 
     def _close_current(self) -> None:
         self.player.pause()
-        if self.job is not None and self.job.running:
+        if self.job_running:
             self.job.cancel()
         self.save_edits()
         self.undo_stack.clear()
@@ -374,6 +374,24 @@ class MainWindow(QMainWindow):
         self.viewport.clear()
 
     # -- jobs ------------------------------------------------------------------------------
+    @property
+    def job_running(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def refuse_while_busy(self) -> bool:
+        """True, said in the status bar, while a job runs (one job at a time)."""
+        if self.job_running:
+            self.statusBar().showMessage("a job is running; cancel it first", 4000)
+            return True
+        return False
+
+    def refuse_without_fit(self) -> bool:
+        """True, said in the status bar, when no fitted take is open."""
+        if self.view is None or self.view.raw_fit is None:
+            self.statusBar().showMessage("open a fitted take of the performer first", 5000)
+            return True
+        return False
+
     def _start_job(self, job: Job, text: str) -> None:
         self.job = job
         self.jobs.append(job)
@@ -396,8 +414,7 @@ class MainWindow(QMainWindow):
     def start_analysis(self, overwrite: bool = False) -> None:
         if self.input_path is None:
             return
-        if self.job is not None and self.job.running:
-            self.statusBar().showMessage("a job is running; cancel it first", 4000)
+        if self.refuse_while_busy():
             return
         if self.settings.needs_emonet_answer():  # once: EmoNet is installed and its licence unanswered
             self.settings.answer_emonet(ask_emonet_licence(self))
@@ -423,8 +440,7 @@ class MainWindow(QMainWindow):
 
     def choose_neutral(self, neutral: dict | None) -> None:
         """Make ``neutral`` the open take's neutral (None: automatic) and refit the take with it."""
-        if self.job is not None and self.job.running:
-            self.statusBar().showMessage("a job is running; cancel it first", 4000)
+        if self.refuse_while_busy():
             return
         if self.settings.method != "fit":
             self.statusBar().showMessage("the neutral is for the fitter; the actor encoder is chosen in Settings", 8000)
@@ -442,7 +458,7 @@ class MainWindow(QMainWindow):
         self._update_take_actions()
 
     def _update_take_actions(self) -> None:
-        idle = self.input_path is not None and not (self.job is not None and self.job.running)
+        idle = self.input_path is not None and not self.job_running
         self.neutral_frame_action.setEnabled(idle)
         self.neutral_auto_action.setEnabled(idle and self.neutral is not None)
         self.performer_menu.update_actions()
@@ -540,11 +556,9 @@ class MainWindow(QMainWindow):
     def train_actor(self, epochs: int | None = None) -> None:
         """Distil the open take into a fast encoder for its performer (emocap train-actor;
         epochs: None for its default schedule)."""
-        if self.view is None or self.view.raw_fit is None:
-            self.statusBar().showMessage("open a fitted take of the performer first", 5000)
+        if self.refuse_without_fit():
             return
-        if self.job is not None and self.job.running:
-            self.statusBar().showMessage("a job is running; cancel it first", 4000)
+        if self.refuse_while_busy():
             return
         job = Job("train_actor", train_actor_job, self.view.take.root, epochs,
                   on_batch=lambda lines: self.progress.stage.setText(f"training: {lines[-1]}"),
@@ -571,7 +585,7 @@ class MainWindow(QMainWindow):
         self.job_finished.emit("error", False)
 
     def cancel_job(self) -> None:
-        if self.job is not None and self.job.running:
+        if self.job_running:
             self.job.cancel()
             self.progress.cancel.setEnabled(False)
             self.progress.stage.setText("cancelling…")
@@ -789,8 +803,7 @@ class MainWindow(QMainWindow):
     def export(self, choice) -> None:
         from core.edit import Edits
 
-        if self.job is not None and self.job.running:
-            self.statusBar().showMessage("a job is running; cancel it first", 4000)
+        if self.refuse_while_busy():
             return
         self.save_edits()
         edits = self.committed if choice.apply_edits else Edits()

@@ -59,11 +59,7 @@ class PerformerMenu:
     def new_profile(self, out: Path) -> None:
         """Calibrate a profile from the open take into ``out`` in the background."""
         window = self.window
-        if window.view is None or window.view.raw_fit is None:
-            window.statusBar().showMessage("open a fitted take of the performer first", 5000)
-            return
-        if window.job is not None and window.job.running:
-            window.statusBar().showMessage("a job is running; cancel it first", 4000)
+        if window.refuse_without_fit() or window.refuse_while_busy():
             return
         job = Job("calibrate", calibrate_job, Path(window.view.take.root), Path(out),
                   on_batch=lambda lines: window.progress.stage.setText(f"calibrating: {lines[-1]}"),
@@ -89,8 +85,7 @@ class PerformerMenu:
     def use_profile(self, performer: str | Path | None) -> None:
         """Refit the open take with ``performer`` (a profile's path; None: the generic shapes)."""
         window = self.window
-        if window.job is not None and window.job.running:
-            window.statusBar().showMessage("a job is running; cancel it first", 4000)
+        if window.refuse_while_busy():
             return
         if window.settings.method != "fit":
             window.statusBar().showMessage("a performer profile is for the fitter; the actor encoder is chosen in "
@@ -107,7 +102,7 @@ class PerformerMenu:
 
     def update_actions(self) -> None:
         window = self.window
-        idle = not (window.job is not None and window.job.running)
+        idle = not window.job_running
         self.new_action.setEnabled(idle and window.view is not None and window.performer is None)
         self.use_action.setEnabled(idle and window.input_path is not None)
         self.none_action.setEnabled(idle and window.input_path is not None and window.performer is not None)
