@@ -17,17 +17,9 @@ import numpy as np
 from PySide6.QtCore import QPoint, QSettings
 from PySide6.QtWidgets import QApplication
 
+from app.event_wait import wait_until
+
 log = logging.getLogger("smoke_gui")
-
-
-def wait(app: QApplication, condition, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        app.processEvents()
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def main() -> int:
@@ -48,11 +40,11 @@ def main() -> int:
     shown = []
     window.frame_shown.connect(shown.append)
     window.open_take(take)
-    if not wait(app, lambda: window.view is not None and shown, 60):
+    if not wait_until(app, lambda: window.view is not None and shown, 60):
         print(json.dumps({"error": "the take did not show"}))
         return 1
     window.seek(window.player.frame_count // 2)
-    wait(app, lambda: False, 1.5)
+    wait_until(app, lambda: False, 1.5)
     shot = app.primaryScreen().grabWindow(window.winId())
     shot.save(str(out))
     widget = window.viewport.canvas.widget
@@ -72,7 +64,7 @@ def main() -> int:
     window.job_finished.connect(lambda name, ok: finished.append((name, ok)))
     started = time.monotonic()
     window.open_input(Path(sys.argv[3]), analyse=True)
-    wait(app, lambda: finished, 600)
+    wait_until(app, lambda: finished, 600)
     report["app_analysis"] = {"finished": finished[:1], "seconds": round(time.monotonic() - started, 1),
                               "frames_with_mesh": 0 if window.view is None else int(window.view.frame_count)}
     print(json.dumps(report))

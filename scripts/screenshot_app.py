@@ -13,7 +13,6 @@ import argparse
 import logging
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -21,21 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from app.event_wait import wait_until  # noqa: E402
+
 log = logging.getLogger("screenshot_app")
 
 
-def wait(app: QApplication, condition, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        app.processEvents()
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def settle(app: QApplication, seconds: float = 0.3) -> None:
-    wait(app, lambda: False, seconds)
+    wait_until(app, lambda: False, seconds)
 
 
 def main() -> int:
@@ -67,18 +58,18 @@ def main() -> int:
         log.info("wrote %s", args.out / name)
 
     window.open_input(args.input)
-    wait(app, lambda: window.current == 0 and window.video._image is not None, 10)
+    wait_until(app, lambda: window.current == 0 and window.video._image is not None, 10)
     shot("1_opened.png")
     frames = window.source.info.frame_count
-    wait(app, lambda: window.progress.bar.value() >= frames // 2, 120)
+    wait_until(app, lambda: window.progress.bar.value() >= frames // 2, 120)
     shot("2_analysing.png")
     done = []
     window.job_finished.connect(lambda name, ok: done.append((name, ok)))
     window.take_loaded.connect(lambda _: done.append(("take", True)))
-    if not wait(app, lambda: ("analysis", True) in done, 900):
+    if not wait_until(app, lambda: ("analysis", True) in done, 900):
         log.error("analysis did not finish")
         return 1
-    wait(app, lambda: done.count(("take", True)) >= 2 or (window.view is not None and window.view.take.manifest.emotion), 60)
+    wait_until(app, lambda: done.count(("take", True)) >= 2 or (window.view is not None and window.view.take.manifest.emotion), 60)
     settle(app, 1.0)
     view = window.view
     frame = args.frame
