@@ -41,15 +41,19 @@ class Recording:
 
 
 def discover(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
-    """The recordings the inputs name (absolute paths, sorted, each once: links to one file are
-    one recording) and notes about what was skipped (images beside videos)."""
+    """The recordings the inputs name (absolute paths, sorted, each once) and notes about what was
+    skipped (images beside videos). Links to one file are one recording, named by the file's own path
+    when an input reaches it directly, otherwise by the first link in sorted order, so the choice does
+    not depend on where the folders lie."""
     found: set[Path] = set()
     notes: list[str] = []
     for item in inputs:
         _expand(Path(item).expanduser(), found, notes, set())
     unique: dict[Path, Path] = {}
     for path in sorted(found):
-        unique.setdefault(path.resolve(), path)
+        real = path.resolve()
+        if real not in unique or path == real:
+            unique[real] = path
     return sorted(unique.values()), notes
 
 
