@@ -42,9 +42,9 @@ class Recording:
 
 def discover(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
     """The recordings the inputs name (absolute paths, sorted, each once) and notes about what was
-    skipped (images beside videos). Links to one file are one recording, named by the file's own path
-    when an input reaches it directly, otherwise by the first link in sorted order, so the choice does
-    not depend on where the folders lie."""
+    skipped (images beside videos). Links to one file are one recording, named by a path whose last
+    part is the file itself rather than a link to it when an input reaches it so, otherwise by the
+    first link in sorted order: the choice does not depend on where the folders lie."""
     found: set[Path] = set()
     notes: list[str] = []
     for item in inputs:
@@ -52,7 +52,7 @@ def discover(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
     unique: dict[Path, Path] = {}
     for path in sorted(found):
         real = path.resolve()
-        if real not in unique or path == real:
+        if real not in unique or (unique[real].is_symlink() and not path.is_symlink()):
             unique[real] = path
     return sorted(unique.values()), notes
 
