@@ -523,9 +523,17 @@ class MainWindow(QMainWindow):
         self.committed = view.edits
         self.transport.set_timecode(view.take.manifest.timecode())  # --start-timecode over the recording's
         # One piece per event-loop turn, so that loading a take never blocks the window for long.
-        steps = [self._show_topology, lambda: self.timelines.set_curves(view.curves()),
+        steps = [self._show_topology, lambda: self.timelines.set_curves(view.curves()), self._show_edited_emotion,
                  lambda: self.still.set_curves(view.curves()) if view.frame_count == 1 else None, self._take_shown]
         self._next_step(view, steps)
+
+    def _show_edited_emotion(self) -> None:
+        """The emotion predicted for the edited curves, dashed in the reconstruction row while the
+        take has edits."""
+        view = self.view
+        if view is not None and view.fit is not None:
+            edited = not view.edits.is_identity
+            self.timelines.set_reconstruction_emotion(view.reconstruction_emotion() if edited else None, view.fit.has_face)
 
     def _next_step(self, view, steps: list) -> None:
         if self.view is not view or not steps:
@@ -745,9 +753,7 @@ class MainWindow(QMainWindow):
             self.committed = edits
             self._show_layer()
             self._autosave_timer.start()
-        recon = self.view.reconstruction_emotion()
-        if recon is not None:
-            self.timelines.set_reconstruction_emotion(recon, self.view.fit.has_face)
+        self._show_edited_emotion()
         self.timelines.set_expression(self.view.fit.expression, self.view.curves().expression_names, self.view.fit.has_face)
         if self.still.isVisible():
             self.still.set_expression(self.view.fit.expression, self.view.curves().expression_names)

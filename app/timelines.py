@@ -1,5 +1,7 @@
-"""Timelines (pyqtgraph), x in frames: the performer's emotion, the reconstruction's emotion
-(which follows the edits), valence / arousal / intensity / consistency, micro-expression energy
+"""Timelines (pyqtgraph), x in frames: the performer's emotion, the reconstruction's emotion (what
+recognisers read on the curves worn by a neutral carrier face, core/emotion/carrier.py; with edits,
+dashed, what the take's emotion-from-curves model predicts for the edited curves), valence /
+arousal / intensity / consistency (image vs render) / carried (performer vs carrier), micro-expression energy
 when present, and the expression curves the user picks, each with MediaPipe's blendshape network's
 score of the same name as a thin dashed line in its colour. A playhead in every row; click to seek,
 drag the playhead to scrub, wheel to zoom in time, drag the background to pan. Frames without a
@@ -8,6 +10,9 @@ dashed line in every row marks the take's neutral frame (the frame its identity 
 The expression row is also a curve editor (app/curve_editor.py): click a curve's name to edit it."""
 
 from __future__ import annotations
+
+import html
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -23,10 +28,11 @@ EMOTION_COLOURS = {
     "fear": (150, 90, 220), "disgust": (90, 190, 90), "anger": (230, 60, 50), "contempt": (200, 140, 80),
 }
 AFFECT_COLOURS = {"valence": (60, 200, 200), "arousal": (240, 150, 50), "intensity": (220, 220, 220),
-                  "consistency": (130, 220, 130), "face confidence": (120, 120, 255)}
+                  "consistency": (130, 220, 130), "carried": (255, 120, 160), "face confidence": (120, 120, 255)}
 CURVE_COLOURS = [(255, 120, 120), (120, 200, 255), (255, 210, 110), (170, 255, 150), (220, 150, 255), (255, 170, 220)]
 DEFAULT_CURVES = ("jawOpen", "mouthSmileLeft", "browInnerUp", "eyeBlinkLeft")
 ROWS = ("emotion", "reconstruction", "affect", "micro", "curves")
+CARRIER_KEY = "carrier "  # item key prefix (after "reconstruction.") of the carrier's emotion
 NETWORK_KEY = "mediapipe "  # item key prefix (after "curves.") of the network's dashed lines
 NETWORK_NOTE = "&nbsp;<span style='font-size: 8pt'>(dashed: MediaPipe's network)</span>"
 NEUTRAL_COLOUR = (90, 200, 255)
@@ -48,7 +54,7 @@ def keyed_title(title: str, colours: dict[str, tuple[int, int, int]]) -> str:
 
 
 ROW_TITLES = {"emotion": keyed_title("Emotion (performer)", EMOTION_COLOURS),
-              "reconstruction": "Emotion (reconstruction, with edits)",
+              "reconstruction": "Emotion (the curves on a neutral face)",
               "affect": keyed_title("Affect", AFFECT_COLOURS), "micro": "Micro-expression energy",
               "curves": "Expression curves"}
 
@@ -201,9 +207,15 @@ class TimelinePanel(QWidget):
                 self._curve("emotion", name, x, gaps(probs[:, k]), EMOTION_COLOURS[name], name)
             self._set_title("emotion", keyed_title(
                 f"Emotion (performer, {curves.primary}; measured by {recognisers_text(curves.emotion)})", EMOTION_COLOURS))
-        if curves.reconstruction_emotion is not None:
-            self.set_reconstruction_emotion(curves.reconstruction_emotion, faces)
-        for key in ("valence", "arousal", "intensity", "consistency"):
+        if curves.carrier_emotion is not None:
+            for k, name in enumerate(EMOTIONS):
+                self._curve("reconstruction", CARRIER_KEY + name, x, gaps(curves.carrier_emotion[:, k]), EMOTION_COLOURS[name])
+        if curves.carrier is not None:
+            where = (f"on {html.escape(Path(curves.carrier).name)}" if curves.carrier_emotion is not None
+                     else f"none: {html.escape(curves.carrier)}")
+            self._set_title("reconstruction", f"Emotion (the curves on a neutral face, {where})"
+                                              "&nbsp;<span style='font-size: 8pt'>(dashed: with your edits, predicted)</span>")
+        for key in ("valence", "arousal", "intensity", "consistency", "carried"):
             values = getattr(curves, key)
             if values is not None:
                 self._curve("affect", key, x, gaps(values), AFFECT_COLOURS[key], key)
@@ -222,12 +234,21 @@ class TimelinePanel(QWidget):
         self._curve("affect", "face confidence", np.arange(len(values), dtype=np.float64), values,
                     AFFECT_COLOURS["face confidence"], style=Qt.DotLine)
 
-    def set_reconstruction_emotion(self, probabilities: np.ndarray, has_face: np.ndarray) -> None:
+    def set_reconstruction_emotion(self, probabilities: np.ndarray | None, has_face: np.ndarray) -> None:
+        """N x 8 emotion predicted for the edited curves, dashed (None: no edits, none shown)."""
+        for name in EMOTIONS:
+            item = self.items.pop(f"reconstruction.{name}", None)
+            if item is not None and probabilities is None:
+                self.plots["reconstruction"].removeItem(item)
+            elif item is not None:
+                self.items[f"reconstruction.{name}"] = item
+        if probabilities is None:
+            return
         x = np.arange(len(probabilities), dtype=np.float64)
         for k, name in enumerate(EMOTIONS):
             values = np.asarray(probabilities[:, k], np.float64).copy()
             values[~has_face[: len(values)]] = np.nan
-            self._curve("reconstruction", name, x, values, EMOTION_COLOURS[name])
+            self._curve("reconstruction", name, x, values, EMOTION_COLOURS[name], style=Qt.DashLine, width=1.2)
 
     def set_expression(self, expression: np.ndarray, names: list[str], has_face: np.ndarray) -> None:
         """N x E curves; the picker lists the names (the first time, a few strong ones are on)."""

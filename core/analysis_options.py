@@ -7,6 +7,7 @@ so that a take analysed in a batch is the take ``analyze`` would have made with 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.facemodel.loading import ModelChoice
 
@@ -15,7 +16,8 @@ from core.facemodel.loading import ModelChoice
 class AnalysisOptions:
     """What ``emocap analyze`` is asked for. emotion: measure emotion (with ``recognisers``, a
     comma list or None for the default; EmoNet only with ``accept_emonet``). refine: run the
-    micro-expression refiner (``onset``: its neutral onset frame, None: found). The rest are
+    micro-expression refiner (``onset``: its neutral onset frame, None: found). carrier: a
+    neutral photo whose face wears the curves to judge them (EmotionConfig.carrier). The rest are
     PipelineConfig's fields of the same names."""
 
     device: str = "auto"
@@ -30,19 +32,23 @@ class AnalysisOptions:
     encoder: str | None = None
     neutral: str | None = None
     start_timecode: str | None = None
+    carrier: str | None = None
 
 
 def pipeline_config(options: AnalysisOptions):
     """The PipelineConfig of ``options`` and the notes to add to the summary (a recogniser that
     is not installed). Raises EmoCapError for options that cannot be used (EmoNet named without
-    its licence accepted, an unknown recogniser)."""
+    its licence accepted, an unknown recogniser, a carrier face that is not a file)."""
+    from core.emotion.carrier import CarrierError
     from core.emotion.choice import choose_recognisers
     from core.emotion.stage import EmotionConfig
     from core.microexpr.config import RefineConfig
     from core.pipeline import PipelineConfig
 
+    if options.carrier is not None and not Path(options.carrier).expanduser().is_file():
+        raise CarrierError(f"carrier face {options.carrier} is not a readable file")
     choice = choose_recognisers(options.recognisers, accept_emonet=options.accept_emonet, enabled=options.emotion)
-    emotion = EmotionConfig(recognisers=choice.recognisers) if choice.recognisers else None
+    emotion = EmotionConfig(recognisers=choice.recognisers, carrier=options.carrier) if choice.recognisers else None
     refine = RefineConfig(onset=options.onset) if options.refine else None
     config = PipelineConfig(device=options.device, image_fps=options.image_fps, model=options.model, emotion=emotion,
                             refine=refine, method=options.method, encoder=options.encoder, neutral=options.neutral,

@@ -2,7 +2,7 @@
 
     emocap analyze INPUT --out TAKE [--json] [--device auto|cpu|cuda] [--overwrite] [--refine [--onset N]]
                   [--start-timecode HH:MM:SS:FF]
-                  [--no-emotion | --recognisers fer|emonet|fer,emonet] [--accept-emonet-licence]
+                  [--no-emotion | --recognisers fer|emonet|fer,emonet] [--accept-emonet-licence] [--carrier IMAGE]
     emocap info TAKE [--json]
     emocap check TAKE [--repair] [--json]   (each chunk's health; --repair rebuilds what is damaged)
     emocap models install | list [--json]
@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the performer's neutral face, for their identity: a frame number of the input or "
                               "a neutral photo of the same person (default: the clip's most neutral frames; for a "
                               "single image, a prior of neutral faces)")
+    analyze.add_argument("--carrier", metavar="IMAGE",
+                         help="a neutral photo (best of another person) whose face wears the fitted curves, so that "
+                              "the recognisers judge what the curves carry (default: the neutral photo given with "
+                              "--neutral, else the clip's most neutral frame)")
     analyze.add_argument("--no-emotion", action="store_true",
                          help="do not measure emotion (by default the MIT-licensed FER model measures emotion "
                               "timelines and the reconstruction's emotion consistency)")
@@ -155,6 +159,9 @@ def print_summary(summary: ClipSummary, as_json: bool) -> None:
         consistency = ", ".join(f"{k} {v:.2f}" for k, v in summary.mean_consistency.items() if v is not None)
         lines.append(f"emotion   mostly {summary.dominant_emotion} ({summary.emotion_recogniser}); "
                      f"{len(summary.emotion_segments)} segments; consistency with the reconstruction: {consistency}")
+        carried = ", ".join(f"{k} {v:.2f}" for k, v in (summary.mean_carried or {}).items() if v is not None)
+        lines.append(f"emotion   carried by the curves onto {summary.carrier}: {carried}" if carried
+                     else f"emotion   not judged on a carrier face: {summary.carrier}")
     if summary.blinks is not None:
         lines.append(f"closures  {len(summary.blinks)} closed-eye runs, {len(summary.lip_contacts or [])} lip contacts; "
                      "curves raised to reach them: " + (", ".join(
@@ -180,7 +187,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     config, notes = pipeline_config(AnalysisOptions(
         device=args.device, image_fps=args.image_fps, model=model, emotion=not args.no_emotion,
         recognisers=args.recognisers, accept_emonet=args.accept_emonet_licence, refine=args.refine, onset=args.onset,
-        method=args.method, encoder=args.encoder, neutral=args.neutral, start_timecode=args.start_timecode))
+        method=args.method, encoder=args.encoder, neutral=args.neutral, start_timecode=args.start_timecode,
+        carrier=args.carrier))
     pipeline = Pipeline(config)
     if args.progress_jsonl:
         return _analyze_for_programs(pipeline, args, notes)

@@ -62,7 +62,9 @@ class ClipSummary:
     face. fit_residual: mean 2D landmark error of the fit, as a fraction of the inter-ocular distance.
     dominant_emotion: the emotion with the highest mean probability over the take (primary
     recogniser: EmoNet when it ran); emotion_segments: [{start, stop, emotion}] frame runs of one
-    dominant emotion; mean_consistency: {recogniser: mean image/reconstruction consistency}.
+    dominant emotion; mean_consistency: {recogniser: mean image/reconstruction consistency};
+    mean_carried: {recogniser: mean consistency of the performer's emotion with the curves' on the
+    carrier face}; carrier: that face ("frame 31 of the take", a photo's path) or why there is none.
     micro_energy (after ``--refine``): {peak_px, peak_frame, mean_px, onsets}, the micro-expression
     motion energy (pixels, core/microexpr/results.py) and the onset frame of each refined window.
     blinks: [first, stop, most closed frame] runs of closed eyes; lip_contacts: [first, stop] runs
@@ -94,6 +96,8 @@ class ClipSummary:
     emotion_segments: list[dict] | None = None
     mean_consistency: dict[str, float | None] | None = None
     emotion_recogniser: str | None = None
+    mean_carried: dict[str, float | None] | None = None
+    carrier: str | None = None
     micro_energy: dict | None = None
     blinks: list[list[int]] | None = None
     lip_contacts: list[list[int]] | None = None

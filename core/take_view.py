@@ -55,6 +55,9 @@ class Curves:
     primary: the recogniser the summary uses, or None. valence, arousal: N in [-1, 1] or None.
     intensity: N in [0, 1] or None. consistency: N or None (image vs reconstruction, primary).
     reconstruction_emotion: N x 8 predicted from the (edited) expression curves, or None.
+    carrier_emotion: N x 8 read on the curves worn by a neutral carrier face (primary recogniser,
+    core/emotion/carrier.py), or None; carried: N, its consistency with the performer's emotion,
+    or None; carrier: that face, or why the take has none (None: no emotion analysis).
     expression: N x E, with expression_names. micro_energy: N or None (micro-expression motion).
     blendshapes: N x 52 scores in [0, 1] of MediaPipe's blendshape network on the observed landmarks,
     with blendshape_names (ARKit names; core/observe/blendshapes.py), for comparison with the
@@ -70,6 +73,9 @@ class Curves:
     intensity: np.ndarray | None
     consistency: np.ndarray | None
     reconstruction_emotion: np.ndarray | None
+    carrier_emotion: np.ndarray | None
+    carried: np.ndarray | None
+    carrier: str | None
     expression: np.ndarray | None
     expression_names: list[str]
     micro_energy: np.ndarray | None
@@ -191,6 +197,10 @@ class TakeView:
             valence=None if main is None else main.valence, arousal=None if main is None else main.arousal,
             intensity=None if main is None else main.intensity,
             consistency=None if main is None else main.consistency, reconstruction_emotion=self.reconstruction_emotion(),
+            carrier_emotion=None if main is None else main.carrier_probabilities,
+            carried=None if main is None else main.carried,
+            carrier=None if self.take.manifest.emotion is None or self.take.manifest.emotion.summary is None
+            else self.take.manifest.emotion.summary.carrier,
             expression=None if self.fit is None else self.fit.expression,
             expression_names=[] if self.take.manifest.fit is None else list(self.take.manifest.fit.expression_names),
             micro_energy=None if self.refinement is None else self.refinement.motion_energy,

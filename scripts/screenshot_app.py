@@ -41,6 +41,8 @@ def main() -> int:
     app = QApplication(sys.argv[:1])
     store = QSettings(str(work / "settings.ini"), QSettings.IniFormat)
     store.setValue("settings/takes_folder", str(work / "takes"))
+    # EmoNet's licence answered (no), or its one-time question would wait for a click: FER measures emotion
+    store.setValue("settings/emonet_licence", "declined")
     from app.main_window import MainWindow
     from app.theme import apply_dark_theme
 

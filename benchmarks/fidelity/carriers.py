@@ -1,14 +1,14 @@
 """Retargeting onto carriers: one image's curves on other people's neutral faces, judged by recognisers.
 
 A carrier is a neutral photo of a person, analysed into a take: its own fitted identity, head pose,
-camera and texture. A set of 52 curves drives the carrier's open-model mesh (the carrier's fit with
-its expression row replaced), :class:`core.render.reconstruction.ReconstructionRenderer` draws it
-into the carrier's aligned crop, and the emotion recognisers judge the render.
+camera and texture. A set of 52 curves drives the carrier's open-model mesh
+(:meth:`core.render.reconstruction.ReconstructionRenderer.render_expressions`, as the emotion
+stage's carrier face does, core/emotion/carrier.py) into the carrier's aligned crop, and the
+emotion recognisers judge the render.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,13 +43,7 @@ class Carrier:
 
     def render(self, curves: np.ndarray) -> np.ndarray:
         """256 x 256 x 3 uint8: the carrier with ``curves`` (52 weights) as its expression."""
-        fit = self.analysed.fit
-        expression = np.nan_to_num(np.asarray(curves, np.float32))[None]
-        self.renderer.fit = dataclasses.replace(fit, expression=expression)
-        try:
-            return self.renderer.render_crop(0)[0]
-        finally:
-            self.renderer.fit = fit
+        return self.renderer.render_expressions(0, np.nan_to_num(np.asarray(curves, np.float32))[None])[0][0]
 
 
 def carriers_for(carriers: list[Carrier], person: str) -> list[Carrier]:

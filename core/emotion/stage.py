@@ -10,7 +10,10 @@ reconstruction's, their consistency, and the emotion-from-parameters model.
 3. The reconstruction of each frame is rendered from the camera's view, textured with the
    performer's pixels from a neutral reference frame; both recognisers judge the renders (the
    slow one on its sampled frames), and consistency = 1 - Jensen-Shannon divergence per frame.
-4. A small network learns emotion from the fitted expression parameters (core/emotion/from_params).
+4. The curves alone, worn by a neutral carrier face (core/emotion/carrier.py), are rendered on the
+   slow recogniser's schedule of frames and judged by every recogniser: the emotion of the face
+   that leaves EmoCap, and how much of the performer's it carries (``carried``, the same measure).
+5. A small network learns emotion from the fitted expression parameters (core/emotion/from_params).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from core.emotion.carrier import FRAME, NONE, PHOTO, CarrierChoice, CarrierFace, carrier_choice, photo_carrier
 from core.emotion.consistency import consistency
 from core.emotion.from_params import ParamEmotionNet, train_param_emotion
 from core.emotion.stored import EmotionTimelines, RecogniserTimeline
@@ -49,13 +53,15 @@ class EmotionConfig:
     """recognisers: names to run (the fast one on every frame, the slow one sampled).
     slow_step_seconds: sampling period of the slow recogniser. change: L1 change of the fast
     recogniser's probabilities that adds a slow sample. smooth_seconds: sigma of the zero-phase
-    smoothing. batch: faces per recogniser call."""
+    smoothing. batch: faces per recogniser call. carrier: the path of a neutral photo whose face
+    wears the curves (core/emotion/carrier.py; None: the take's neutral photo or reference frame)."""
 
     recognisers: tuple[str, ...] = (FAST, SLOW)
     slow_step_seconds: float = 0.5
     change: float = 0.3
     smooth_seconds: float = 0.06
     batch: int = 32
+    carrier: str | None = None
 
 
 @dataclass
@@ -68,6 +74,7 @@ class EmotionResult:
     reference_frame: int
     param_model: ParamEmotionNet | None
     param_report: dict = field(default_factory=dict)
+    carrier: CarrierChoice = CarrierChoice(NONE)
 
     def summary(self, has_face: np.ndarray) -> EmotionSummary:
         main = self.timelines[self.primary]
@@ -76,10 +83,9 @@ class EmotionResult:
         return EmotionSummary(
             dominant_emotion=EMOTIONS[int(np.argmax(mean))] if mean is not None else None,
             emotion_segments=dominant_segments(main.probabilities, faces, min_frames=3),
-            mean_consistency={
-                name: (round(float(np.nanmean(t.consistency)), 4) if np.isfinite(t.consistency).any() else None)
-                for name, t in self.timelines.items()
-            },
+            mean_consistency={name: _mean(t.consistency) for name, t in self.timelines.items()},
+            mean_carried={name: _mean(t.carried) for name, t in self.timelines.items()},
+            carrier=self.carrier.describe(),
             emotion_recogniser=self.primary,
         )
 
@@ -93,8 +99,12 @@ class EmotionResult:
             settings=settings, status=COMPLETE, primary=self.primary, recognisers=list(self.timelines),
             reference_frame=self.reference_frame,
             measured_frames={name: int(t.measured.sum()) for name, t in self.timelines.items()},
-            param_model=self.param_report, summary=self.summary(has_face),
+            param_model=self.param_report, summary=self.summary(has_face), carrier=self.carrier.to_dict(),
         )
+
+
+def _mean(values: np.ndarray | None) -> float | None:
+    return round(float(np.nanmean(values)), 4) if values is not None and np.isfinite(values).any() else None
 
 
 def analyse_emotion(
@@ -105,9 +115,11 @@ def analyse_emotion(
     recognisers: dict,
     config: EmotionConfig,
     cancel: threading.Event | None = None,
+    carrier: CarrierFace | CarrierChoice | None = None,
 ) -> Generator[StageProgress, None, EmotionResult]:
     """Yields StageProgress while working; returns the EmotionResult.
-    recognisers: name -> EmotionRecogniser (already loaded)."""
+    recognisers: name -> EmotionRecogniser (already loaded). carrier: the carrier face, or a
+    CarrierChoice of kind "frame" (the renders' reference frame) or "none" (None: "none")."""
     from core.render.reconstruction import ReconstructionRenderer
     from core.render.reference import choose_uncovered_reference_frame
 
@@ -146,6 +158,27 @@ def analyse_emotion(
     times = observations.timestamp
     cuts = cuts_from_boxes(np.nan_to_num(observations.box), has_face)
     sigma = config.smooth_seconds * fps
+
+    # 4. the curves on the carrier face, every recogniser on the slow schedule
+    choice = carrier.choice if isinstance(carrier, CarrierFace) else (carrier or CarrierChoice(NONE))
+    if fit is None or renderer is None:
+        carrier, choice = None, CarrierChoice(NONE, reason="no fitted face")
+    elif choice.kind == FRAME:
+        choice = dataclasses.replace(choice, frame=reference)
+        carrier = CarrierFace(renderer, reference, choice)
+    carrier_raw: dict[str, np.ndarray] = {}
+    carrier_rows = np.array([], np.int64)
+    if isinstance(carrier, CarrierFace):
+        carrier_rows = choose_frames(has_face & fit.has_face, step, np.nan_to_num(fast_scores), config.change)
+        carrier_raw = {name: np.full((n, len(EMOTIONS)), np.nan, np.float32) for name in names}
+        for k in range(0, len(carrier_rows), config.batch):
+            check_cancel()
+            chunk = carrier_rows[k : k + config.batch]
+            crops = carrier.render(fit, chunk)
+            for name in names:
+                carrier_raw[name][chunk] = recognisers[name].predict(crops).probabilities
+            yield StageProgress("emotion: curves on the carrier face", min(k + config.batch, len(carrier_rows)),
+                                len(carrier_rows))
     for name in names:
         is_fast = name == fast
         measured_rows = rows if is_fast else choose_frames(has_face, step, np.nan_to_num(fast_scores), config.change)
@@ -179,9 +212,15 @@ def analyse_emotion(
                 crops = np.stack([renderer.render_crop(int(r))[0] for r in chunk])
                 render_probs[chunk] = recognisers[name].predict(crops).probabilities
                 yield StageProgress(f"emotion: {name} on reconstructions", min(k + config.batch, len(render_rows)), len(render_rows))
+        carried_probs = carried = None
+        if name in carrier_raw and len(carrier_rows):
+            carried_probs = smooth(interpolate(carrier_raw[name][carrier_rows], carrier_rows, has_face & fit.has_face, times),
+                                   has_face & fit.has_face, sigma, cuts)
+            carried_probs = (carried_probs / np.nansum(carried_probs, axis=1, keepdims=True)).astype(np.float32)
+            carried = consistency(probs, carried_probs)
         timelines[name] = RecogniserTimeline(
             name, measured, raw, probs.astype(np.float32), valence, arousal, intensity(probs).astype(np.float32),
-            render_probs, consistency(raw, render_probs),
+            render_probs, consistency(raw, render_probs), carrier_raw.get(name), carried_probs, carried,
         )
 
     primary = SLOW if SLOW in timelines else fast
@@ -198,7 +237,7 @@ def analyse_emotion(
             net, training = train_param_emotion(fit.expression[target_rows], target)
             report = {"frames": training.frames, "held_out_kl": round(training.held_out_kl, 4),
                       "top_class_agreement": round(training.top_class_agreement, 4)}
-    return EmotionResult(timelines, primary, reference, net, report)
+    return EmotionResult(timelines, primary, reference, net, report, choice)
 
 
 def _concat(parts: list[EmotionScores]) -> EmotionScores:
@@ -222,7 +261,14 @@ class EmotionStage(Stage):
         # blink and lip-contact floors make it stale
         fit = ctx.take.manifest.fit
         return json_ready(dataclasses.asdict(self.config) | {"fit": None if fit is None else fit.settings,
-                                                             "fitted": ctx.take.fit_digest(closures=True)})
+                                                             "fitted": ctx.take.fit_digest(closures=True),
+                                                             "carrier": self._carrier(ctx).to_dict()})
+
+    def _carrier(self, ctx: RunContext) -> CarrierChoice:
+        from core.take_settings import neutral_of  # it imports this module
+
+        fit = ctx.take.manifest.fit
+        return carrier_choice(self.config.carrier, None if fit is None else neutral_of(fit.neutral), len(ctx.observations))
 
     def record(self, take: Take) -> EmotionRecord | None:
         return take.manifest.emotion
@@ -241,7 +287,11 @@ class EmotionStage(Stage):
         fit = ctx.take.read_fit(complete=True)
         model = ctx.model if fit is not None and ctx.model_choice is not None else None
         observations = ctx.observations
+        carrier: CarrierFace | CarrierChoice = CarrierChoice.from_dict(settings["carrier"])
+        if model is not None and carrier.kind == PHOTO:
+            carrier = photo_carrier(carrier, ctx.take.root, model, ctx.model_choice, ctx.device)
         result = yield from analyse_emotion(
-            ctx.source, observations, fit if model is not None else None, model, recognisers, self.config, ctx.cancel
+            ctx.source, observations, fit if model is not None else None, model, recognisers, self.config, ctx.cancel,
+            carrier,
         )
         ctx.take.write_emotion(result.stored(), result.record(settings, observations.has_face))

@@ -15,7 +15,7 @@ import torch
 from core.emotion.from_params import ParamEmotionNet
 
 PARAM_NET = "param_net."
-OPTIONAL = ("valence", "arousal")
+OPTIONAL = ("valence", "arousal", "carrier_raw", "carrier_probabilities", "carried")
 
 
 @dataclass
@@ -24,7 +24,10 @@ class RecogniserTimeline:
 
     measured: N bool, frames the recogniser actually saw. raw: N x 8 probabilities as measured.
     probabilities: N x 8 interpolated and smoothed. valence, arousal: N or None. intensity: N.
-    render_probabilities: N x 8 on the reconstruction (measured frames only). consistency: N."""
+    render_probabilities: N x 8 on the reconstruction (measured frames only). consistency: N.
+    carrier_raw: N x 8 on the curves worn by the carrier face (core/emotion/carrier.py; its sampled
+    frames only), carrier_probabilities: N x 8 interpolated and smoothed, carried: N, the
+    consistency of the performer's emotion with the carrier's (None: the take has no carrier)."""
 
     name: str
     measured: np.ndarray
@@ -35,6 +38,9 @@ class RecogniserTimeline:
     intensity: np.ndarray
     render_probabilities: np.ndarray
     consistency: np.ndarray
+    carrier_raw: np.ndarray | None = None
+    carrier_probabilities: np.ndarray | None = None
+    carried: np.ndarray | None = None
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
         return {f"{self.name}.{f.name}": np.asarray(getattr(self, f.name)) for f in fields(self)

@@ -276,7 +276,24 @@ class ReconstructionRenderer:
     def render_crop_batch(self, indices) -> tuple[np.ndarray, np.ndarray]:
         """Several frames at once (one model evaluation): (N x S x S x 3 uint8, N x S x S bool)."""
         indices = [int(i) for i in np.atleast_1d(np.asarray(indices))]
-        for index in indices:
+        return self._render(indices, None)
+
+    def render_expressions(self, index: int, expression: np.ndarray,
+                           jaw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``index``'s face (its identity, head pose, gaze joints and camera) wearing other
+        expressions, as when retargeting curves onto a carrier face: expression B x E weights
+        (B x 3 jaw joint rotations in radians with them, FLAME's jaw; None: the frame's own jaw)
+        -> (B x S x S x 3 uint8, B x S x S bool)."""
+        expression = np.atleast_2d(np.asarray(expression, np.float32))
+        if expression.shape[1] != self.fit.expression.shape[1]:
+            raise ValueError(f"expected {self.fit.expression.shape[1]} expression weights, got {expression.shape[1]}")
+        overrides = {"expression": expression}
+        if jaw is not None:
+            overrides["jaw"] = np.asarray(jaw, np.float32).reshape(len(expression), 3)
+        return self._render([int(index)] * len(expression), overrides)
+
+    def _render(self, indices: list[int], overrides: dict[str, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+        for index in dict.fromkeys(indices):
             self._check_frame(index)
         if self._reference_image is None:
             raise RuntimeError("call set_reference(index, image) first (the reference frame's image)")
@@ -284,7 +301,7 @@ class ReconstructionRenderer:
         rgb = np.empty((len(indices), size, size, 3), np.uint8)
         mask = np.empty((len(indices), size, size), bool)
         if indices:
-            frames = self._geometry(indices)
+            frames = self._geometry(indices, overrides)
             for k in range(len(indices)):
                 rgb[k], mask[k] = self._draw(frames, k)
         return rgb, mask
@@ -432,10 +449,15 @@ class ReconstructionRenderer:
     # Geometry
     # ---------------------------------------------------------------------------------------------
 
-    def _model_output(self, indices):
+    def _model_output(self, indices, overrides: dict[str, np.ndarray] | None = None):
+        """The model's output for the fit rows of ``indices``; ``overrides``: FaceParams fields
+        (B x ... arrays) that replace the fit's."""
         rows = np.array([self._fit_rows[i] for i in indices])
+        params = self.fit.to_face_params(rows)
+        if overrides:
+            params = dataclasses.replace(params, **{k: torch.as_tensor(v, dtype=torch.float32) for k, v in overrides.items()})
         with torch.no_grad(), single_threaded_torch():  # small tensors: threads cost more than they gain
-            out = self.model(self.fit.to_face_params(rows))
+            out = self.model(params)
         camera = torch.as_tensor(self.fit.camera[rows], dtype=torch.float32)
         return out, camera
 
@@ -453,8 +475,8 @@ class ReconstructionRenderer:
         rot = out.joint_rotations[:, SKULL_JOINT].double().numpy()
         return np.einsum("bji,bvj->bvi", rot, out.vertices.double().numpy())  # R^T v
 
-    def _geometry(self, indices) -> _Frames:
-        out, camera = self._model_output(indices)
+    def _geometry(self, indices, overrides: dict[str, np.ndarray] | None = None) -> _Frames:
+        out, camera = self._model_output(indices, overrides)
         vertices, landmarks = self._to_image(out, camera)
         model_landmarks = out.landmarks.double().numpy()
         # teeth: upper with the skull, lower with the jaw (rigid fit to the jaw points)

@@ -168,12 +168,15 @@ class EmotionSummary:
     emotion_segments: list[dict[str, Any]] = field(default_factory=list)
     mean_consistency: dict[str, float | None] = field(default_factory=dict)
     emotion_recogniser: str | None = None
+    mean_carried: dict[str, float | None] = field(default_factory=dict)
+    carrier: str | None = None
 
 
 @dataclass
 class EmotionRecord(StageRecord):
     """The emotion stage: the primary recogniser, all that ran, the reference frame of the
-    renders, frames each recogniser measured, the emotion-from-parameters model's report."""
+    renders, frames each recogniser measured, the emotion-from-parameters model's report, and the
+    carrier face that wore the curves (core.emotion.carrier.CarrierChoice's dict; empty: none)."""
 
     primary: str | None = None
     recognisers: list[str] = field(default_factory=list)
@@ -181,6 +184,7 @@ class EmotionRecord(StageRecord):
     measured_frames: dict[str, int] = field(default_factory=dict)
     param_model: dict[str, Any] = field(default_factory=dict)
     summary: EmotionSummary | None = None
+    carrier: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EmotionRecord:

@@ -80,3 +80,24 @@ def test_range_edits_leave_other_frames_alone(loaded, qtbot):
     assert window.edit_panel.sliders["jaw"].value() == 100
     window.edit_panel.scope.setCurrentIndex(1)
     assert window.edit_panel.sliders["jaw"].value() == 0
+
+
+def test_the_reconstruction_row_shows_the_curves_on_the_carrier_and_edits_dashed(loaded, qtbot):
+    from PySide6.QtCore import Qt
+
+    window = loaded
+    view = window.view
+    timelines = window.timelines
+    carrier = view.take.read_emotion().main.carrier_probabilities
+    shown = timelines.items["reconstruction.carrier happy"].getData()[1]
+    faces = view.raw_fit.has_face
+    assert np.allclose(shown[faces], carrier[faces, HAPPY], atol=1e-6)
+    assert "frame" in timelines.plots["reconstruction"].titleLabel.text  # the take's own neutral frame
+    assert "affect.carried" in timelines.items
+    assert "reconstruction.happy" not in timelines.items  # no edits: no prediction drawn
+    drag(window.edit_panel.sliders["happy"], 0)
+    edited = timelines.items["reconstruction.happy"]
+    assert edited.opts["pen"].style() == Qt.DashLine
+    assert np.allclose(edited.getData()[1][faces], view.reconstruction_emotion()[faces, HAPPY], atol=1e-5)
+    window.undo_stack.undo()
+    qtbot.waitUntil(lambda: "reconstruction.happy" not in timelines.items, timeout=5000)
