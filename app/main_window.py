@@ -17,6 +17,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QSplitter
 
+from app.carrier_menu import CarrierActions, carrier_options, stored_carrier
 from app.curve_editor import CurveEditor
 from app.edit_panel import EditPanel
 from app.performer_menu import PerformerMenu, describe_performer, performer_options, stored_performer
@@ -129,6 +130,7 @@ class MainWindow(QMainWindow):
         self.take_dir: Path | None = None
         self.neutral: dict | None = None  # the open take's neutral (see stored_neutral)
         self.performer: str | None = None  # the open take's performer profile (app.performer_menu)
+        self.carrier: str | None = None  # the open take's carrier photo (app.carrier_menu)
         self.view = None  # core.take_view.TakeView once results are loaded
         self.committed = None  # core.edit.Edits as last committed (undo stack state)
         self.job: Job | None = None
@@ -266,6 +268,7 @@ class MainWindow(QMainWindow):
         self.neutral_auto_action = self._action(analysis, "Neutral: automatic", lambda: self.choose_neutral(None),
                                                 None, "neutral_auto")
         self.neutral_auto_action.setToolTip("fit the performer's identity on the clip's most neutral frames")
+        self.carrier_actions = CarrierActions(self, analysis)
         self.timecode_action = self._action(analysis, "Set start &timecode…", self.start_timecode_dialog, None,
                                             "start_timecode")
         self.timecode_action.setToolTip("the timecode of the clip's first frame, over the recording's own; "
@@ -315,6 +318,7 @@ class MainWindow(QMainWindow):
         self.transport.set_timecode(source.info.start_timecode())  # the take's, once it is loaded
         self._set_neutral(stored_neutral(self.take_dir))
         self.performer = stored_performer(self.take_dir)
+        self.carrier = stored_carrier(self.take_dir)
         self.stream = AnalysisStream(source.info.frame_count)
         self.setWindowTitle(f"EmoCap — {path.name}")
         self.seek(0)
@@ -345,6 +349,7 @@ class MainWindow(QMainWindow):
         self.take_dir = take_dir
         self._set_neutral(stored_neutral(take_dir))
         self.performer = stored_performer(take_dir)
+        self.carrier = stored_carrier(take_dir)
         self._load_take()
 
     def _configure_clip(self, frames: int, fps: float) -> None:
@@ -421,7 +426,8 @@ class MainWindow(QMainWindow):
             self.settings.save(self.store)
         try:
             options = (self.settings.analysis_options() + neutral_options(self.neutral)
-                       + performer_options(self.performer) + (["--overwrite"] if overwrite else []))
+                       + performer_options(self.performer) + carrier_options(self.carrier)
+                       + (["--overwrite"] if overwrite else []))
         except EmoCapError as err:
             self.show_error(err)
             return
@@ -462,6 +468,7 @@ class MainWindow(QMainWindow):
         self.neutral_frame_action.setEnabled(idle)
         self.neutral_auto_action.setEnabled(idle and self.neutral is not None)
         self.performer_menu.update_actions()
+        self.carrier_actions.update_actions()
 
     def _analysis_batch(self, batch: list) -> None:
         from core.progress_stream import FrameEvent, StageEvent

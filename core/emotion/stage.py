@@ -262,7 +262,7 @@ class EmotionStage(Stage):
         fit = ctx.take.manifest.fit
         return json_ready(dataclasses.asdict(self.config) | {"fit": None if fit is None else fit.settings,
                                                              "fitted": ctx.take.fit_digest(closures=True),
-                                                             "carrier": self._carrier(ctx).to_dict()})
+                                                             "carrier_face": self._carrier(ctx).to_dict()})
 
     def _carrier(self, ctx: RunContext) -> CarrierChoice:
         from core.take_settings import neutral_of  # it imports this module
@@ -287,7 +287,7 @@ class EmotionStage(Stage):
         fit = ctx.take.read_fit(complete=True)
         model = ctx.model if fit is not None and ctx.model_choice is not None else None
         observations = ctx.observations
-        carrier: CarrierFace | CarrierChoice = CarrierChoice.from_dict(settings["carrier"])
+        carrier: CarrierFace | CarrierChoice = CarrierChoice.from_dict(settings["carrier_face"])
         if model is not None and carrier.kind == PHOTO:
             carrier = photo_carrier(carrier, ctx.take.root, model, ctx.model_choice, ctx.device)
         result = yield from analyse_emotion(
