@@ -19,8 +19,10 @@ With ``--kdef N``, the first N KDEF people of the development set: a profile cal
 seven frontal photos (neutral and six expressions, as one image sequence); each half-profile
 photo (left and right, the views the profile never saw) is fitted with the generic model and with
 the profile, both given the same view's neutral photo (`--neutral IMAGE`); reported:
-landmark residual of the six expression photos per view, and the real motion from the same view's
-neutral photo that each model's shapes leave unexplained.
+landmark residual of the six expression photos per view, the real motion from the same view's
+neutral photo that each model's shapes leave unexplained, and what their curves say: retargeted
+emotion (bench_fidelity.py's judge on carrier faces of other people), prototype curves in the top
+four, off-prototype curves at 0.9 or more.
 
 Targets (issue: per-performer calibration): residual at least 25 % lower; unexplained motion at
 most half; no rise in saturation or jitter; calibration of a 30 s clip under a minute.
@@ -177,6 +179,7 @@ def run_kdef_person(person: str, photos: dict, base) -> dict | None:
     performer = apply_profile(base, profile)
     performer_model = FaceModel(performer)
     out = {"generic": {"residual": [], "unexplained": []}, "performer": {"residual": [], "unexplained": []}}
+    curves: dict[str, list] = {"generic": [], "performer": []}
     for view in views:
         seen = observe_images([photos[(label, view)] for label in labels])
         if not seen.has_face.all():
@@ -194,13 +197,49 @@ def run_kdef_person(person: str, photos: dict, base) -> dict | None:
             identity = fitter.fit_identity(slice_observations(seen, 0, 1), named_neutral=True)
             performer_fits = [drain(fit_clip(fitter, slice_observations(seen, k, k + 1), identity)) for k in range(1, 7)]
         for kind, fits, data in (("generic", generic_fits, base), ("performer", performer_fits, performer)):
+            curves[kind] += [(label, f.expression[0].astype(np.float64)) for label, f in zip(labels[1:], fits)]
             out[kind]["residual"].append(100 * float(np.mean([f.residual[0] for f in fits])))
             out[kind]["unexplained"].append(unexplained_motion(
                 seen.landmarks, seen.landmarks[0].astype(np.float64), np.arange(1, 7),
                 data.expression_basis.astype(np.float64), data.template.astype(np.float64)))
     if not out["generic"]["residual"]:
         return None
-    return {kind: {k: float(np.mean(v)) for k, v in values.items()} for kind, values in out.items()}
+    means = {kind: {k: float(np.mean(v)) for k, v in values.items()} for kind, values in out.items()}
+    return means | {"curves": curves}
+
+
+def judge_curves(rows: list, work: Path) -> dict:
+    """What the held-out photos' curves say, per model: retargeted emotion (bench_fidelity.py's
+    judge: the curves on three neutral carrier faces of other people, EmoNet when installed, else
+    FER), the label's prototype curves in the top four, and off-prototype curves at 0.9 or more."""
+    from benchmarks.bench_fidelity import analyse_carrier
+    from benchmarks.fidelity.carriers import CARRIER_FILES, Carrier, carriers_for, judged_labels
+    from benchmarks.fidelity.curves import off_prototype, prototype_in_top
+    from benchmarks.fidelity.devset import stills
+    from core.emotion.recognisers import load_recogniser
+    from core.errors import EmoCapError
+
+    config = PipelineConfig(device="cpu")
+    model = FaceModel(load_open_model())
+    by_name = {s.name: s for s in stills()}
+    carriers = [Carrier.build(analyse_carrier(by_name[name], work, config), model) for name in CARRIER_FILES]
+    try:
+        judge_name, judge = "emonet", load_recogniser("emonet")
+    except EmoCapError:
+        judge_name, judge = "fer", load_recogniser("fer")
+    out = {"judge": judge_name}
+    for kind in ("generic", "performer"):
+        right, top4, off = [], [], []
+        for person, result in rows:
+            chosen = carriers_for(carriers, person)
+            for label, curves in result["curves"][kind]:
+                read = judged_labels(judge, [c.render(curves) for c in chosen])
+                right += [r == label for r in read]
+                top4.append(prototype_in_top(curves, label))
+                off.append(bool(off_prototype(curves, label)))
+        out[kind] = {"retargeted": float(np.mean(right)), "top4": float(np.mean(top4)), "off": float(np.mean(off)),
+                     "photos": len(top4)}
+    return out
 
 
 def main() -> None:
@@ -229,6 +268,14 @@ def main() -> None:
         print(f"  {'mean':10s} {g['residual']:13.2f} {q['residual']:10.2f} {100 * g['unexplained']:13.1f}% "
               f"{100 * q['unexplained']:10.1f}%   (residual {100 * (q['residual'] / g['residual'] - 1):+.0f} %, "
               f"unexplained x{q['unexplained'] / g['unexplained']:.2f}, {len(rows)} people)")
+        with tempfile.TemporaryDirectory() as tmp:
+            judged = judge_curves(rows, Path(tmp))
+        print(f"\n  the same held-out photos' curves ({judged['generic']['photos']} photos; retargeted: read as their "
+              f"label by {judged['judge']} on 3 carrier faces of other people, bench_fidelity.py's judge)")
+        print(f"  {'model':10s} {'retargeted':>10s} {'prototype top 4':>15s} {'off-prototype >= 0.9':>20s}")
+        for kind in ("generic", "performer"):
+            j = judged[kind]
+            print(f"  {kind:10s} {100 * j['retargeted']:9.0f}% {100 * j['top4']:14.0f}% {100 * j['off']:19.0f}%")
     with tempfile.TemporaryDirectory() as tmp:
         results = [run_clip(clip, Path(tmp)) for clip in args.clips]
     print("\nheld-out second half of each clip (calibrated on the first half)")
