@@ -10,9 +10,10 @@ reconstruction's, their consistency, and the emotion-from-parameters model.
 3. The reconstruction of each frame is rendered from the camera's view, textured with the
    performer's pixels from a neutral reference frame; both recognisers judge the renders (the
    slow one on its sampled frames), and consistency = 1 - Jensen-Shannon divergence per frame.
-4. The curves alone, worn by a neutral carrier face (core/emotion/carrier.py), are rendered on the
-   slow recogniser's schedule of frames and judged by every recogniser: the emotion of the face
-   that leaves EmoCap, and how much of the performer's it carries (``carried``, the same measure).
+4. The curves alone, worn by a neutral carrier face (core/emotion/carrier.py), are rendered every
+   ``slow_step_seconds`` of each run of face frames (and at its ends) and judged by every
+   recogniser, interpolated between: the emotion of the face that leaves EmoCap, and how much of
+   the performer's it carries (``carried``, the same measure as consistency).
 5. A small network learns emotion from the fitted expression parameters (core/emotion/from_params).
 """
 
@@ -169,7 +170,8 @@ def analyse_emotion(
     carrier_raw: dict[str, np.ndarray] = {}
     carrier_rows = np.array([], np.int64)
     if isinstance(carrier, CarrierFace):
-        carrier_rows = choose_frames(has_face & fit.has_face, step, np.nan_to_num(fast_scores), config.change)
+        # the slow period only: the frames the performer's emotion adds would double EmoNet's share
+        carrier_rows = choose_frames(has_face & fit.has_face, step)
         carrier_raw = {name: np.full((n, len(EMOTIONS)), np.nan, np.float32) for name in names}
         for k in range(0, len(carrier_rows), config.batch):
             check_cancel()
