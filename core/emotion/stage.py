@@ -11,8 +11,8 @@ reconstruction's, their consistency, and the emotion-from-parameters model.
    performer's pixels from a neutral reference frame; both recognisers judge the renders (the
    slow one on its sampled frames), and consistency = 1 - Jensen-Shannon divergence per frame.
 4. The curves alone, worn by a neutral carrier face (core/emotion/carrier.py), are rendered every
-   ``slow_step_seconds`` of each run of face frames (and at its ends) and judged by every
-   recogniser, interpolated between: the emotion of the face that leaves EmoCap, and how much of
+   ``carrier_step_seconds`` of each run of face frames (and at its ends) and judged by every
+   recogniser, interpolated between (each judged face costs EmoNet's 80 ms): the emotion of the face that leaves EmoCap, and how much of
    the performer's it carries (``carried``, the same measure as consistency).
 5. A small network learns emotion from the fitted expression parameters (core/emotion/from_params).
 """
@@ -54,7 +54,8 @@ class EmotionConfig:
     """recognisers: names to run (the fast one on every frame, the slow one sampled).
     slow_step_seconds: sampling period of the slow recogniser. change: L1 change of the fast
     recogniser's probabilities that adds a slow sample. smooth_seconds: sigma of the zero-phase
-    smoothing. batch: faces per recogniser call. carrier: the path of a neutral photo whose face
+    smoothing. batch: faces per recogniser call. carrier_step_seconds: sampling period of the
+    curves on the carrier face (core/emotion/carrier.py). carrier: the path of a neutral photo whose face
     wears the curves (core/emotion/carrier.py; None: the take's neutral photo or reference frame)."""
 
     recognisers: tuple[str, ...] = (FAST, SLOW)
@@ -62,6 +63,7 @@ class EmotionConfig:
     change: float = 0.3
     smooth_seconds: float = 0.06
     batch: int = 32
+    carrier_step_seconds: float = 1.0
     carrier: str | None = None
 
 
@@ -170,8 +172,8 @@ def analyse_emotion(
     carrier_raw: dict[str, np.ndarray] = {}
     carrier_rows = np.array([], np.int64)
     if isinstance(carrier, CarrierFace):
-        # the slow period only: the frames the performer's emotion adds would double EmoNet's share
-        carrier_rows = choose_frames(has_face & fit.has_face, step)
+        carrier_step = max(int(round(config.carrier_step_seconds * fps)), 1)
+        carrier_rows = choose_frames(has_face & fit.has_face, carrier_step)
         carrier_raw = {name: np.full((n, len(EMOTIONS)), np.nan, np.float32) for name in names}
         for k in range(0, len(carrier_rows), config.batch):
             check_cancel()

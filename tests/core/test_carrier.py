@@ -119,9 +119,9 @@ def test_a_clip_s_curves_are_judged_on_its_own_neutral_frame(single_emotion_take
         carried = timeline.carrier_probabilities
         assert carried.shape == (summary.frames, len(EMOTIONS))
         measured = np.nonzero(np.isfinite(timeline.carrier_raw).all(axis=1))[0]
-        step = int(round(EmotionConfig().slow_step_seconds * summary.fps))
+        step = int(round(EmotionConfig().carrier_step_seconds * summary.fps))
         assert measured[0] == 0 and measured[-1] == summary.frames - 1  # the run's ends ...
-        assert np.array_equal(measured[:-1], np.arange(0, summary.frames - 1, step))  # ... and the slow period
+        assert np.array_equal(measured[:-1], np.arange(0, summary.frames - 1, step))  # ... and the period
         assert np.allclose(carried.sum(axis=1), 1.0, atol=1e-4)
     emonet = stored.timelines["emonet"]
     smiling, neutral = emonet.probabilities[:, HAPPY] > 0.9, emonet.probabilities[:, HAPPY] < 0.1
