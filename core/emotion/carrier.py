@@ -39,6 +39,10 @@ NO_NEUTRAL = ("a single image has no neutral face to carry its curves: name a ne
               "or a carrier face (--carrier)")
 
 
+class CarrierError(EmoCapError):
+    """A carrier face that cannot be used (no such file, no face in it)."""
+
+
 @dataclass(frozen=True)
 class CarrierChoice:
     """Where the carrier face comes from, as a take records it. kind: "photo", "frame" or "none";
@@ -78,10 +82,6 @@ def carrier_choice(carrier: str | None, neutral: str | None, frames: int) -> Car
     if frames > 1:
         return CarrierChoice(FRAME)  # the frame is chosen with the renders' reference frame
     return CarrierChoice(NONE, reason=NO_NEUTRAL)
-
-
-class CarrierError(EmoCapError):
-    """A carrier face that cannot be used (no such file, no face in it)."""
 
 
 class CarrierFace:

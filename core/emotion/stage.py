@@ -11,9 +11,9 @@ reconstruction's, their consistency, and the emotion-from-parameters model.
    performer's pixels from a neutral reference frame; both recognisers judge the renders (the
    slow one on its sampled frames), and consistency = 1 - Jensen-Shannon divergence per frame.
 4. The curves alone, worn by a neutral carrier face (core/emotion/carrier.py), are rendered every
-   ``carrier_step_seconds`` of each run of face frames (and at its ends) and judged by every
-   recogniser, interpolated between (each judged face costs EmoNet's 80 ms): the emotion of the face that leaves EmoCap, and how much of
-   the performer's it carries (``carried``, the same measure as consistency).
+   ``carrier_step_seconds`` of each run of face frames (and at its ends), judged by every
+   recogniser and interpolated between: the emotion of the face that leaves EmoCap, and how much
+   of the performer's it carries (``carried``, the same measure as consistency).
 5. A small network learns emotion from the fitted expression parameters (core/emotion/from_params).
 """
 
@@ -55,8 +55,9 @@ class EmotionConfig:
     slow_step_seconds: sampling period of the slow recogniser. change: L1 change of the fast
     recogniser's probabilities that adds a slow sample. smooth_seconds: sigma of the zero-phase
     smoothing. batch: faces per recogniser call. carrier_step_seconds: sampling period of the
-    curves on the carrier face (core/emotion/carrier.py). carrier: the path of a neutral photo whose face
-    wears the curves (core/emotion/carrier.py; None: the take's neutral photo or reference frame)."""
+    curves on the carrier face (core/emotion/carrier.py; each judged face costs EmoNet 80 ms on
+    a 2-core CPU). carrier: the path of a neutral photo whose face wears the curves (None: the
+    take's neutral photo or reference frame)."""
 
     recognisers: tuple[str, ...] = (FAST, SLOW)
     slow_step_seconds: float = 0.5
@@ -162,7 +163,7 @@ def analyse_emotion(
     cuts = cuts_from_boxes(np.nan_to_num(observations.box), has_face)
     sigma = config.smooth_seconds * fps
 
-    # 4. the curves on the carrier face, every recogniser on the slow schedule
+    # 4. the curves on the carrier face
     choice = carrier.choice if isinstance(carrier, CarrierFace) else (carrier or CarrierChoice(NONE))
     if fit is None or renderer is None:
         carrier, choice = None, CarrierChoice(NONE, reason="no fitted face")
@@ -172,17 +173,9 @@ def analyse_emotion(
     carrier_raw: dict[str, np.ndarray] = {}
     carrier_rows = np.array([], np.int64)
     if isinstance(carrier, CarrierFace):
-        carrier_step = max(int(round(config.carrier_step_seconds * fps)), 1)
-        carrier_rows = choose_frames(has_face & fit.has_face, carrier_step)
-        carrier_raw = {name: np.full((n, len(EMOTIONS)), np.nan, np.float32) for name in names}
-        for k in range(0, len(carrier_rows), config.batch):
-            check_cancel()
-            chunk = carrier_rows[k : k + config.batch]
-            crops = carrier.render(fit, chunk)
-            for name in names:
-                carrier_raw[name][chunk] = recognisers[name].predict(crops).probabilities
-            yield StageProgress("emotion: curves on the carrier face", min(k + config.batch, len(carrier_rows)),
-                                len(carrier_rows))
+        carrier_rows = choose_frames(has_face & fit.has_face, max(int(round(config.carrier_step_seconds * fps)), 1))
+        carrier_raw = yield from _judge_on_carrier(carrier, fit, carrier_rows, n, {k: recognisers[k] for k in names},
+                                                   config.batch, check_cancel)
     for name in names:
         is_fast = name == fast
         measured_rows = rows if is_fast else choose_frames(has_face, step, np.nan_to_num(fast_scores), config.change)
@@ -242,6 +235,21 @@ def analyse_emotion(
             report = {"frames": training.frames, "held_out_kl": round(training.held_out_kl, 4),
                       "top_class_agreement": round(training.top_class_agreement, 4)}
     return EmotionResult(timelines, primary, reference, net, report, choice)
+
+
+def _judge_on_carrier(carrier: CarrierFace, fit: FitParams, rows: np.ndarray, n: int, recognisers: dict, batch: int,
+                      check_cancel) -> Generator[StageProgress, None, dict[str, np.ndarray]]:
+    """Each recogniser's N x 8 probabilities of the curves of ``rows`` (sorted) worn by the carrier
+    (NaN in other rows); one render per row, judged by every recogniser."""
+    out = {name: np.full((n, len(EMOTIONS)), np.nan, np.float32) for name in recognisers}
+    for k in range(0, len(rows), batch):
+        check_cancel()
+        chunk = rows[k : k + batch]
+        crops = carrier.render(fit, chunk)
+        for name, recogniser in recognisers.items():
+            out[name][chunk] = recogniser.predict(crops).probabilities
+        yield StageProgress("emotion: curves on the carrier face", min(k + batch, len(rows)), len(rows))
+    return out
 
 
 def _concat(parts: list[EmotionScores]) -> EmotionScores:
