@@ -32,7 +32,7 @@ def test_intensity_slider_is_live_undoable_and_saved(loaded, qtbot):
     slider.sliderReleased.emit()
     assert window.undo_stack.count() == 1
     assert window.edit_panel.value_labels["intensity"].text() == "50 %"
-    qtbot.waitUntil(lambda: load_edits(view.take.root).layer_for().intensity == 0.5, timeout=3000)  # autosaved
+    qtbot.waitUntil(lambda: load_edits(view.take.root).layer_for().intensity == 0.5, timeout=10000)  # autosaved
     window.undo_stack.undo()
     np.testing.assert_array_equal(view.fit.expression, raw)
     assert window.edit_panel.sliders["intensity"].value() == 100
