@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from core.errors import EmoCapError
+from app.take_manifest import stored_manifest
 
 PHOTO_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp)"
 
@@ -16,13 +16,8 @@ PHOTO_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp)"
 def stored_carrier(take_dir: Path) -> str | None:
     """The carrier photo a take's emotion analysis was asked for (its path), or None (the take's
     own neutral photo or frame)."""
-    from core.take import Take
-
-    try:
-        emotion = Take.open(take_dir).manifest.emotion
-    except EmoCapError:
-        return None
-    return None if emotion is None else emotion.settings.get("carrier")
+    manifest = stored_manifest(take_dir)
+    return None if manifest is None or manifest.emotion is None else manifest.emotion.settings.get("carrier")
 
 
 def carrier_options(carrier: str | None) -> list[str]:

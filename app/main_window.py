@@ -24,6 +24,7 @@ from app.performer_menu import PerformerMenu, describe_performer, performer_opti
 from app.progress import ProgressPanel
 from app.settings import AppSettings, SettingsDialog, ask_emonet_licence
 from app.still_panel import StillPanel
+from app.take_manifest import stored_manifest
 from app.timelines import TimelinePanel
 from app.transport import Player, TransportBar
 from app.video_view import VideoView
@@ -74,13 +75,8 @@ class AnalysisStream:
 def stored_neutral(take_dir: Path) -> dict | None:
     """The neutral a take's fit was made with, as the take stores it: None (automatic, or no fit
     yet), {"frame": N} or {"image": {"path": ..., ...}}."""
-    from core.take import Take
-
-    try:
-        fit = Take.open(take_dir).manifest.fit
-    except EmoCapError:
-        return None
-    return None if fit is None else fit.neutral
+    manifest = stored_manifest(take_dir)
+    return None if manifest is None or manifest.fit is None else manifest.fit.neutral
 
 
 def neutral_options(neutral: dict | None) -> list[str]:

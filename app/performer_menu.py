@@ -7,21 +7,16 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
+from app.take_manifest import stored_manifest
 from app.workers import Job, calibrate_job
-from core.errors import EmoCapError
 
 PROFILE_FILTER = "Performer profiles (*.npz)"
 
 
 def stored_performer(take_dir: Path) -> str | None:
     """The performer profile a take's fit was made with (its path), or None."""
-    from core.take import Take
-
-    try:
-        fit = Take.open(take_dir).manifest.fit
-    except EmoCapError:
-        return None
-    return None if fit is None else fit.settings.get("performer")
+    manifest = stored_manifest(take_dir)
+    return None if manifest is None or manifest.fit is None else manifest.fit.settings.get("performer")
 
 
 def performer_options(performer: str | None) -> list[str]:

@@ -236,13 +236,11 @@ class TimelinePanel(QWidget):
 
     def set_reconstruction_emotion(self, probabilities: np.ndarray | None, has_face: np.ndarray) -> None:
         """N x 8 emotion predicted for the edited curves, dashed (None: no edits, none shown)."""
-        for name in EMOTIONS:
-            item = self.items.pop(f"reconstruction.{name}", None)
-            if item is not None and probabilities is None:
-                self.plots["reconstruction"].removeItem(item)
-            elif item is not None:
-                self.items[f"reconstruction.{name}"] = item
         if probabilities is None:
+            for name in EMOTIONS:
+                item = self.items.pop(f"reconstruction.{name}", None)
+                if item is not None:
+                    self.plots["reconstruction"].removeItem(item)
             return
         x = np.arange(len(probabilities), dtype=np.float64)
         for k, name in enumerate(EMOTIONS):

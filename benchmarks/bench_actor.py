@@ -62,12 +62,17 @@ def mean_sem(values: np.ndarray) -> str:
     return f"{values.mean():.3f} +- {values.std(ddof=1) / np.sqrt(len(values)):.3f}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
+    """The encoder's size and schedule, as the actor benchmarks train it."""
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--width", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_encoder_arguments(parser)
     parser.add_argument("--judge-frames", type=int, default=48, help="held-out frames EmoNet judges (0.25 s each)")
     parser.add_argument("--take", type=Path, help="a fitted take of the Wolfgang clip (default: analyse it here)")
     parser.add_argument("--variants", default="2D only,2D + 3D,2D + emotion,full",

@@ -33,6 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_actor import add_encoder_arguments  # noqa: E402
 from training.actor import actor_config, train_actor  # noqa: E402
 
 CLIP = ROOT.parent / "shared" / "fixtures" / "WolfgangLanger_Pexels.mp4"
@@ -47,10 +48,7 @@ def emocap(*args: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--input-size", type=int, default=128)
-    parser.add_argument("--width", type=float, default=0.5)
-    parser.add_argument("--threads", type=int, default=1)
+    add_encoder_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)

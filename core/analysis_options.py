@@ -7,7 +7,6 @@ so that a take analysed in a batch is the take ``analyze`` would have made with 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from core.facemodel.loading import ModelChoice
 
@@ -39,14 +38,14 @@ def pipeline_config(options: AnalysisOptions):
     """The PipelineConfig of ``options`` and the notes to add to the summary (a recogniser that
     is not installed). Raises EmoCapError for options that cannot be used (EmoNet named without
     its licence accepted, an unknown recogniser, a carrier face that is not a file)."""
-    from core.emotion.carrier import CarrierError
+    from core.emotion.carrier import carrier_photo
     from core.emotion.choice import choose_recognisers
     from core.emotion.stage import EmotionConfig
     from core.microexpr.config import RefineConfig
     from core.pipeline import PipelineConfig
 
-    if options.carrier is not None and not Path(options.carrier).expanduser().is_file():
-        raise CarrierError(f"carrier face {options.carrier} is not a readable file")
+    if options.carrier is not None:
+        carrier_photo(options.carrier)  # a missing photo fails here, before the analysis starts
     choice = choose_recognisers(options.recognisers, accept_emonet=options.accept_emonet, enabled=options.emotion)
     emotion = EmotionConfig(recognisers=choice.recognisers, carrier=options.carrier) if choice.recognisers else None
     refine = RefineConfig(onset=options.onset) if options.refine else None

@@ -69,15 +69,27 @@ class CarrierChoice:
         return f"frame {self.frame} of the take" if self.kind == FRAME else self.reason
 
 
+def carrier_photo(path: str | Path) -> Path:
+    """The absolute path of a carrier photo; CarrierError when it is not a readable file."""
+    photo = Path(path).expanduser().resolve()
+    if not photo.is_file():
+        raise CarrierError(f"carrier face {photo} is not a readable file")
+    return photo
+
+
+def neutral_photo(neutral: dict | None) -> str | None:
+    """The neutral photo a stored fit's neutral names (core.take.records.FitRecord.neutral), or
+    None for a neutral frame or the automatic choice."""
+    return ((neutral or {}).get("image") or {}).get("path")
+
+
 def carrier_choice(carrier: str | None, neutral: str | None, frames: int) -> CarrierChoice:
     """The carrier a take uses (see the module docstring). carrier: the user's photo path or None;
-    neutral: the take's ``--neutral`` value (a frame number or an image path) or None; frames: the
-    number of observed frames. A photo that cannot be read raises a named error."""
+    neutral: the neutral photo the take's identity was fitted on (:func:`neutral_photo`) or None;
+    frames: the number of observed frames. A photo that cannot be read raises CarrierError."""
     for path in (carrier, neutral):
-        if path is not None and not str(path).strip().lstrip("-").isdigit():
-            photo = Path(path).expanduser().resolve()
-            if not photo.is_file():
-                raise CarrierError(f"carrier face {photo} is not a readable file")
+        if path is not None:
+            photo = carrier_photo(path)
             return CarrierChoice(PHOTO, str(photo), file_sha256(photo))
     if frames > 1:
         return CarrierChoice(FRAME)  # the frame is chosen with the renders' reference frame

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from core.emotion.carrier import FRAME, NONE, PHOTO, CarrierChoice, CarrierFace, carrier_choice, photo_carrier
+from core.emotion.carrier import FRAME, NONE, PHOTO, CarrierChoice, CarrierFace, carrier_choice, neutral_photo, photo_carrier
 from core.emotion.consistency import consistency
 from core.emotion.from_params import ParamEmotionNet, train_param_emotion
 from core.emotion.stored import EmotionTimelines, RecogniserTimeline
@@ -277,10 +277,8 @@ class EmotionStage(Stage):
                                                              "carrier_face": self._carrier(ctx).to_dict()})
 
     def _carrier(self, ctx: RunContext) -> CarrierChoice:
-        from core.take_settings import neutral_of  # it imports this module
-
         fit = ctx.take.manifest.fit
-        return carrier_choice(self.config.carrier, None if fit is None else neutral_of(fit.neutral), len(ctx.observations))
+        return carrier_choice(self.config.carrier, None if fit is None else neutral_photo(fit.neutral), len(ctx.observations))
 
     def record(self, take: Take) -> EmotionRecord | None:
         return take.manifest.emotion

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from core.emotion.carrier import FRAME, NONE, PHOTO, CarrierChoice, CarrierError, carrier_choice, photo_carrier
+from core.emotion.carrier import neutral_photo as stored_neutral_photo
 from core.emotion.recognisers import load_recogniser
 from core.emotion.stage import EmotionConfig
 from core.emotion.types import EMOTIONS
@@ -47,7 +48,9 @@ def test_the_carrier_is_the_named_photo_then_the_neutral_photo_then_a_frame(tmp_
     named = carrier_choice(str(other), str(neutral_photo), 1)
     assert named.kind == PHOTO and named.path == str(other.resolve()) and len(named.sha256) == 64
     assert carrier_choice(None, str(neutral_photo), 1).path == str(neutral_photo.resolve())
-    assert carrier_choice(None, "12", 40).kind == FRAME  # a neutral frame number is a frame of the clip
+    stored_image = {"image": {"path": str(neutral_photo), "size": 1, "sha1": "0" * 40}}
+    assert carrier_choice(None, stored_neutral_photo(stored_image), 1).path == str(neutral_photo.resolve())
+    assert carrier_choice(None, stored_neutral_photo({"frame": 12}), 40).kind == FRAME  # a neutral frame of the clip
     assert carrier_choice(None, None, 40) == CarrierChoice(FRAME)
     alone = carrier_choice(None, None, 1)
     assert alone.kind == NONE and "--carrier" in alone.reason
