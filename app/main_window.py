@@ -128,6 +128,8 @@ class MainWindow(QMainWindow):
         self.performer: str | None = None  # the open take's performer profile (app.performer_menu)
         self.carrier: str | None = None  # the open take's carrier photo (app.carrier_menu)
         self.view = None  # core.take_view.TakeView once results are loaded
+        self.shown_view = None  # the view once all of it is on screen (take_loaded)
+        self._newest_load: Job | None = None
         self.committed = None  # core.edit.Edits as last committed (undo stack state)
         self.job: Job | None = None
         self.jobs: list[Job] = []
@@ -510,8 +512,12 @@ class MainWindow(QMainWindow):
         self.job_finished.emit("analysis", True)
 
     def _load_take(self) -> None:
+        # Loads can overlap (the mesh is loaded when fitting ends, again once the emotion stage is
+        # done): only the newest may be shown, or a slow older one would bring back stale curves.
         job = Job("open_take", open_take_job, self.take_dir, self.input_path,
-                  on_done=self._take_ready, on_error=self._job_error)
+                  on_done=lambda view: self._take_ready(view) if job is self._newest_load else view.close(),
+                  on_error=self._job_error)
+        self._newest_load = job
         self.jobs.append(job)
         job.worker.finished.connect(lambda: self.jobs.remove(job) if job in self.jobs else None)
         job.start()
@@ -560,6 +566,7 @@ class MainWindow(QMainWindow):
         self.refined_action.setChecked(view.show_refined)
 
     def _take_shown(self) -> None:
+        self.shown_view = self.view
         self._update_take_actions()
         self.show_frame(self.current)
         self.take_loaded.emit(str(self.view.take.root))

@@ -82,3 +82,36 @@ def test_no_face_clip_reports_clearly(window, qtbot):
         window.start_analysis()
     assert window.last_error.isVisible() and "no face found" in window.last_error.text()
     window.last_error.close()
+
+
+
+def test_a_slow_load_of_the_take_from_before_the_emotion_stage_is_not_shown_over_the_finished_one(window, qtbot,
+                                                                                                  monkeypatch):
+    """The take is loaded when fitting ends (the mesh while emotion runs) and again once the
+    analysis is done; a machine that finishes the first load last must still show the emotion."""
+    import threading
+
+    import app.main_window as main_window
+
+    load = main_window.open_take_job
+    second_done = threading.Event()
+    calls = []
+
+    def loads_in_reverse_order(take_dir, source_path=None, *, cancel):
+        calls.append(take_dir)
+        first = len(calls) == 1
+        view = yield from load(take_dir, source_path, cancel=cancel)
+        if first:
+            second_done.wait(timeout=60)
+        else:
+            second_done.set()
+        return view
+
+    monkeypatch.setattr(main_window, "open_take_job", loads_in_reverse_order)
+    window.open_input(fixture_path("single_face.mp4"))
+    with qtbot.waitSignal(window.job_finished, timeout=180000):
+        window.start_analysis()
+    qtbot.waitUntil(lambda: not window.jobs and window.shown_view is window.view is not None, timeout=60000)
+    assert len(calls) == 2 and second_done.is_set()
+    assert window.view.curves().primary == "fer"  # the load after the emotion stage, not the one before it
+    assert "on " in window.timelines.plots["reconstruction"].titleLabel.text  # the carrier face named

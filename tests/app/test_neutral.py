@@ -15,13 +15,14 @@ def action(window, name: str) -> QAction:
 
 
 def analyse(window, qtbot, trigger) -> None:
-    """Run an analysis through ``trigger`` and wait until it finished and its take is loaded."""
+    """Run an analysis through ``trigger`` and wait until it finished and its take is on screen."""
     with qtbot.waitSignal(window.job_finished, timeout=180000) as finished:
         trigger()
         assert window.job.running
         assert not action(window, "neutral_frame").isEnabled() and not action(window, "neutral_auto").isEnabled()
     assert finished.args == ["analysis", True]
-    qtbot.waitUntil(lambda: not window.jobs and window.view is not None, timeout=60000)
+    qtbot.waitUntil(lambda: not window.jobs and window.view is not None and window.shown_view is window.view,
+                    timeout=60000)
 
 
 def stored(window) -> tuple[dict | None, np.ndarray, dict[str, int]]:

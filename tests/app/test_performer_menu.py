@@ -20,7 +20,8 @@ def run_job(window, qtbot, trigger, name: str) -> None:
         assert window.job.running
         assert not action(window, "performer_use").isEnabled()
     assert finished.args == [name, True]
-    qtbot.waitUntil(lambda: not window.jobs and window.view is not None, timeout=60000)
+    qtbot.waitUntil(lambda: not window.jobs and window.view is not None and window.shown_view is window.view,
+                    timeout=60000)
 
 
 def fit_settings(window) -> dict:
