@@ -176,39 +176,36 @@ def analyse_emotion(
         carrier_rows = choose_frames(has_face & fit.has_face, max(int(round(config.carrier_step_seconds * fps)), 1))
         carrier_raw = yield from _judge_on_carrier(carrier, fit, carrier_rows, n, {k: recognisers[k] for k in names},
                                                    config.batch, check_cancel)
+    measured_rows = {name: rows if name == fast else choose_frames(has_face, step, np.nan_to_num(fast_scores), config.change)
+                     for name in names}
+    raw_scores = {fast: EmotionScores(fast_scores[rows])}
     for name in names:
-        is_fast = name == fast
-        measured_rows = rows if is_fast else choose_frames(has_face, step, np.nan_to_num(fast_scores), config.change)
-        if is_fast:
-            raw_scores = EmotionScores(fast_scores[rows])
-        else:
-            parts = []
-            for k in range(0, len(measured_rows), config.batch):
-                check_cancel()
-                chunk = list(measured_rows[k : k + config.batch])
-                parts.append(recognisers[name].predict(read_face_crops(source, observations, chunk, crop_size)))
-                yield StageProgress(f"emotion: {name} on frames", min(k + config.batch, len(measured_rows)), len(measured_rows))
-            raw_scores = _concat(parts)
+        if name == fast:
+            continue
+        parts = []
+        for k in range(0, len(measured_rows[name]), config.batch):
+            check_cancel()
+            chunk = list(measured_rows[name][k : k + config.batch])
+            parts.append(recognisers[name].predict(read_face_crops(source, observations, chunk, crop_size)))
+            yield StageProgress(f"emotion: {name} on frames", min(k + config.batch, len(measured_rows[name])),
+                                len(measured_rows[name]))
+        raw_scores[name] = _concat(parts)
+    render_probs = {name: np.full((n, len(EMOTIONS)), np.nan, np.float32) for name in names}
+    if renderer is not None:
+        render_probs = yield from _judge_renders(renderer, fit, measured_rows, n, {k: recognisers[k] for k in names},
+                                                 config.batch, check_cancel)
+    for name in names:
         raw = np.full((n, len(EMOTIONS)), np.nan, np.float32)
-        raw[measured_rows] = raw_scores.probabilities
+        raw[measured_rows[name]] = raw_scores[name].probabilities
         measured = np.zeros(n, bool)
-        measured[measured_rows] = True
-        probs = smooth(interpolate(raw_scores.probabilities, measured_rows, has_face, times), has_face, sigma, cuts)
+        measured[measured_rows[name]] = True
+        probs = smooth(interpolate(raw_scores[name].probabilities, measured_rows[name], has_face, times), has_face, sigma, cuts)
         probs = probs / np.nansum(probs, axis=1, keepdims=True)
         valence = arousal = None
-        if raw_scores.valence is not None:
-            va = np.stack([raw_scores.valence, raw_scores.arousal], axis=1)
-            va = smooth(interpolate(va, measured_rows, has_face, times), has_face, sigma, cuts)
+        if raw_scores[name].valence is not None:
+            va = np.stack([raw_scores[name].valence, raw_scores[name].arousal], axis=1)
+            va = smooth(interpolate(va, measured_rows[name], has_face, times), has_face, sigma, cuts)
             valence, arousal = va[:, 0], va[:, 1]
-        render_probs = np.full((n, len(EMOTIONS)), np.nan, np.float32)
-        if renderer is not None:
-            render_rows = [r for r in measured_rows if fit.has_face[r]]
-            for k in range(0, len(render_rows), config.batch):
-                check_cancel()
-                chunk = render_rows[k : k + config.batch]
-                crops = np.stack([renderer.render_crop(int(r))[0] for r in chunk])
-                render_probs[chunk] = recognisers[name].predict(crops).probabilities
-                yield StageProgress(f"emotion: {name} on reconstructions", min(k + config.batch, len(render_rows)), len(render_rows))
         carried_probs = carried = None
         if name in carrier_raw and len(carrier_rows):
             carried_probs = smooth(interpolate(carrier_raw[name][carrier_rows], carrier_rows, has_face & fit.has_face, times),
@@ -217,7 +214,7 @@ def analyse_emotion(
             carried = consistency(probs, carried_probs)
         timelines[name] = RecogniserTimeline(
             name, measured, raw, probs.astype(np.float32), valence, arousal, intensity(probs).astype(np.float32),
-            render_probs, consistency(raw, render_probs), carrier_raw.get(name), carried_probs, carried,
+            render_probs[name], consistency(raw, render_probs[name]), carrier_raw.get(name), carried_probs, carried,
         )
 
     primary = SLOW if SLOW in timelines else fast
@@ -235,6 +232,30 @@ def analyse_emotion(
             report = {"frames": training.frames, "held_out_kl": round(training.held_out_kl, 4),
                       "top_class_agreement": round(training.top_class_agreement, 4)}
     return EmotionResult(timelines, primary, reference, net, report, choice)
+
+
+def _judge_renders(renderer, fit: FitParams, measured_rows: dict[str, np.ndarray], n: int, recognisers: dict,
+                   batch: int, check_cancel) -> Generator[StageProgress, None, dict[str, np.ndarray]]:
+    """Each recogniser's N x 8 probabilities of the reconstruction's renders of the frames it
+    measured (``measured_rows``: name -> sorted rows; NaN elsewhere and where the fit has no face).
+    Every frame is rendered once and judged by each recogniser that measured it (the slow one's
+    frames are among the fast one's)."""
+    out = {name: np.full((n, len(EMOTIONS)), np.nan, np.float32) for name in recognisers}
+    wanted = {name: np.zeros(n, bool) for name in recognisers}
+    for name, rows in measured_rows.items():
+        wanted[name][rows] = True
+        wanted[name] &= fit.has_face
+    render_rows = np.nonzero(np.logical_or.reduce(list(wanted.values())))[0]
+    for k in range(0, len(render_rows), batch):
+        check_cancel()
+        chunk = render_rows[k : k + batch]
+        crops = renderer.render_crop_batch(chunk)[0]
+        for name, recogniser in recognisers.items():
+            judged = wanted[name][chunk]
+            if judged.any():
+                out[name][chunk[judged]] = recogniser.predict(crops[judged]).probabilities
+        yield StageProgress("emotion: reconstructions", min(k + batch, len(render_rows)), len(render_rows))
+    return out
 
 
 def _judge_on_carrier(carrier: CarrierFace, fit: FitParams, rows: np.ndarray, n: int, recognisers: dict, batch: int,
