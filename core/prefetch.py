@@ -1,14 +1,18 @@
-"""Run an iterator ahead on a background thread (for example video decoding while the face models
-work on the previous frame)."""
+"""Run work ahead on background threads: an iterator (for example video decoding while the face
+models work on the previous frame), or a function over items (renders while a network judges the
+previous ones)."""
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 _DONE = object()
 
 
@@ -48,3 +52,25 @@ def prefetch(items: Iterator[T], depth: int = 8) -> Iterator[T]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def map_ahead(function: Callable[[T], R], items: Iterable[T], workers: int = 2, ahead: int = 4) -> Iterator[R]:
+    """``function`` of each item, yielded in order, computed on ``workers`` threads up to ``ahead``
+    items ahead of the consumer (for work that releases the GIL for much of its time, such as
+    numpy-heavy rendering, while the consumer runs a network on the previous result).
+
+    An exception raised by ``function`` is raised here, after the results before it. Closing the
+    returned generator cancels what has not started and waits for what has."""
+    pending: deque[Future] = deque()
+    source = iter(items)
+    with ThreadPoolExecutor(max_workers=max(int(workers), 1), thread_name_prefix="map-ahead") as pool:
+        try:
+            for item in source:
+                pending.append(pool.submit(function, item))
+                if len(pending) > ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

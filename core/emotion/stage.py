@@ -37,6 +37,7 @@ from core.emotion.types import EMOTIONS, EmotionScores
 from core.errors import CancelledError
 from core.fit.params import FitParams
 from core.observe.crop_batches import face_crop_batches, read_face_crops
+from core.prefetch import map_ahead
 from core.results import StageProgress
 from core.stages import RunContext, Stage, json_ready
 from core.take import Take
@@ -47,6 +48,9 @@ from core.video import FrameSource
 log = logging.getLogger(__name__)
 
 FAST, SLOW = "fer", "emonet"
+# Renders run on threads ahead of the recognisers that judge them: numpy releases the GIL for much
+# of a render (two threads render the Wolfgang clip 1.2-1.4x faster than one on 2 cores).
+RENDER_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -246,15 +250,16 @@ def _judge_renders(renderer, fit: FitParams, measured_rows: dict[str, np.ndarray
         wanted[name][rows] = True
         wanted[name] &= fit.has_face
     render_rows = np.nonzero(np.logical_or.reduce(list(wanted.values())))[0]
-    for k in range(0, len(render_rows), batch):
+    chunks = [render_rows[k : k + batch] for k in range(0, len(render_rows), batch)]
+    done = 0
+    for chunk, crops in map_ahead(lambda rows: (rows, renderer.render_crop_batch(rows)[0]), chunks, RENDER_THREADS):
         check_cancel()
-        chunk = render_rows[k : k + batch]
-        crops = renderer.render_crop_batch(chunk)[0]
         for name, recogniser in recognisers.items():
             judged = wanted[name][chunk]
             if judged.any():
                 out[name][chunk[judged]] = recogniser.predict(crops[judged]).probabilities
-        yield StageProgress("emotion: reconstructions", min(k + batch, len(render_rows)), len(render_rows))
+        done += len(chunk)
+        yield StageProgress("emotion: reconstructions", done, len(render_rows))
     return out
 
 
@@ -263,13 +268,14 @@ def _judge_on_carrier(carrier: CarrierFace, fit: FitParams, rows: np.ndarray, n:
     """Each recogniser's N x 8 probabilities of the curves of ``rows`` (sorted) worn by the carrier
     (NaN in other rows); one render per row, judged by every recogniser."""
     out = {name: np.full((n, len(EMOTIONS)), np.nan, np.float32) for name in recognisers}
-    for k in range(0, len(rows), batch):
+    chunks = [rows[k : k + batch] for k in range(0, len(rows), batch)]
+    done = 0
+    for chunk, crops in map_ahead(lambda chunk: (chunk, carrier.render(fit, chunk)), chunks, RENDER_THREADS):
         check_cancel()
-        chunk = rows[k : k + batch]
-        crops = carrier.render(fit, chunk)
         for name, recogniser in recognisers.items():
             out[name][chunk] = recogniser.predict(crops).probabilities
-        yield StageProgress("emotion: curves on the carrier face", min(k + batch, len(rows)), len(rows))
+        done += len(chunk)
+        yield StageProgress("emotion: curves on the carrier face", done, len(rows))
     return out
 
 
