@@ -75,7 +75,7 @@ def test_dragging_a_key_edits_saves_exports_undoes_and_reopens(loaded, qtbot, tm
     assert not np.allclose(view.reconstruction_emotion()[frame], recon_before)  # and the emotion
     shown = window.timelines.items["reconstruction.happy"].getData()[1]
     assert shown[frame] == pytest.approx(view.reconstruction_emotion()[frame, 1], abs=1e-5)
-    qtbot.waitUntil(lambda: frame in load_edits(take_copy).curves.keys("jawOpen"), timeout=3000)  # autosaved
+    qtbot.waitUntil(lambda: frame in load_edits(take_copy).curves.keys("jawOpen"), timeout=10000)  # autosaved, 400 ms after the edit
     value = load_edits(take_copy).curves.keys("jawOpen")[frame]
     # the app's export writes the edited key
     out = tmp_path / "curves.csv"
@@ -86,7 +86,7 @@ def test_dragging_a_key_edits_saves_exports_undoes_and_reopens(loaded, qtbot, tm
     # undo, redo
     window.undo_stack.undo()
     np.testing.assert_array_equal(view.fit.expression, raw)
-    qtbot.waitUntil(lambda: not load_edits(take_copy).curves.keys("jawOpen"), timeout=3000)
+    qtbot.waitUntil(lambda: not load_edits(take_copy).curves.keys("jawOpen"), timeout=10000)
     window.undo_stack.redo()
     assert view.fit.expression[frame, JAW] == pytest.approx(value)
     window.save_edits()
