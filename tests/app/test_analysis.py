@@ -7,6 +7,7 @@ import numpy as np
 from PySide6.QtCore import QTimer
 
 from core.take import Take
+from tests.app.test_neutral import take_on_screen
 from tests.conftest import fixture_path
 
 
@@ -84,7 +85,6 @@ def test_no_face_clip_reports_clearly(window, qtbot):
     window.last_error.close()
 
 
-
 def test_a_slow_load_of_the_take_from_before_the_emotion_stage_is_not_shown_over_the_finished_one(window, qtbot,
                                                                                                   monkeypatch):
     """The take is loaded when fitting ends (the mesh while emotion runs) and again once the
@@ -111,7 +111,7 @@ def test_a_slow_load_of_the_take_from_before_the_emotion_stage_is_not_shown_over
     window.open_input(fixture_path("single_face.mp4"))
     with qtbot.waitSignal(window.job_finished, timeout=180000):
         window.start_analysis()
-    qtbot.waitUntil(lambda: not window.jobs and window.shown_view is window.view is not None, timeout=60000)
+    qtbot.waitUntil(lambda: take_on_screen(window), timeout=60000)
     assert len(calls) == 2 and second_done.is_set()
     assert window.view.curves().primary == "fer"  # the load after the emotion stage, not the one before it
     assert "on " in window.timelines.plots["reconstruction"].titleLabel.text  # the carrier face named

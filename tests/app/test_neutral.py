@@ -14,6 +14,11 @@ def action(window, name: str) -> QAction:
     return window.findChild(QAction, name)
 
 
+def take_on_screen(window) -> bool:
+    """Whether no job runs and the newest loaded take is wholly on screen."""
+    return not window.jobs and window.view is not None and window.shown_view is window.view
+
+
 def analyse(window, qtbot, trigger) -> None:
     """Run an analysis through ``trigger`` and wait until it finished and its take is on screen."""
     with qtbot.waitSignal(window.job_finished, timeout=180000) as finished:
@@ -21,8 +26,7 @@ def analyse(window, qtbot, trigger) -> None:
         assert window.job.running
         assert not action(window, "neutral_frame").isEnabled() and not action(window, "neutral_auto").isEnabled()
     assert finished.args == ["analysis", True]
-    qtbot.waitUntil(lambda: not window.jobs and window.view is not None and window.shown_view is window.view,
-                    timeout=60000)
+    qtbot.waitUntil(lambda: take_on_screen(window), timeout=60000)
 
 
 def stored(window) -> tuple[dict | None, np.ndarray, dict[str, int]]:

@@ -7,6 +7,7 @@ from PySide6.QtGui import QAction
 
 from core.performer.profile import load_profile
 from core.take import Take
+from tests.app.test_neutral import take_on_screen
 from tests.conftest import fixture_path
 
 
@@ -20,8 +21,7 @@ def run_job(window, qtbot, trigger, name: str) -> None:
         assert window.job.running
         assert not action(window, "performer_use").isEnabled()
     assert finished.args == [name, True]
-    qtbot.waitUntil(lambda: not window.jobs and window.view is not None and window.shown_view is window.view,
-                    timeout=60000)
+    qtbot.waitUntil(lambda: take_on_screen(window), timeout=60000)
 
 
 def fit_settings(window) -> dict:
