@@ -105,13 +105,14 @@ class CarrierFace:
         self.frame = int(frame)
         self.choice = choice
 
-    def render(self, fit: FitParams, rows) -> np.ndarray:
-        """B x S x S x 3 uint8: the expression curves and jaw of ``fit``'s ``rows`` (B) on the carrier."""
+    def render(self, fit: FitParams, rows, size: int | None = None) -> np.ndarray:
+        """B x S x S x 3 uint8: the expression curves and jaw of ``fit``'s ``rows`` (B) on the carrier
+        (S: ``size``, default the renderer's crop size)."""
         rows = np.asarray(rows, np.int64)
         if self.renderer.fit.expression.shape[1] != fit.expression.shape[1]:
             raise CarrierError("the carrier face was fitted with another face model than the take")
         return self.renderer.render_expressions(self.frame, np.nan_to_num(fit.expression[rows]),
-                                                np.nan_to_num(fit.jaw[rows]))[0]
+                                                np.nan_to_num(fit.jaw[rows]), size)[0]
 
 
 def photo_carrier(choice: CarrierChoice, take_root: Path, model, model_choice, device: str) -> CarrierFace:

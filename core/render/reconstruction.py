@@ -189,6 +189,7 @@ def kabsch(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarr
 class _Frames:
     """Crop-space geometry of a batch of frames (everything :meth:`_draw` needs)."""
 
+    size: int  # side of the rendered crops, pixels
     points: np.ndarray  # B x P x 3 crop pixels: mesh vertices, then landmark copies
     teeth: np.ndarray  # B x T x 3 crop pixels
     background: np.ndarray  # B x 2 x 3 affine: reference image -> this frame's crop
@@ -273,35 +274,41 @@ class ReconstructionRenderer:
         rgb, mask = self.render_crop_batch([index])
         return rgb[0], mask[0]
 
-    def render_crop_batch(self, indices) -> tuple[np.ndarray, np.ndarray]:
-        """Several frames at once (one model evaluation): (N x S x S x 3 uint8, N x S x S bool)."""
+    def render_crop_batch(self, indices, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Several frames at once (one model evaluation): (N x S x S x 3 uint8, N x S x S bool).
+        size: S, the side of the rendered crops in pixels (default ``crop_size``): the same aligned
+        crop drawn with fewer or more pixels, for a recogniser that needs fewer (rendering cost
+        grows with the pixels drawn)."""
         indices = [int(i) for i in np.atleast_1d(np.asarray(indices))]
-        return self._render(indices, None)
+        return self._render(indices, None, size)
 
-    def render_expressions(self, index: int, expression: np.ndarray,
-                           jaw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def render_expressions(self, index: int, expression: np.ndarray, jaw: np.ndarray | None = None,
+                           size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Frame ``index``'s face (its identity, head pose, gaze joints and camera) wearing other
         expressions, as when retargeting curves onto a carrier face: expression B x E weights
         (B x 3 jaw joint rotations in radians with them, FLAME's jaw; None: the frame's own jaw)
-        -> (B x S x S x 3 uint8, B x S x S bool)."""
+        -> (B x S x S x 3 uint8, B x S x S bool); size: S, as in :meth:`render_crop_batch`."""
         expression = np.atleast_2d(np.asarray(expression, np.float32))
         if expression.shape[1] != self.fit.expression.shape[1]:
             raise ValueError(f"expected {self.fit.expression.shape[1]} expression weights, got {expression.shape[1]}")
         overrides = {"expression": expression}
         if jaw is not None:
             overrides["jaw"] = np.asarray(jaw, np.float32).reshape(len(expression), 3)
-        return self._render([int(index)] * len(expression), overrides)
+        return self._render([int(index)] * len(expression), overrides, size)
 
-    def _render(self, indices: list[int], overrides: dict[str, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    def _render(self, indices: list[int], overrides: dict[str, np.ndarray] | None,
+                size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         for index in dict.fromkeys(indices):
             self._check_frame(index)
         if self._reference_image is None:
             raise RuntimeError("call set_reference(index, image) first (the reference frame's image)")
-        size = self.crop_size
+        size = self.crop_size if size is None else int(size)
+        if size < 1:
+            raise ValueError(f"render size must be a positive number of pixels, not {size}")
         rgb = np.empty((len(indices), size, size, 3), np.uint8)
         mask = np.empty((len(indices), size, size), bool)
         if indices:
-            frames = self._geometry(indices, overrides)
+            frames = self._geometry(indices, overrides, size)
             for k in range(len(indices)):
                 rgb[k], mask[k] = self._draw(frames, k)
         return rgb, mask
@@ -314,7 +321,7 @@ class ReconstructionRenderer:
         index = int(index)
         self._check_frame(index)
         frames = self._geometry([index])
-        return self._rasterize(frames.points[0]), frames.points[0]
+        return self._rasterize(frames.points[0], frames.size), frames.points[0]
 
     # ---------------------------------------------------------------------------------------------
     # Set-up
@@ -475,7 +482,9 @@ class ReconstructionRenderer:
         rot = out.joint_rotations[:, SKULL_JOINT].double().numpy()
         return np.einsum("bji,bvj->bvi", rot, out.vertices.double().numpy())  # R^T v
 
-    def _geometry(self, indices, overrides: dict[str, np.ndarray] | None = None) -> _Frames:
+    def _geometry(self, indices, overrides: dict[str, np.ndarray] | None = None, size: int | None = None) -> _Frames:
+        """Crop-space geometry of ``indices`` for crops of side ``size`` pixels (default crop_size)."""
+        size = self.crop_size if size is None else size
         out, camera = self._model_output(indices, overrides)
         vertices, landmarks = self._to_image(out, camera)
         model_landmarks = out.landmarks.double().numpy()
@@ -489,7 +498,7 @@ class ReconstructionRenderer:
             teeth = project(torch.as_tensor(np.concatenate([upper, lower], axis=1)), camera.double()).numpy()
 
         rows = [self._obs_rows[i] for i in indices]
-        transforms = self.observations.crop_transform[rows].astype(np.float64)  # B x 2 x 3
+        transforms = self.observations.crop_transform[rows].astype(np.float64) * (size / self.crop_size)  # B x 2 x 3
         points = np.concatenate([vertices, landmarks], axis=1)
         span = np.ptp(points[:, : self.model.num_vertices, 2], axis=1) + 1.0
         points[..., 2] += self._layer_offset[None] * span[:, None]
@@ -507,7 +516,7 @@ class ReconstructionRenderer:
             for e, (contours, iris) in enumerate(((RIGHT_EYE, ids.RIGHT_IRIS), (LEFT_EYE, ids.LEFT_IRIS))):
                 eyes[:, e], eye_shade[:, e], eye_opening[:, e] = self._eye_mapping(crop_landmarks, contours, iris[0])
         head = None if self._shader is None or self._reference_image is None else self._head_vertices(out)
-        return _Frames(points, teeth, background, eyes, eye_shade, eye_opening, head)
+        return _Frames(size, points, teeth, background, eyes, eye_shade, eye_opening, head)
 
     def _eye_mapping(self, crop_landmarks: np.ndarray, contours, iris: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For one eye of B frames: the 2 x 3 affines from crop pixels to reference-image pixels that
@@ -543,13 +552,12 @@ class ReconstructionRenderer:
     # Drawing
     # ---------------------------------------------------------------------------------------------
 
-    def _rasterize(self, points: np.ndarray) -> Fragments:
-        size = (self.crop_size, self.crop_size)
-        return rasterize(points, self._faces, size, cull_backfaces=True)
+    def _rasterize(self, points: np.ndarray, size: int) -> Fragments:
+        return rasterize(points, self._faces, (size, size), cull_backfaces=True)
 
     def _draw(self, frames: _Frames, k: int) -> tuple[np.ndarray, np.ndarray]:
-        size = self.crop_size
-        frags = self._rasterize(frames.points[k])
+        size = frames.size
+        frags = self._rasterize(frames.points[k], size)
         mask = frags.mask
         if self.background == "reference":
             rgb = cv2.warpAffine(self._reference_image, frames.background[k], (size, size), flags=cv2.INTER_LINEAR,
@@ -591,7 +599,7 @@ class ReconstructionRenderer:
         if len(cavity):
             colour[cavity] = self._mouth_colour(frags, pixel[cavity], frames.teeth[k])
         flat = rgb.reshape(-1, 3)
-        alpha = alpha_mask(frags, FEATHER_PX).reshape(-1)[pixel]
+        alpha = alpha_mask(frags, FEATHER_PX * size / self.crop_size).reshape(-1)[pixel]
         edge = np.nonzero(alpha < 1.0)[0]
         a = alpha[edge, None]
         colour[edge] = a * colour[edge] + (1.0 - a) * flat[pixel[edge]]

@@ -26,7 +26,7 @@ import torch
 from core.emotion import store
 from core.emotion.cli_models import add_models_parser, run_models
 from core.emotion.mini_xception import FER_CLASSES, load_mini_xception
-from core.emotion.recognisers import EmoNetRecogniser, FerRecogniser, load_recogniser
+from core.emotion.recognisers import EmoNetRecogniser, FerRecogniser, as_crops, load_recogniser
 from core.emotion.types import EMOTIONS
 from core.errors import DeviceError, EmoCapError, ModelIntegrityError, ModelNotInstalledError
 from core.facemodel import open_model  # noqa: F401 - imported before temp_store guards subprocess.run (scipy runs one on import)
@@ -251,6 +251,23 @@ def test_batches_give_the_same_scores_as_single_faces(name, faces, request):
     alone = recogniser.predict(crops[1:2])
     np.testing.assert_allclose(alone.probabilities[0], together.probabilities[1], atol=1e-5)
     assert len(recogniser.predict(np.zeros((0, 256, 256, 3), np.uint8))) == 0
+
+
+def test_fer_reads_crops_at_its_render_side_as_it_reads_full_ones(faces, fer, emonet):
+    """FER cuts its input from the crop in fractions of its side, so a crop at its render_side
+    (what the emotion stage renders for it) is read at that size, not resized to 256 first, and
+    reads as the full crop does; EmoNet keeps 256."""
+    crops = np.stack(list(faces.values()))
+    side = fer.render_side
+    small = np.stack([cv2.resize(c, (side, side), interpolation=cv2.INTER_AREA) for c in crops])
+    assert side < emonet.render_side == 256 and as_crops(small, fer.crop_side).shape[1:3] == (side, side)
+    assert as_crops(small, emonet.crop_side).shape[1:3] == (256, 256)
+    full, at_side = fer.predict(crops).probabilities, fer.predict(small).probabilities
+    change = np.abs(full - at_side).max(axis=1)
+    print(f"{len(crops)} faces at {side} px: top class kept on {(full.argmax(1) == at_side.argmax(1)).mean():.2f}, "
+          f"largest probability change {change.mean():.3f} on average")
+    assert (full.argmax(1) == at_side.argmax(1)).all()
+    assert change.mean() < 0.05
 
 
 def test_fer_on_onnxruntime_gives_the_torch_port_s_scores(faces, fer):

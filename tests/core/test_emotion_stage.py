@@ -92,3 +92,80 @@ def test_new_blink_and_lip_floors_make_the_reconstruction_s_emotion_stale(tmp_pa
     assert take.manifest.emotion.settings["fitted"] != first["fitted"]
     assert take.manifest.emotion.settings["fitted"] == take.fit_digest(closures=True)
     assert take.manifest.emotion.is_current(take.manifest.emotion.settings)
+
+
+@pytest.fixture(scope="module")
+def stage_inputs(emotion_take):
+    """What analyse_emotion takes, for the single_face take: (source, observations, fit, model,
+    both recognisers)."""
+    from core.emotion.recognisers import load_recogniser
+    from core.facemodel.loading import ModelChoice, load_face_model
+    from core.video import open_source
+
+    _, take = emotion_take
+    with open_source(take.manifest.source.path) as source:
+        yield (source, take.load_observations(), take.read_fit(), load_face_model(ModelChoice()),
+               {name: load_recogniser(name) for name in ("fer", "emonet")})
+
+
+def run_stage(stage_inputs, names, monkeypatch, cancel=None):
+    """analyse_emotion with the recognisers ``names``; returns (result, [(rows, size)] of every
+    reconstruction render it asked for)."""
+    from core.emotion.stage import analyse_emotion
+    from core.render.reconstruction import ReconstructionRenderer
+    from core.stages import drain
+
+    source, observations, fit, model, recognisers = stage_inputs
+    renders = []
+    render = ReconstructionRenderer.render_crop_batch
+
+    def recorded(self, indices, size=None):
+        renders.append((list(indices), size))
+        return render(self, indices, size)
+
+    monkeypatch.setattr(ReconstructionRenderer, "render_crop_batch", recorded)
+    result = drain(analyse_emotion(source, observations, fit, model, {k: recognisers[k] for k in names},
+                                   EmotionConfig(recognisers=names), cancel))
+    return result, renders
+
+
+def test_each_frame_is_rendered_once_at_the_size_its_judges_need(stage_inputs, monkeypatch):
+    """Frames that EmoNet measured are rendered at 256 and judged by both recognisers; the frames
+    FER alone measured at FER's render_side, which keeps the consistency of FER's timeline."""
+    _, observations, fit, _, recognisers = stage_inputs
+    result, renders = run_stage(stage_inputs, ("fer", "emonet"), monkeypatch)
+    size_of = {row: size for rows, size in renders for row in rows}
+    assert sum(len(rows) for rows, _ in renders) == len(size_of) == int((observations.has_face & fit.has_face).sum())
+    slow = result.timelines["emonet"].measured & fit.has_face
+    assert {size_of[row] for row in np.nonzero(slow)[0]} == {256}
+    assert {size_of[row] for row in np.nonzero(~slow & fit.has_face)[0]} == {recognisers["fer"].render_side}
+    for timeline in result.timelines.values():
+        judged = np.isfinite(timeline.render_probabilities).all(axis=1)
+        assert (judged == (timeline.measured & fit.has_face)).all()
+
+    alone, alone_renders = run_stage(stage_inputs, ("fer",), monkeypatch)
+    assert {size for _, size in alone_renders} == {recognisers["fer"].render_side}
+    fer, both = alone.timelines["fer"], result.timelines["fer"]
+    np.testing.assert_array_equal(fer.raw, both.raw)
+    print(f"FER's mean consistency: {np.nanmean(fer.consistency):.3f} alone, {np.nanmean(both.consistency):.3f} "
+          "with EmoNet's frames rendered at 256")
+    assert abs(np.nanmean(fer.consistency) - np.nanmean(both.consistency)) < 0.03
+
+
+def test_a_cancel_stops_the_fast_recogniser_s_thread_too(stage_inputs, monkeypatch):
+    import threading
+
+    from core.errors import CancelledError
+
+    cancel = threading.Event()
+    source, observations, fit, model, recognisers = stage_inputs
+    predict = type(recognisers["fer"]).predict
+
+    def cancelling(self, crops):  # the user cancels while the first faces are being judged
+        cancel.set()
+        return predict(self, crops)
+
+    monkeypatch.setattr(type(recognisers["fer"]), "predict", cancelling)
+    with pytest.raises(CancelledError):
+        run_stage(stage_inputs, ("fer",), monkeypatch, cancel)
+    assert not [t for t in threading.enumerate() if t.name.startswith("emotion-fast")]

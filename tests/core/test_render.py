@@ -230,6 +230,27 @@ def test_batch_equals_single_renders_and_errors_are_clear(take, renderer):
         fresh.set_reference(0, np.zeros((10, 10, 3), np.float32))
 
 
+def test_a_smaller_render_is_the_same_crop_with_fewer_pixels(take, renderer):
+    """render_crop_batch(size=128) draws the same aligned crop as 256 does, at half the pixels:
+    the face covers the same part of it, and the full render shrunk to 128 looks the same."""
+    _, fit, _, _ = take
+    frames = [renderer.reference_frame, len(fit) - 1]
+    full_rgb, full_mask = renderer.render_crop_batch(frames)
+    rgb, mask = renderer.render_crop_batch(frames, size=128)
+    assert rgb.shape == (2, 128, 128, 3) and mask.shape == (2, 128, 128)
+    for k in range(len(frames)):
+        shrunk_mask = cv2.resize(full_mask[k].astype(np.float32), (128, 128), interpolation=cv2.INTER_AREA) > 0.5
+        overlap = (mask[k] & shrunk_mask).sum() / (mask[k] | shrunk_mask).sum()
+        shrunk = cv2.resize(full_rgb[k], (128, 128), interpolation=cv2.INTER_AREA).astype(np.float64)
+        inside = cv2.erode(mask[k].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        difference = np.abs(rgb[k] - shrunk).max(axis=2)[inside].mean()
+        print(f"frame {frames[k]}: mask overlap {overlap:.3f}, mean abs difference {difference:.2f} inside the face")
+        assert overlap > 0.97
+        assert difference < 6.0
+    with pytest.raises(ValueError, match="positive"):
+        renderer.render_crop_batch(frames, size=0)
+
+
 def test_an_open_mouth_shows_its_cavity_when_the_neutral_lips_touch(take):
     """The mean face (identity 0) has exactly touching inner lips; its opened mouth must still be
     filled by the mouth layer (a strip wound from the closed lips faced away and was culled)."""
