@@ -320,12 +320,14 @@ def main() -> None:
     parser.add_argument("--sources", nargs="+", default=["still", "talking"], choices=["still", "talking"])
     parser.add_argument("--events", nargs="+", default=list(EVENTS), choices=list(EVENTS))
     parser.add_argument("--iterations", type=int, default=RefineConfig().iterations)
+    parser.add_argument("--seed", type=int, default=RefineConfig().seed,
+                        help="seed of the refiner's training (another seed shows how much the scores vary by chance)")
     parser.add_argument("--keep", type=Path, help="keep the clips and takes in this folder")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     logging.getLogger("bench").setLevel(logging.INFO)
     torch.set_num_threads(1)
-    config = RefineConfig(iterations=args.iterations)
+    config = RefineConfig(iterations=args.iterations, seed=args.seed)
     model = load_face_model(ModelChoice())
     sources = {"still": still_source, "talking": talking_source}
     rows = []
@@ -336,7 +338,8 @@ def main() -> None:
             source = sources[name]()
             for fps in args.fps:
                 rows += evaluate(source, fps, args.events, folder, config, model)
-    print(f"\nrefiner: {config.iterations} training steps per window, {torch.get_num_threads()} torch thread(s)\n")
+    print(f"\nrefiner: {config.iterations} training steps per window, seed {config.seed}, "
+          f"{torch.get_num_threads()} torch thread(s)\n")
     print_table(rows)
 
 

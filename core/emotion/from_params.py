@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from core.emotion.types import EMOTIONS, EmotionScores
+from core.optim import Adam
 
 
 class ParamEmotionNet(nn.Module):
@@ -57,7 +58,7 @@ def train_param_emotion(
     test[::stride] = True
     train = ~test if len(x) > stride else torch.ones(len(x), dtype=torch.bool)
     net = ParamEmotionNet(x.shape[1])
-    optimizer = _Adam(list(net.parameters()), lr=3e-3, weight_decay=1e-4)
+    optimizer = Adam(list(net.parameters()), lr=3e-3, weight_decay=1e-4)
     for _ in range(epochs):
         net.zero_grad()
         log_q, affect = net(x[train])
@@ -72,31 +73,6 @@ def train_param_emotion(
         kl = float(nn.functional.kl_div(log_q, p[test], reduction="batchmean")) if test.any() else float("nan")
         agree = float((log_q.argmax(1) == p[test].argmax(1)).float().mean()) if test.any() else float("nan")
     return net, TrainingReport(len(x), kl, agree)
-
-
-class _Adam:
-    """Adam with L2 weight decay, as torch.optim.Adam computes it. torch's optimisers import
-    torch._dynamo on first use, 1 s of every analysis for a network trained in 0.3 s."""
-
-    def __init__(self, params: list[torch.Tensor], lr: float, weight_decay: float,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
-        self.params, self.lr, self.weight_decay, self.betas, self.eps = params, lr, weight_decay, betas, eps
-        self.first = [torch.zeros_like(q) for q in params]
-        self.second = [torch.zeros_like(q) for q in params]
-        self.steps = 0
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.steps += 1
-        b1, b2 = self.betas
-        for q, m, v in zip(self.params, self.first, self.second):
-            if q.grad is None:  # not in this loss (the affect head without valence): left as it is
-                continue
-            grad = q.grad + self.weight_decay * q
-            m.mul_(b1).add_(grad, alpha=1 - b1)
-            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            denominator = (v / (1 - b2**self.steps)).sqrt_().add_(self.eps)
-            q.addcdiv_(m, denominator, value=-self.lr / (1 - b1**self.steps))
 
 
 def predict_from_params(net: ParamEmotionNet, expression: np.ndarray) -> EmotionScores:

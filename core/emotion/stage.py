@@ -2,7 +2,8 @@
 reconstruction's, their consistency, and the emotion-from-parameters model.
 
 1. The fast recogniser (FER mini-Xception, ~1 ms) sees every frame with a face: one sequential
-   pass over the video, crops warped with the stored crop transforms.
+   pass over the video, crops warped with the stored crop transforms, on a thread of its own
+   beside the work that does not depend on its scores (4., and 3. when it is the only recogniser).
 2. The slow recogniser (EmoNet, ~0.25 s on a CPU) sees the frames ``choose_frames`` picks: every
    ``slow_step_seconds`` of each run of face frames, the run's ends, and frames where the fast
    recogniser's probabilities moved; the rest is interpolated in time inside each run. Frames are
@@ -10,6 +11,8 @@ reconstruction's, their consistency, and the emotion-from-parameters model.
 3. The reconstruction of each frame is rendered from the camera's view, textured with the
    performer's pixels from a neutral reference frame; both recognisers judge the renders (the
    slow one on its sampled frames), and consistency = 1 - Jensen-Shannon divergence per frame.
+   Each frame is rendered once, with as many pixels as the recognisers judging it use
+   (``render_side``: FER 128, EmoNet 256).
 4. The curves alone, worn by a neutral carrier face (core/emotion/carrier.py), are rendered every
    ``carrier_step_seconds`` of each run of face frames (and at its ends), judged by every
    recogniser and interpolated between: the emotion of the face that leaves EmoCap, and how much
@@ -175,7 +178,7 @@ def analyse_emotion(
     try:
         fast_pass = pool.submit(_fast_pass, source, observations, rows, recognisers[fast], crop_size, config.batch,
                                 check_fast_cancel, fast_done)
-        carrier, choice, carrier_rows, carrier_raw = yield from _carrier_pass(
+        choice, carrier_rows, carrier_raw = yield from _carrier_pass(
             carrier, renderer, reference, fit, has_face, fps, {k: recognisers[k] for k in names}, config, check_cancel)
         render_probs = None
         if renderer is not None and names == [fast]:
@@ -272,8 +275,8 @@ def _await(future: Future, label: str, done: list[int], total: int) -> Generator
 def _carrier_pass(carrier: CarrierFace | CarrierChoice | None, renderer, reference: int, fit: FitParams | None,
                   has_face: np.ndarray, fps: float, recognisers: dict, config: EmotionConfig, check_cancel,
                   ) -> Generator[StageProgress, None, tuple]:
-    """4. The curves on the carrier face: (the carrier face or None, its CarrierChoice, the rows
-    judged on it, each recogniser's N x 8 probabilities of them)."""
+    """4. The curves on the carrier face: (its CarrierChoice, the rows judged on it, each
+    recogniser's N x 8 probabilities of them)."""
     choice = carrier.choice if isinstance(carrier, CarrierFace) else (carrier or CarrierChoice(NONE))
     if fit is None or renderer is None:
         carrier, choice = None, CarrierChoice(NONE, reason="no fitted face")
@@ -281,10 +284,10 @@ def _carrier_pass(carrier: CarrierFace | CarrierChoice | None, renderer, referen
         choice = dataclasses.replace(choice, frame=reference)
         carrier = CarrierFace(renderer, reference, choice)
     if not isinstance(carrier, CarrierFace):
-        return carrier, choice, np.array([], np.int64), {}
+        return choice, np.array([], np.int64), {}
     rows = choose_frames(has_face & fit.has_face, max(int(round(config.carrier_step_seconds * fps)), 1))
     raw = yield from _judge_on_carrier(carrier, fit, rows, len(has_face), recognisers, config.batch, check_cancel)
-    return carrier, choice, rows, raw
+    return choice, rows, raw
 
 
 def _judge_renders(renderer, fit: FitParams, measured_rows: dict[str, np.ndarray], n: int, recognisers: dict,

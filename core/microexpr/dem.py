@@ -11,10 +11,14 @@ expression update over time. Here:
 - evolution: the expression update z(t) (E weights) obeys
   dz/dt = rate * (u(t) - z) + g(z, u(t)),   u(t) = decoder(fused(t)) interpolated between frames,
   a learned first-order response (per-component rates in 1/s, time constants >= MIN_TAU_S) plus a
-  small learned non-linear term g, solved with torchdiffeq on a fixed step in seconds, so the
-  dynamics do not depend on the frame rate. z is 0 at the onset and is integrated away from it in
-  both directions (forward after the onset, in reversed time before it): the onset frame is the
-  neutral reference by construction.
+  small learned non-linear term g, solved on a fixed step in seconds, so the dynamics do not
+  depend on the frame rate. z is 0 at the onset and is integrated away from it in both directions
+  (forward after the onset, in reversed time before it): the onset frame is the neutral reference
+  by construction. The midpoint method (the default) runs both directions as one batch, stepping
+  as torchdiffeq's fixed-grid solver does (the same grid, steps and linear interpolation to the
+  frame times) with the drive precomputed at every evaluation time: a training step is hundreds of
+  these tiny sequential steps, and their per-operation overhead, not arithmetic, is what they
+  cost. Other methods (rk4, ...) run through torchdiffeq.
 
 The decoder and g start at zero, so an untrained module returns a zero update. Pure nn.Modules, no
 I/O.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import bisect
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torchdiffeq import odeint
@@ -123,6 +128,83 @@ class ExpressionDynamics(nn.Module):
         u = interpolate_rows(self._times, self._drive, float(t) * self.direction)
         return self.rate * (u - z) + self.g(torch.cat([z, u], dim=1))
 
+    def midpoint_from_onset(self, rel: torch.Tensor, drive: torch.Tensor, onset: int, step_s: float) -> torch.Tensor:
+        """z at the T times ``rel`` (seconds from the onset, increasing; rel[onset] = 0) with
+        z(0) = 0, integrated by the midpoint method on a ``step_s`` grid forward after the onset
+        and in reversed time before it, both at once: T x E. ``drive``: T x E, u at ``rel``."""
+        rate = self.rate
+        times = rel.tolist()
+        branches = [(rel[onset:], 1.0)] + ([(-rel[: onset + 1].flip(0), -1.0)] if onset > 0 else [])
+        grids = [fixed_grid(out, step_s) if len(out) > 1 else out for out, _ in branches]
+        steps = max(len(grid) - 1 for grid in grids)
+        # per branch and step: the step (0 once the branch has reached its end) and the drive at
+        # the step's start and middle, as torchdiffeq computes them (its times in float32)
+        dt = torch.zeros(steps, len(branches), 1, dtype=drive.dtype)
+        half = torch.zeros_like(dt)
+        u_start = drive.new_zeros(steps, len(branches), drive.shape[1])
+        u_mid = torch.zeros_like(u_start)
+        for b, ((_, direction), grid) in enumerate(zip(branches, grids)):
+            n = len(grid) - 1
+            if n == 0:
+                continue
+            step = grid[1:] - grid[:-1]
+            half_step = 0.5 * step
+            dt[:n, b, 0], half[:n, b, 0] = step.to(drive.dtype), half_step.to(drive.dtype)
+            at = torch.cat([grid[:-1], grid[:-1] + half_step]).double().numpy() * direction
+            values = drive_at(times, drive, at)
+            u_start[:n, b], u_mid[:n, b] = values[:n], values[n:]
+        # g is Linear([z, u]) -> tanh -> Linear: the drive's share of both linear maps, and the
+        # drive term of the first-order response, are computed for every evaluation at once, so
+        # that each evaluation is five small operations on z (one autograd node each)
+        inner, outer = self.g[0], self.g[2]
+        width = drive.shape[1]
+        from_z, from_u = inner.weight[:, :width].t(), inner.weight[:, width:].t()
+        to_out = outer.weight.t()
+        hidden_start = (u_start @ from_u + inner.bias).unbind(0)
+        hidden_mid = (u_mid @ from_u + inner.bias).unbind(0)
+        lead_start = (rate * u_start + outer.bias).unbind(0)
+        lead_mid = (rate * u_mid + outer.bias).unbind(0)
+        z = drive.new_zeros(len(branches), width)
+        states = [z]
+        for k in range(steps):
+            f0 = torch.addmm(lead_start[k] - rate * z, torch.tanh(torch.addmm(hidden_start[k], z, from_z)), to_out)
+            middle = torch.addcmul(z, f0, half[k])
+            f1 = torch.addmm(lead_mid[k] - rate * middle, torch.tanh(torch.addmm(hidden_mid[k], middle, from_z)), to_out)
+            z = torch.addcmul(z, dt[k], f1)
+            states.append(z)
+        path = torch.stack(states)  # steps + 1 x branches x E
+        solved = []
+        for b, ((out, _), grid) in enumerate(zip(branches, grids)):
+            solved.append(_at_times(path[: len(grid), b], grid, out))
+        after = solved[0]
+        if onset == 0:
+            return after
+        return torch.cat([solved[1].flip(0)[:-1], after], dim=0)
+
+
+def fixed_grid(times: torch.Tensor, step_s: float) -> torch.Tensor:
+    """The step grid of torchdiffeq's fixed-grid solvers for output ``times`` (increasing, 1-D):
+    ``step_s`` apart from times[0], the last point moved onto times[-1]."""
+    count = torch.ceil((times[-1] - times[0]) / step_s + 1).item()
+    grid = torch.arange(0, count, dtype=times.dtype) * step_s + times[0]
+    grid[-1] = times[-1]
+    return grid
+
+
+def drive_at(times: list[float], values: torch.Tensor, at: np.ndarray) -> torch.Tensor:
+    """:func:`interpolate_rows` at many times at once (its weights in double precision, as there):
+    ``at`` (N, seconds) -> N x D."""
+    if len(times) == 1:
+        return values[:1].expand(len(at), -1)
+    grid = np.asarray(times)
+    upper = np.clip(np.searchsorted(grid, at, side="right"), 1, len(grid) - 1)
+    lower = upper - 1
+    weight = (at - grid[lower]) / np.maximum(grid[upper] - grid[lower], 1e-12)
+    weight = np.where(at <= grid[0], 0.0, np.where(at >= grid[-1], 1.0, weight))
+    keep = torch.as_tensor(1.0 - weight, dtype=values.dtype)[:, None]
+    take = torch.as_tensor(weight, dtype=values.dtype)[:, None]
+    return values[lower] * keep + values[upper] * take
+
 
 def integrate(func: nn.Module, z0: torch.Tensor, times: torch.Tensor, method: str, step_s: float) -> torch.Tensor:
     """Solve dz/dt = func(t, z) from z(times[0]) = z0 (1 x D) and return T x D at ``times``
@@ -157,11 +239,36 @@ class DynamicEncodedModule(nn.Module):
     def forward(self, static: torch.Tensor, motion: torch.Tensor, times: torch.Tensor, onset: int) -> torch.Tensor:
         u = self.drive(static, motion)
         rel = times - times[onset]
-        z0 = u.new_zeros(1, u.shape[1])
-        self.dynamics.drive(rel, u, 1.0)
-        after = integrate(self.dynamics, z0, rel[onset:], self.method, self.step_s)
-        if onset == 0:
-            return after
-        self.dynamics.drive(rel, u, -1.0)
-        before = integrate(self.dynamics, z0, -rel[: onset + 1].flip(0), self.method, self.step_s)
-        return torch.cat([before.flip(0)[:-1], after], dim=0)
+        if self.method == "midpoint":
+            return self.dynamics.midpoint_from_onset(rel, u, onset, self.step_s)
+        return from_onset_with_torchdiffeq(self.dynamics, rel, u, onset, self.method, self.step_s)
+
+
+def from_onset_with_torchdiffeq(dynamics: ExpressionDynamics, rel: torch.Tensor, drive: torch.Tensor, onset: int,
+                                method: str, step_s: float) -> torch.Tensor:
+    """What :meth:`ExpressionDynamics.midpoint_from_onset` computes, by torchdiffeq's ``method``
+    one direction at a time: T x E."""
+    z0 = drive.new_zeros(1, drive.shape[1])
+    dynamics.drive(rel, drive, 1.0)
+    after = integrate(dynamics, z0, rel[onset:], method, step_s)
+    if onset == 0:
+        return after
+    dynamics.drive(rel, drive, -1.0)
+    before = integrate(dynamics, z0, -rel[: onset + 1].flip(0), method, step_s)
+    return torch.cat([before.flip(0)[:-1], after], dim=0)
+
+
+def _at_times(states: torch.Tensor, grid: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """The solution at output ``times`` (T, increasing, times[0] = grid[0]) from the ``states``
+    (G x E) at the ``grid`` points (G), linearly interpolated inside a step, as torchdiffeq does
+    (a time on a grid point takes that point's state exactly) -> T x E."""
+    if len(grid) == 1:
+        return states[:1].expand(len(times), -1)
+    end = torch.searchsorted(grid, times[1:], side="left").clamp(1, len(grid) - 1)  # first grid point >= t
+    start = end - 1
+    t0, t1 = grid[start], grid[end]
+    slope = ((times[1:] - t0) / (t1 - t0))[:, None]
+    y0, y1 = states[start], states[end]
+    inside = y0 + slope * (y1 - y0)
+    value = torch.where((times[1:] == t1)[:, None], y1, torch.where((times[1:] == t0)[:, None], y0, inside))
+    return torch.cat([states[:1], value])

@@ -47,6 +47,7 @@ from core.microexpr.losses import (
     pose_correction_loss,
     uniform_laplacian,
 )
+from core.optim import Adam
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +260,7 @@ def weighted_total(parts: dict[str, torch.Tensor], weights: LossWeights) -> torc
 
 
 def training_step(refiner: MicroExpressionRefiner, window: WindowTensors, correction: torch.Tensor,
-                  optimiser: torch.optim.Optimizer, generator: torch.Generator, config: RefineConfig) -> dict[str, float]:
+                  optimiser: Adam | torch.optim.Optimizer, generator: torch.Generator, config: RefineConfig) -> dict[str, float]:
     """One Adam step on random frames of a window (the onset always among them); returns the
     unweighted losses and the weighted ``total``."""
     coarse_rows = sample_rows(len(window.times), window.onset, 2 * config.frames_per_step, generator)
@@ -280,7 +281,7 @@ def train_window(model: FaceModel, refiner: MicroExpressionRefiner, regions: Mes
     window = WindowTensors(model, regions, data)
     generator = torch.Generator().manual_seed(config.seed)
     correction = torch.zeros(len(data), 6, requires_grad=True)
-    optimiser = torch.optim.Adam(list(refiner.parameters()) + [correction], lr=config.learning_rate)
+    optimiser = Adam(list(refiner.parameters()) + [correction], lr=config.learning_rate)
     history: dict[str, list[float]] = {}
     for step in range(config.iterations):
         for name, value in training_step(refiner, window, correction, optimiser, generator, config).items():
