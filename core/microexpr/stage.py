@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Generator, Mapping
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -46,6 +47,7 @@ from core.microexpr.geometry import skin_triangles
 from core.microexpr.motion import find_onset, motion_energy, motion_speed
 from core.microexpr.refiner import MicroExpressionRefiner, WindowData, WindowRefinement, train_window
 from core.microexpr.results import Refinement, offsets_basis
+from core.prefetch import map_ahead
 from core.results import StageProgress
 from core.take.observations import ObservationArrays
 from core.video import FrameSource
@@ -246,7 +248,7 @@ def refine_clip(
     refine_total = len(todo) * config.iterations
     geometry = ClipGeometry(model, fit, config)
     flow_done = refine_done = 0
-    pending: list[StageProgress] = []
+    pending: deque[StageProgress] = deque()  # the flow's progress, reported from its thread
 
     def flow_progress(n: int) -> None:
         nonlocal flow_done
@@ -254,11 +256,18 @@ def refine_clip(
         if flow_done % 16 == 0 or flow_done == flow_total:
             pending.append(StageProgress(FLOW_STEP, flow_done, flow_total))
 
+    def reported() -> Iterator[StageProgress]:
+        while pending:
+            yield pending.popleft()
+
+    def prepared(window: tuple[int, int]) -> tuple[int, int, WindowData, np.ndarray]:
+        return (*window, *prepare_window(geometry, source, observations, *window, cancel, flow_progress))
+
+    # The flow of the next window (OpenCV, the video) runs on a thread while the refiner trains on
+    # this one (torch on one thread): the two cores work at once on clips of several windows.
     with single_threaded_torch():
-        for start, stop in todo:
-            data, energy = prepare_window(geometry, source, observations, start, stop, cancel, flow_progress)
-            yield from pending
-            pending.clear()
+        for start, stop, data, energy in map_ahead(prepared, todo, workers=1, ahead=1):
+            yield from reported()
             refiner = new_refiner(model.num_expression, config)
             training = train_window(model, refiner, geometry.regions, data, config)
             while True:
@@ -270,6 +279,7 @@ def refine_clip(
                 if cancel is not None and cancel.is_set():
                     raise CancelledError("micro-expression refinement cancelled; a new run resumes after the last window")
                 if step % 10 == 0 or step == config.iterations:
+                    yield from reported()
                     yield StageProgress(REFINE_STEP, refine_done + step, refine_total)
             refine_done += config.iterations
             result = WindowResult(
