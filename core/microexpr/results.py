@@ -25,23 +25,32 @@ MAX_BASIS = 32
 BASIS_TOLERANCE = 1e-4  # share of the offsets' squared norm the basis may leave out
 
 
-def offsets_basis(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def offsets_basis(offsets: np.ndarray, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """M x V x 3 offsets -> (K x V x 3 float32 basis, M x K float32 coefficients): the fewest
     principal directions (no centring, at most MAX_BASIS) that keep all but BASIS_TOLERANCE of the
-    squared norm. Offsets that are all zero give K = 0."""
+    squared norm. Offsets that are all zero give K = 0.
+
+    The directions are the eigenvectors of the 3V x 3V Gram matrix, summed over ``block`` frames
+    at a time, so that memory does not grow with M beyond the offsets themselves (an SVD of the
+    M x 3V matrix needs several times its size: 70 KB a frame)."""
     m = len(offsets)
     if m == 0:
         return np.zeros((0, *offsets.shape[1:]), np.float32), np.zeros((0, 0), np.float32)
-    flat = offsets.reshape(m, -1).astype(np.float64)
-    u, s, vt = np.linalg.svd(flat, full_matrices=False)
-    energy = s**2
+    flat = offsets.reshape(m, -1)
+    gram = np.zeros((flat.shape[1], flat.shape[1]))
+    for start in range(0, m, block):
+        rows = flat[start:start + block].astype(np.float64)
+        gram += rows.T @ rows
+    energy, directions = np.linalg.eigh(gram)  # ascending
+    energy, directions = np.clip(energy[::-1], 0.0, None), directions[:, ::-1]
     total = energy.sum()
     if total <= 0:
         return np.zeros((0, *offsets.shape[1:]), np.float32), np.zeros((m, 0), np.float32)
     kept = np.cumsum(energy) / total
-    k = int(min(MAX_BASIS, np.searchsorted(kept, 1.0 - BASIS_TOLERANCE) + 1, len(s)))
-    basis = vt[:k].reshape(k, *offsets.shape[1:]).astype(np.float32)
-    return basis, (u[:, :k] * s[:k]).astype(np.float32)
+    k = int(min(MAX_BASIS, np.searchsorted(kept, 1.0 - BASIS_TOLERANCE) + 1, m, flat.shape[1]))
+    basis = directions[:, :k].T
+    coefficients = np.concatenate([flat[start:start + block].astype(np.float64) @ basis.T for start in range(0, m, block)])
+    return basis.reshape(k, *offsets.shape[1:]).astype(np.float32), coefficients.astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -319,7 +319,7 @@ def assemble(windows: list[WindowResult], fit: FitParams, num_vertices: int) -> 
     expression = np.where(refined[:, None], 0.0, fit.expression).astype(np.float64)
     rotation = np.where(refined[:, None], 0.0, fit.rotation).astype(np.float64)
     camera = np.where(refined[:, None], 0.0, fit.camera).astype(np.float64)
-    offsets = np.zeros((n, num_vertices, 3))
+    offsets = np.zeros((n, num_vertices, 3), np.float32)  # metres: float32 keeps 1e-10 m
     energy = np.full(n, np.nan)
     energy[refined] = 0.0
     onset = np.full(n, -1, np.int64)
@@ -335,9 +335,7 @@ def assemble(windows: list[WindowResult], fit: FitParams, num_vertices: int) -> 
         take = k > best[rows]
         onset[rows] = np.where(take, fit.frame_index[w.onset], onset[rows])
         best[rows] = np.maximum(best[rows], k)
-    basis, coefficients = offsets_basis(offsets[refined])
-    all_coefficients = np.zeros((n, len(basis)), np.float32)
-    all_coefficients[refined] = coefficients
+    basis, all_coefficients = offsets_basis(offsets)  # frames not refined: zero offsets, zero coefficients
     table = np.array([[fit.frame_index[w.start], fit.frame_index[w.stop - 1] + 1, fit.frame_index[w.onset]] for w in windows],
                      np.int64).reshape(-1, 3)
     return Refinement(

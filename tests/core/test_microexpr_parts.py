@@ -397,6 +397,22 @@ def test_offsets_are_stored_compactly_and_read_back():
     assert np.allclose(again.vertex_offsets(7), offsets[7], atol=1e-7)
 
 
+def test_the_offsets_basis_is_the_truncated_svd_computed_in_blocks():
+    """The basis comes from the Gram matrix summed block by block (memory flat in the clip's
+    length); it keeps what the SVD of all offsets at once keeps, to float32 precision."""
+    rng = np.random.default_rng(3)
+    offsets = np.einsum("nk,kvc->nvc", rng.standard_normal((300, 5)), rng.standard_normal((5, 40, 3))) * 1e-3
+    offsets += rng.standard_normal(offsets.shape) * 1e-7  # noise far below the tolerance
+    flat = offsets.reshape(300, -1)
+    u, s, vt = np.linalg.svd(flat, full_matrices=False)
+    for block in (7, 2048):
+        basis, coefficients = offsets_basis(offsets, block=block)
+        assert len(basis) == 5 and coefficients.shape == (300, 5)
+        np.testing.assert_allclose(coefficients @ basis.reshape(5, -1), (u[:, :5] * s[:5]) @ vt[:5], atol=1e-8)
+    zero = np.zeros((4, 40, 3))
+    assert offsets_basis(zero)[0].shape == (0, 40, 3) and offsets_basis(zero)[1].shape == (4, 0)
+
+
 def test_fast_part_keeps_a_brief_motion_and_drops_a_slow_drift():
     from core.microexpr.stage import fast_part
 
