@@ -294,10 +294,12 @@ def refine_clip(
     return assemble([finished[w[0]] for w in windows], fit, model.num_vertices)
 
 
-def blend_weights(windows: list[tuple[int, int]], count: int) -> np.ndarray:
-    """W x count cross-fade weights: 1 inside a window, linear ramps where neighbours overlap,
-    normalised to sum 1 on every covered frame."""
-    weights = np.zeros((len(windows), count))
+def blend_weights(windows: list[tuple[int, int]], count: int) -> list[np.ndarray]:
+    """Cross-fade weights of each window over its own rows (b - a each, of ``count`` frames): 1
+    inside a window, linear ramps where neighbours overlap, normalised to sum 1 on every covered
+    frame. Per window, not W x count: a long clip has hundreds of windows."""
+    weights = []
+    total = np.zeros(count)
     for i, (a, b) in enumerate(windows):
         w = np.ones(b - a)
         if i > 0 and windows[i - 1][1] > a:
@@ -306,16 +308,18 @@ def blend_weights(windows: list[tuple[int, int]], count: int) -> np.ndarray:
         if i + 1 < len(windows) and windows[i + 1][0] < b:
             n = b - windows[i + 1][0]
             w[b - a - n:] = np.minimum(w[b - a - n:], (n - np.arange(n)) / (n + 1))
-        weights[i, a:b] = w
-    total = weights.sum(axis=0)
-    return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
+        weights.append(w)
+        total[a:b] += w
+    return [w / total[a:b] for w, (a, b) in zip(weights, windows)]
 
 
 def assemble(windows: list[WindowResult], fit: FitParams, num_vertices: int) -> Refinement:
     """Cross-fade refined windows into per-frame results for the whole clip."""
     n = len(fit)
     weights = blend_weights([(w.start, w.stop) for w in windows], n)
-    refined = weights.sum(axis=0) > 0
+    refined = np.zeros(n, bool)
+    for w in windows:
+        refined[w.start:w.stop] = True
     expression = np.where(refined[:, None], 0.0, fit.expression).astype(np.float64)
     rotation = np.where(refined[:, None], 0.0, fit.rotation).astype(np.float64)
     camera = np.where(refined[:, None], 0.0, fit.camera).astype(np.float64)
@@ -324,9 +328,8 @@ def assemble(windows: list[WindowResult], fit: FitParams, num_vertices: int) -> 
     energy[refined] = 0.0
     onset = np.full(n, -1, np.int64)
     best = np.zeros(n)
-    for w, weight in zip(windows, weights):
+    for w, k in zip(windows, weights):
         rows = slice(w.start, w.stop)
-        k = weight[rows]
         expression[rows] += k[:, None] * w.expression
         rotation[rows] += k[:, None] * w.rotation
         camera[rows] += k[:, None] * w.camera
