@@ -16,7 +16,8 @@ class AnalysisOptions:
     """What ``emocap analyze`` is asked for. emotion: measure emotion (with ``recognisers``, a
     comma list or None for the default; EmoNet only with ``accept_emonet``). refine: run the
     micro-expression refiner (``onset``: its neutral onset frame, None: found). carrier: a
-    neutral photo whose face wears the curves to judge them (EmotionConfig.carrier). The rest are
+    neutral photo whose face wears the curves to judge them (EmotionConfig.carrier).
+    emotion_precision: the recognisers' precision (EmotionConfig.precision). The rest are
     PipelineConfig's fields of the same names."""
 
     device: str = "auto"
@@ -32,6 +33,7 @@ class AnalysisOptions:
     neutral: str | None = None
     start_timecode: str | None = None
     carrier: str | None = None
+    emotion_precision: str = "auto"
 
 
 def pipeline_config(options: AnalysisOptions):
@@ -47,7 +49,8 @@ def pipeline_config(options: AnalysisOptions):
     if options.carrier is not None:
         carrier_photo(options.carrier)  # a missing photo fails here, before the analysis starts
     choice = choose_recognisers(options.recognisers, accept_emonet=options.accept_emonet, enabled=options.emotion)
-    emotion = EmotionConfig(recognisers=choice.recognisers, carrier=options.carrier) if choice.recognisers else None
+    emotion = EmotionConfig(recognisers=choice.recognisers, carrier=options.carrier,
+                            precision=options.emotion_precision) if choice.recognisers else None
     refine = RefineConfig(onset=options.onset) if options.refine else None
     config = PipelineConfig(device=options.device, image_fps=options.image_fps, model=options.model, emotion=emotion,
                             refine=refine, method=options.method, encoder=options.encoder, neutral=options.neutral,

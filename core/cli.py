@@ -3,6 +3,7 @@
     emocap analyze INPUT --out TAKE [--json] [--device auto|cpu|cuda] [--overwrite] [--refine [--onset N]]
                   [--start-timecode HH:MM:SS:FF]
                   [--no-emotion | --recognisers fer|emonet|fer,emonet] [--accept-emonet-licence] [--carrier IMAGE]
+                  [--emotion-precision auto|float32]
     emocap info TAKE [--json]
     emocap check TAKE [--repair] [--json]   (each chunk's health; --repair rebuilds what is damaged)
     emocap models install | list [--json]
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "timelines and the reconstruction's emotion consistency)")
     analyze.add_argument("--recognisers", default=None,
                          help="emotion recognisers to run (see 'emocap models list'): fer (default), emonet or both")
+    analyze.add_argument("--emotion-precision", choices=("auto", "float32"), default="auto",
+                         help="auto (default): EmoNet computes in bfloat16 where the CPU does so natively (twice as "
+                              "fast; its probabilities move by 0.003 on average); float32: always full precision")
     analyze.add_argument("--accept-emonet-licence", action="store_true",
                          help="also run EmoNet (installed with 'emocap models install emonet'), accepting that its "
                               "weights are licensed for non-commercial use only (CC BY-NC-ND 4.0)")
@@ -154,7 +158,8 @@ def print_summary(summary: ClipSummary, as_json: bool) -> None:
         lines.append(f"model     {summary.model}, fit residual {100 * (summary.fit_residual or 0):.2f} % of the eye distance")
         lines.append("strongest " + ", ".join(f"{name} {c['max']:.2f}" for name, c in strongest))
     if summary.emotion_recognisers:
-        lines.append("emotion   measured by " + ", ".join(f"{r['name']} ({r['licence']})" for r in summary.emotion_recognisers))
+        lines.append("emotion   measured by " + ", ".join(
+            f"{r['name']} ({r['licence']}" + (f"; {r['runtime']})" if "runtime" in r else ")") for r in summary.emotion_recognisers))
     if summary.dominant_emotion:
         consistency = ", ".join(f"{k} {v:.2f}" for k, v in summary.mean_consistency.items() if v is not None)
         lines.append(f"emotion   mostly {summary.dominant_emotion} ({summary.emotion_recogniser}); "
@@ -188,7 +193,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         device=args.device, image_fps=args.image_fps, model=model, emotion=not args.no_emotion,
         recognisers=args.recognisers, accept_emonet=args.accept_emonet_licence, refine=args.refine, onset=args.onset,
         method=args.method, encoder=args.encoder, neutral=args.neutral, start_timecode=args.start_timecode,
-        carrier=args.carrier))
+        carrier=args.carrier, emotion_precision=args.emotion_precision))
     pipeline = Pipeline(config)
     if args.progress_jsonl:
         return _analyze_for_programs(pipeline, args, notes)

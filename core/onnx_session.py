@@ -16,6 +16,7 @@ import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -24,6 +25,8 @@ from core.atomic import write_bytes_atomic
 log = logging.getLogger(__name__)
 
 OPSET = 17
+
+T = TypeVar("T")
 
 
 def onnxruntime_available() -> bool:
@@ -70,14 +73,20 @@ def cpu_session(onnx: bytes, threads: int | None = None):
 
 def kept_cpu_session(path: Path, export: Callable[[], bytes], threads: int | None = None):
     """:func:`cpu_session` of the ONNX model an earlier process kept at ``path``, else of
-    ``export()``, which is then kept there (written atomically) for the next process: exporting
-    costs every analysis 0.1-0.8 s and loads torch's exporter. A kept file onnxruntime cannot load
-    is exported again; a folder that cannot be written only costs the export."""
+    ``export()``, which is then kept there (see :func:`kept_model`)."""
+    return kept_model(path, export, lambda onnx: cpu_session(onnx, threads))
+
+
+def kept_model(path: Path, export: Callable[[], bytes], load: Callable[[bytes], T]) -> T:
+    """``load`` of the ONNX model an earlier process kept at ``path``, else of ``export()``,
+    which is then kept there (written atomically) for the next process: exporting costs every
+    analysis 0.1-0.8 s and loads torch's exporter. A kept file ``load`` cannot use is exported
+    again; a folder that cannot be written only costs the export."""
     try:
-        return cpu_session(path.read_bytes(), threads)
+        return load(path.read_bytes())
     except FileNotFoundError:
         pass
-    except Exception as err:  # unreadable, or not a model: onnxruntime raises its own exception types
+    except Exception as err:  # unreadable, or not a model: the runtimes raise their own exception types
         log.warning("the exported model %s cannot be used (%s); exporting it again", path, err)
     onnx = export()
     try:
@@ -85,4 +94,4 @@ def kept_cpu_session(path: Path, export: Callable[[], bytes], threads: int | Non
         write_bytes_atomic(path, onnx)
     except OSError as err:
         log.info("the exported model could not be kept in %s (%s)", path.parent, err)
-    return cpu_session(onnx, threads)
+    return load(onnx)

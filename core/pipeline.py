@@ -148,7 +148,7 @@ def summarize(take: Take) -> ClipSummary:
         **(dataclasses.asdict(emotion) if emotion is not None else {}),
         **(dataclasses.asdict(refine) if refine is not None else {}),
         **(dataclasses.asdict(closures) if closures is not None else {}),
-        emotion_recognisers=recogniser_licences(m.emotion.recognisers) if emotion is not None else None,
+        emotion_recognisers=recogniser_licences(m.emotion.recognisers, m.emotion.runtimes) if emotion is not None else None,
         rate=str(video.exact_rate), timecode=str(timecode) if timecode else None,
         timecode_origin=None if timecode is None else "command line" if m.start_timecode else "recording",
     )

@@ -69,7 +69,8 @@ class ClipSummary:
     motion energy (pixels, core/microexpr/results.py) and the onset frame of each refined window.
     blinks: [first, stop, most closed frame] runs of closed eyes; lip_contacts: [first, stop] runs
     of lips in contact; closure_raised_frames: {curve: frames raised to reach them} (core/closures/).
-    emotion_recognisers: [{name, licence}] of the recognisers that ran. rate: the frame rate
+    emotion_recognisers: [{name, licence, runtime}] of the recognisers that ran (runtime: what ran
+    it, e.g. "openvino bfloat16", where the take records it). rate: the frame rate
     exactly ("24000/1001"). timecode: the timecode of frame 0 ("01:00:00;00", ";" for drop-frame;
     None without one); timecode_origin: "recording" or "command line".
     """

@@ -218,7 +218,7 @@ def smoke(exe: Path, work: Path, env: dict[str, str], venv_python: str) -> None:
     summary = json.loads(done.stdout) if done.returncode == 0 else {}
     report["analyze_json_s"] = round(seconds, 2)
     check("analyze --json, emotion by fer", summary.get("frames_with_face", 0) > 0
-          and summary.get("emotion_recognisers") == [{"name": "fer", "licence": "MIT"}],
+          and summary.get("emotion_recognisers") == [{"name": "fer", "licence": "MIT", "runtime": "onnxruntime float32"}],
           f"{summary.get('frames_with_face')}/{summary.get('frames')} frames with a face, {seconds:.1f} s"
           if summary else done.stderr[-500:])
 

@@ -31,9 +31,12 @@ def licence_of(name: str) -> str:
     return store.spec(name).licence
 
 
-def recogniser_licences(names: list[str] | tuple[str, ...]) -> list[dict[str, str]]:
-    """[{name, licence}] of the recognisers ``names``, as summaries report them."""
-    return [{"name": name, "licence": licence_of(name)} for name in names]
+def recogniser_licences(names: list[str] | tuple[str, ...], runtimes: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """[{name, licence, runtime}] of the recognisers ``names``, as summaries report them
+    (``runtime``, what ran it, only where ``runtimes`` records it)."""
+    runtimes = runtimes or {}
+    return [{"name": name, "licence": licence_of(name)} | ({"runtime": runtimes[name]} if name in runtimes else {})
+            for name in names]
 
 
 def choose_recognisers(requested: str | None, *, accept_emonet: bool, enabled: bool = True) -> EmotionChoice:

