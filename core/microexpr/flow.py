@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -184,7 +185,8 @@ def track_window(canvas_frames: list[np.ndarray], reference: int, canvas: FlowCa
     frame warm-started from its neighbour nearer the reference, and is checked by the flow back.
     A point's confidence is exp(-(g / PHOTOMETRIC_SIGMA)^2 - (c / CONSISTENCY_PX)^2), g the grey
     difference between its pixel in the reference and where it lands, c the forward-backward
-    disagreement. ``progress`` is called with 1 per frame."""
+    disagreement. ``progress`` is called with 1 per frame, from two threads (the two directions
+    run side by side)."""
     count = len(canvas_frames)
     start = canvas.to_canvas(np.asarray(points, np.float64))
     h, w = canvas.size
@@ -202,6 +204,24 @@ def track_window(canvas_frames: list[np.ndarray], reference: int, canvas: FlowCa
     def on_canvas(p: np.ndarray) -> np.ndarray:
         return (p[:, 0] >= 0) & (p[:, 1] >= 0) & (p[:, 0] <= w - 1) & (p[:, 1] <= h - 1)
 
+    def follow(order: range) -> None:
+        """Track through the frames of ``order``, outward from the reference, each warm-started
+        from the one before it."""
+        flow_fn, back_fn = DenseFlow(), DenseFlow()
+        flow = back = None
+        for i in order:
+            gray, blur, f = stabilised(i)
+            flow = flow_fn(ref_gray, gray, flow)
+            back = back_fn(gray, ref_gray, back)
+            moved = start + bilinear(flow, start)
+            disagreement = np.linalg.norm(moved + bilinear(back, moved) - start, axis=1)
+            grey = bilinear(blur, moved)[:, 0] - ref_values
+            conf = np.exp(-((grey / PHOTOMETRIC_SIGMA) ** 2) - (disagreement / CONSISTENCY_PX) ** 2)
+            positions[i] = canvas.to_image(bilinear(f, moved) if f is not None else moved)
+            confidence[i] = conf * inside * on_canvas(moved)
+            if progress is not None:
+                progress(1)
+
     with single_threaded_cv2():
         ref_gray, ref_blur, ref_field = stabilised(reference)
         ref_values = bilinear(ref_blur, start)[:, 0]
@@ -209,19 +229,12 @@ def track_window(canvas_frames: list[np.ndarray], reference: int, canvas: FlowCa
         confidence[reference] = inside
         if progress is not None:
             progress(1)
-        flow_fn, back_fn = DenseFlow(), DenseFlow()
-        for order in (range(reference + 1, count), range(reference - 1, -1, -1)):
-            flow = back = None
-            for i in order:
-                gray, blur, f = stabilised(i)
-                flow = flow_fn(ref_gray, gray, flow)
-                back = back_fn(gray, ref_gray, back)
-                moved = start + bilinear(flow, start)
-                disagreement = np.linalg.norm(moved + bilinear(back, moved) - start, axis=1)
-                grey = bilinear(blur, moved)[:, 0] - ref_values
-                conf = np.exp(-((grey / PHOTOMETRIC_SIGMA) ** 2) - (disagreement / CONSISTENCY_PX) ** 2)
-                positions[i] = canvas.to_image(bilinear(f, moved) if f is not None else moved)
-                confidence[i] = conf * inside * on_canvas(moved)
-                if progress is not None:
-                    progress(1)
+        # The two directions do not depend on each other: the later frames on a thread of their
+        # own (DIS releases the GIL), the earlier ones here. Each direction has its own DIS
+        # objects, so the tracks are those of one thread, bit for bit. An error here (a cancel)
+        # leaves the pool only once the other thread has stopped too.
+        with ThreadPoolExecutor(1, thread_name_prefix="flow") as pool:
+            later = pool.submit(follow, range(reference + 1, count))
+            follow(range(reference - 1, -1, -1))
+            later.result()
     return Tracks(reference, positions, confidence)

@@ -248,15 +248,17 @@ def refine_clip(
     refine_total = len(todo) * config.iterations
     geometry = ClipGeometry(model, fit, config)
     flow_done = refine_done = 0
-    pending: deque[StageProgress] = deque()  # the flow's progress, reported from its thread
+    pending: deque[StageProgress] = deque()  # the flow's progress, reported from its threads
+    counting = threading.Lock()  # a window's two flow directions count from two threads
 
     def flow_progress(n: int) -> None:
         nonlocal flow_done
         if cancel is not None and cancel.is_set():  # stops the flow within a frame, here or ahead
             raise CancelledError("micro-expression refinement cancelled; a new run resumes after the last window")
-        flow_done += n
-        if flow_done % 16 == 0 or flow_done == flow_total:
-            pending.append(StageProgress(FLOW_STEP, flow_done, flow_total))
+        with counting:
+            flow_done += n
+            if flow_done % 16 == 0 or flow_done == flow_total:
+                pending.append(StageProgress(FLOW_STEP, flow_done, flow_total))
 
     def reported() -> Iterator[StageProgress]:
         while pending:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from core.errors import CancelledError
 from core.microexpr import losses as L
 from core.microexpr.correspondence import (
     BARYCENTRIC_PATTERNS,
@@ -321,6 +322,34 @@ def test_flow_tracks_a_subpixel_translation_from_a_middle_reference():
     assert np.array_equal(tracks.positions[2], points)
     assert np.median(tracks.confidence[:5]) > 0.6  # consistent tracks are trusted ...
     assert np.median(tracks.confidence[5]) < 0.1  # ... tracks into an unrelated image are not
+
+
+def test_the_two_directions_from_the_reference_track_side_by_side_as_each_would_alone():
+    """The frames after the reference are tracked on a thread beside those before it: each half
+    is what tracking that half alone gives, bit for bit; progress counts every frame once; a cancel
+    raised in one direction stops the window."""
+    base = texture()
+    frames = [shifted(base, 0.3 * k, -0.2 * k) for k in range(-6, 7)]
+    canvas = FlowCanvas(1.0, np.zeros(2), base.shape)
+    points = np.stack(np.meshgrid(np.arange(30.0, 91, 15), np.arange(30.0, 91, 15)), -1).reshape(-1, 2)
+    counted = []
+    both = track_window(frames, 6, canvas, points, progress=counted.append)
+    assert len(counted) == len(frames)
+    before, after = track_window(frames[:7], 6, canvas, points), track_window(frames[6:], 0, canvas, points)
+    assert np.array_equal(both.positions[:7], before.positions) and np.array_equal(both.positions[6:], after.positions)
+    assert np.array_equal(both.confidence[:7], before.confidence)
+    assert np.array_equal(both.confidence[6:], after.confidence)
+
+    calls = []
+
+    def cancelled_after_four(n: int) -> None:
+        calls.append(n)
+        if len(calls) > 4:
+            raise CancelledError("cancelled")
+
+    with pytest.raises(CancelledError):
+        track_window(frames, 6, canvas, points, progress=cancelled_after_four)
+    assert len(calls) < len(frames)
 
 
 def test_mesh_guided_flow_follows_a_large_motion_the_mesh_predicts():
