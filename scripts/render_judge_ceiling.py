@@ -44,7 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.fidelity.curves import PROTOTYPES, prototype_vector  # noqa: E402
-from core.emotion.recognisers import load_recogniser  # noqa: E402
+from core.emotion.recognisers import FLOAT32, load_recogniser  # noqa: E402
 from core.emotion.types import EMOTIONS  # noqa: E402
 from core.facemodel.calibration import expression_motion  # noqa: E402
 from core.facemodel.model import FaceModel  # noqa: E402
@@ -230,7 +230,7 @@ def main() -> None:
     log.info("%d motions of %d people", len(disp), len(people))
 
     data = load_open_model()  # the default model, which the carriers are analysed with
-    recognisers = {name: load_recogniser(name) for name in ("emonet", "fer")}
+    recognisers = {name: load_recogniser(name, precision=FLOAT32) for name in ("emonet", "fer")}  # the judges as measured before
     sheet_people = args.sheet_people.split(",")
     labels, probs = {"transfer": [], "prototype": []}, {}
     seconds = {"old": [], "new": []}
