@@ -15,7 +15,8 @@ PATH without the checkout's venv): nothing of the checkout can be imported. Chec
    against the venv install, REPEAT runs each, alternately;
 6. ``emocap models install fer`` and ``emonet``: the recognisers' weights through the hash-checked
    store, into the user's store, each licence shown; then an analysis measures emotion with FER
-   (the default; EmoNet runs only when its licence is accepted);
+   (the default; EmoNet runs only when its licence is accepted), and EmoNet on a still in the
+   runtime the bundle picks for this CPU (OpenVINO in bfloat16 where the CPU has it);
 7. ``emocap export`` to FBX (Blender inside the bundle), read back with ufbx; with the bundle's
    Blender hidden, FBX export fails with the one-line error naming the full install; glTF, USD,
    Alembic and the ARKit CSV too;
@@ -42,6 +43,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 CLIP = FIXTURES / "single_face.mp4"
+STILL = FIXTURES / "single_face.jpg"
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (where EmoNet then runs in OpenVINO)."""
+    flags = Path("/proc/cpuinfo").read_text().split()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 REPEAT = 3  # timed runs of each kind
 report: dict = {}
 failures: list[str] = []
@@ -221,6 +229,13 @@ def smoke(exe: Path, work: Path, env: dict[str, str], venv_python: str) -> None:
           and summary.get("emotion_recognisers") == [{"name": "fer", "licence": "MIT", "runtime": "onnxruntime float32"}],
           f"{summary.get('frames_with_face')}/{summary.get('frames')} frames with a face, {seconds:.1f} s"
           if summary else done.stderr[-500:])
+
+    done, seconds = run([str(exe), "analyze", str(STILL), "--out", str(work / "still_emonet"), "--json",
+                         "--recognisers", "emonet", "--accept-emonet-licence"], work, env)
+    ran = (json.loads(done.stdout).get("emotion_recognisers") or [{}])[0] if done.returncode == 0 else {}
+    expected = "openvino bfloat16" if cpu_has_bfloat16() else "onnxruntime float32"
+    check(f"analyze a still with EmoNet ({expected}, the bundle's runtime for this CPU)",
+          ran.get("runtime") == expected, f"{ran} in {seconds:.1f} s" if ran else done.stderr[-500:])
 
     helps = {}
     for command in ("analyze", "info", "check", "models", "export", "convert", "train", "train-actor", "gui"):
