@@ -18,7 +18,8 @@ expression update over time. Here:
   as torchdiffeq's fixed-grid solver does (the same grid, steps and linear interpolation to the
   frame times) with the drive precomputed at every evaluation time: a training step is hundreds of
   these tiny sequential steps, and their per-operation overhead, not arithmetic, is what they
-  cost. Other methods (rk4, ...) run through torchdiffeq.
+  cost, so they run in numpy as one autograd node with an exact hand-written backward pass
+  (core/microexpr/midpoint.py). Other methods (rk4, ...) run through torchdiffeq.
 
 The decoder and g start at zero, so an untrained module returns a zero update. Pure nn.Modules, no
 I/O.
@@ -33,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 from torchdiffeq import odeint
+
+from core.microexpr.midpoint import MidpointPath
 
 MIN_TAU_S = 0.005  # fastest response of an expression component (seconds)
 INITIAL_TAU_S = 0.01
@@ -154,25 +157,14 @@ class ExpressionDynamics(nn.Module):
             values = drive_at(times, drive, at)
             u_start[:n, b], u_mid[:n, b] = values[:n], values[n:]
         # g is Linear([z, u]) -> tanh -> Linear: the drive's share of both linear maps, and the
-        # drive term of the first-order response, are computed for every evaluation at once, so
-        # that each evaluation is five small operations on z (one autograd node each)
+        # drive term of the first-order response, are computed for every evaluation at once; the
+        # sequential steps on z are one autograd node (core/microexpr/midpoint.py)
         inner, outer = self.g[0], self.g[2]
         width = drive.shape[1]
         from_z, from_u = inner.weight[:, :width].t(), inner.weight[:, width:].t()
-        to_out = outer.weight.t()
-        hidden_start = (u_start @ from_u + inner.bias).unbind(0)
-        hidden_mid = (u_mid @ from_u + inner.bias).unbind(0)
-        lead_start = (rate * u_start + outer.bias).unbind(0)
-        lead_mid = (rate * u_mid + outer.bias).unbind(0)
-        z = drive.new_zeros(len(branches), width)
-        states = [z]
-        for k in range(steps):
-            f0 = torch.addmm(lead_start[k] - rate * z, torch.tanh(torch.addmm(hidden_start[k], z, from_z)), to_out)
-            middle = torch.addcmul(z, f0, half[k])
-            f1 = torch.addmm(lead_mid[k] - rate * middle, torch.tanh(torch.addmm(hidden_mid[k], middle, from_z)), to_out)
-            z = torch.addcmul(z, dt[k], f1)
-            states.append(z)
-        path = torch.stack(states)  # steps + 1 x branches x E
+        path = MidpointPath.apply(u_start @ from_u + inner.bias, u_mid @ from_u + inner.bias,
+                                  rate * u_start + outer.bias, rate * u_mid + outer.bias, rate, from_z,
+                                  outer.weight.t(), half, dt)  # steps + 1 x branches x E
         solved = []
         for b, ((out, _), grid) in enumerate(zip(branches, grids)):
             solved.append(_at_times(path[: len(grid), b], grid, out))
