@@ -280,8 +280,8 @@ class EmoNetRecogniser(EmotionRecogniser):
     def __init__(self, device: str = "cpu", batch_size: int = 16, backend: str = "auto", precision: str = AUTO) -> None:
         super().__init__(device, batch_size, precision)
         self.model = torch.jit.load(str(store.model_path("emonet")), map_location=self.device).eval()
-        on_cpu = self.device == "cpu"
-        if backend == "auto":
+        on_cpu, chosen = self.device == "cpu", backend == "auto"
+        if chosen:
             if on_cpu and precision == AUTO and native_bfloat16():
                 backend = "openvino"
             elif on_cpu and onnxruntime_available():
@@ -289,18 +289,27 @@ class EmoNetRecogniser(EmotionRecogniser):
         if backend == "openvino" and not native_bfloat16():
             raise EmoCapError("OpenVINO is not installed, or this CPU does not compute bfloat16 natively")
         self._session = None
-        if backend in ("openvino", "onnxruntime"):
-            start = time.perf_counter()
-            # Unlike FER, a thread per core (the runtimes' default): onnxruntime on 2 idle cores
-            # 80 ms/face against 150 on one (torch: 96 and 190); with other work on the cores
-            # 210-250 against 150 (torch: 0.4-4.5 s).
-            load = Bfloat16CpuModel if backend == "openvino" else cpu_session
-            self._session = kept_model(
-                exported_path(self.name, self.onnx_revision),
-                lambda: module_to_onnx(torch.jit.script(_EmoNetScores(self.model)),
-                                       torch.zeros(1, 3, CROP_SIZE, CROP_SIZE), "faces", list(_EMONET_OUTPUTS)),
-                load)
-            self.runtime = "openvino bfloat16" if backend == "openvino" else "onnxruntime float32"
+        start = time.perf_counter()
+        path = exported_path(self.name, self.onnx_revision)
+
+        def export() -> bytes:
+            return module_to_onnx(torch.jit.script(_EmoNetScores(self.model)), torch.zeros(1, 3, CROP_SIZE, CROP_SIZE),
+                                  "faces", list(_EMONET_OUTPUTS))
+
+        # Unlike FER, a thread per core (the runtimes' default): onnxruntime on 2 idle cores
+        # 80 ms/face against 150 on one (torch: 96 and 190); with other work on the cores 210-250
+        # against 150 (torch: 0.4-4.5 s).
+        if backend == "openvino":
+            try:
+                self._session, self.runtime = kept_model(path, export, Bfloat16CpuModel), "openvino bfloat16"
+            except Exception as err:  # OpenVINO raises its own exception types
+                if not chosen:
+                    raise
+                log.warning("EmoNet cannot run in OpenVINO here (%s); it runs in onnxruntime in float32", err)
+                backend = "onnxruntime"
+        if backend == "onnxruntime":
+            self._session, self.runtime = kept_model(path, export, cpu_session), "onnxruntime float32"
+        if self._session is not None:
             log.debug("EmoNet on %s in %.1f s", self.runtime, time.perf_counter() - start)
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ import argparse
 import concurrent.futures
 import io
 import json
+import logging
 import os
 import shutil
 import tarfile
@@ -329,6 +330,27 @@ def test_emonet_in_bfloat16_reads_the_faces_as_in_float32(faces, emonet, emonet_
         parts = list(pool.map(lambda i: emonet.predict(crops[i::2]).probabilities, range(2)))
     np.testing.assert_allclose(parts[0], reduced.probabilities[0::2], atol=1e-6)
     np.testing.assert_allclose(parts[1], reduced.probabilities[1::2], atol=1e-6)
+
+
+def test_emonet_falls_back_to_float32_when_openvino_cannot_load_it(monkeypatch, caplog):
+    """A CPU that reports native bfloat16 but whose OpenVINO cannot compile the model (a damaged
+    install, an unsupported build) still gets EmoNet, in onnxruntime in float32, with a warning;
+    asking for OpenVINO by name fails."""
+    import core.emotion.recognisers as recognisers
+
+    installed("emonet")
+
+    def broken(onnx, threads=None):
+        raise RuntimeError("no CPU plugin")
+
+    monkeypatch.setattr(recognisers, "native_bfloat16", lambda: True)
+    monkeypatch.setattr(recognisers, "Bfloat16CpuModel", broken)
+    with caplog.at_level(logging.WARNING):
+        fallback = EmoNetRecogniser()
+    assert fallback.runtime == "onnxruntime float32" and "cannot run in OpenVINO" in caplog.text
+    assert fallback.predict(np.zeros((1, 256, 256, 3), np.uint8)).probabilities.shape == (1, len(EMOTIONS))
+    with pytest.raises(RuntimeError, match="no CPU plugin"):
+        EmoNetRecogniser(backend="openvino")
 
 
 def test_greyscale_and_tiny_faces_do_not_crash(fer, emonet):
