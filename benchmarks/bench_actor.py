@@ -38,7 +38,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.emotion.recognisers import FLOAT32, load_recogniser  # noqa: E402
+from core.emotion.recognisers import load_recogniser  # noqa: E402
+from core.emotion.types import FLOAT32  # noqa: E402
 from core.encoder.runtime import EncoderRuntime  # noqa: E402
 from core.encoder.stage import encode_take  # noqa: E402
 from core.fit.fitter import Fitter, slice_observations  # noqa: E402

@@ -45,7 +45,8 @@ from benchmarks.fidelity.carriers import CARRIER_FILES, Carrier, carriers_for, j
 from benchmarks.fidelity.curves import at_bound, off_prototype, prototype_in_top  # noqa: E402
 from benchmarks.fidelity.devset import EMOTION_LABELS, LABELS, Analysed, analyse, kdef_people, stills  # noqa: E402
 from benchmarks.fidelity.motion import explained_share, kept_share  # noqa: E402
-from core.emotion.recognisers import FLOAT32, load_recogniser  # noqa: E402
+from core.emotion.recognisers import load_recogniser  # noqa: E402
+from core.emotion.types import FLOAT32  # noqa: E402
 from core.facemodel.loading import ModelChoice, load_face_model  # noqa: E402
 from core.pipeline import PipelineConfig  # noqa: E402
 

@@ -216,7 +216,8 @@ def judge_curves(rows: list, work: Path) -> dict:
     from benchmarks.fidelity.carriers import CARRIER_FILES, Carrier, carriers_for, judged_labels
     from benchmarks.fidelity.curves import off_prototype, prototype_in_top
     from benchmarks.fidelity.devset import stills
-    from core.emotion.recognisers import FLOAT32, load_recogniser
+    from core.emotion.recognisers import load_recogniser
+    from core.emotion.types import FLOAT32
     from core.errors import EmoCapError
 
     config = PipelineConfig(device="cpu")

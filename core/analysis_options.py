@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.emotion.types import AUTO
 from core.facemodel.loading import ModelChoice
 
 
@@ -33,7 +34,7 @@ class AnalysisOptions:
     neutral: str | None = None
     start_timecode: str | None = None
     carrier: str | None = None
-    emotion_precision: str = "auto"
+    emotion_precision: str = AUTO
 
 
 def pipeline_config(options: AnalysisOptions):

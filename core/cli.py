@@ -51,6 +51,8 @@ class VersionAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.emotion.types import AUTO, PRECISIONS
+
     parser = argparse.ArgumentParser(prog="emocap", description="Emotion-faithful 3D face animation from video.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     parser.add_argument("--version", action=VersionAction, help="print the version (and git commit) and exit")
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "timelines and the reconstruction's emotion consistency)")
     analyze.add_argument("--recognisers", default=None,
                          help="emotion recognisers to run (see 'emocap models list'): fer (default), emonet or both")
-    analyze.add_argument("--emotion-precision", choices=("auto", "float32"), default="auto",
+    analyze.add_argument("--emotion-precision", choices=PRECISIONS, default=AUTO,
                          help="auto (default): EmoNet computes in bfloat16 where the CPU does so natively (twice as "
                               "fast; its probabilities move by 0.003 on average); float32: always full precision")
     analyze.add_argument("--accept-emonet-licence", action="store_true",

@@ -44,8 +44,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.fidelity.curves import PROTOTYPES, prototype_vector  # noqa: E402
-from core.emotion.recognisers import FLOAT32, load_recogniser  # noqa: E402
-from core.emotion.types import EMOTIONS  # noqa: E402
+from core.emotion.recognisers import load_recogniser  # noqa: E402
+from core.emotion.types import EMOTIONS, FLOAT32  # noqa: E402
 from core.facemodel.calibration import expression_motion  # noqa: E402
 from core.facemodel.model import FaceModel  # noqa: E402
 from core.facemodel.open_model import load_open_model  # noqa: E402

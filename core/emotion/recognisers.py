@@ -33,7 +33,7 @@ import torch
 from core.device import select_device
 from core.emotion import store
 from core.emotion.mini_xception import FER_CLASSES, INPUT_SIZE, load_mini_xception
-from core.emotion.types import EMOTIONS, EmotionScores
+from core.emotion.types import AUTO, EMOTIONS, PRECISIONS, EmotionScores
 from core.errors import EmoCapError
 from core.onnx_session import OPSET, cpu_session, kept_cpu_session, kept_model, module_to_onnx, onnxruntime_available
 from core.openvino_model import Bfloat16CpuModel, native_bfloat16
@@ -41,12 +41,6 @@ from core.openvino_model import Bfloat16CpuModel, native_bfloat16
 log = logging.getLogger(__name__)
 
 CROP_SIZE = 256
-
-# Numerical precision a recogniser may use: AUTO lets it compute in a reduced precision where the
-# CPU does so natively and that was measured to keep its scores; FLOAT32 never.
-AUTO = "auto"
-FLOAT32 = "float32"
-PRECISIONS = (AUTO, FLOAT32)
 
 
 @dataclass(frozen=True)
@@ -142,7 +136,6 @@ class EmotionRecogniser:
         if precision not in PRECISIONS:
             raise EmoCapError(f"unknown recogniser precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         self.device = select_device(device)
-        self.precision = precision
         self.runtime = f"torch float32 ({self.device})"
         self.batch_size = max(int(batch_size), 1)
         if self.device == "cpu" and self.cpu_batch_limit:

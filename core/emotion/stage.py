@@ -39,7 +39,7 @@ from core.emotion.consistency import consistency
 from core.emotion.from_params import ParamEmotionNet, train_param_emotion
 from core.emotion.stored import EmotionTimelines, RecogniserTimeline
 from core.emotion.timeline import choose_frames, cuts_from_boxes, dominant_segments, intensity, interpolate, smooth
-from core.emotion.types import EMOTIONS, EmotionScores
+from core.emotion.types import AUTO, EMOTIONS, EmotionScores
 from core.errors import CancelledError
 from core.fit.params import FitParams
 from core.observe.crop_batches import face_crop_batches, read_face_crops
@@ -67,10 +67,10 @@ class EmotionConfig:
     recogniser's probabilities that adds a slow sample. smooth_seconds: sigma of the zero-phase
     smoothing. batch: faces per recogniser call. carrier_step_seconds: sampling period of the
     curves on the carrier face (core/emotion/carrier.py; each judged face costs EmoNet 80 ms in
-    float32, 38 in bfloat16, on a 2-core CPU). carrier: the path of a neutral photo whose face wears the curves (None: the
-    take's neutral photo or reference frame). precision: the recognisers' precision
-    (core.emotion.recognisers.PRECISIONS: "auto" lets EmoNet run in bfloat16 where the CPU does so
-    natively, "float32" never)."""
+    float32, 38 in bfloat16, on a 2-core CPU). carrier: the path of a neutral photo whose face
+    wears the curves (None: the take's neutral photo or reference frame). precision: the
+    recognisers' precision (core.emotion.types.PRECISIONS: "auto" lets EmoNet run in bfloat16
+    where the CPU does so natively, "float32" never)."""
 
     recognisers: tuple[str, ...] = (FAST, SLOW)
     slow_step_seconds: float = 0.5
@@ -79,7 +79,7 @@ class EmotionConfig:
     batch: int = 32
     carrier_step_seconds: float = 1.0
     carrier: str | None = None
-    precision: str = "auto"
+    precision: str = AUTO
 
 
 @dataclass

@@ -10,6 +10,12 @@ import numpy as np
 # (FER2013 has no contempt) report 0 for the ones they lack.
 EMOTIONS = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
 
+# Numerical precision a recogniser may use: AUTO lets it compute in a reduced precision where the
+# CPU does so natively and that was measured to keep its scores; FLOAT32 never.
+AUTO = "auto"
+FLOAT32 = "float32"
+PRECISIONS = (AUTO, FLOAT32)
+
 
 @dataclass(frozen=True)
 class EmotionScores:

@@ -28,8 +28,8 @@ import torch
 from core.emotion import store
 from core.emotion.cli_models import add_models_parser, run_models
 from core.emotion.mini_xception import FER_CLASSES, load_mini_xception
-from core.emotion.recognisers import FLOAT32, EmoNetRecogniser, FerRecogniser, as_crops, load_recogniser
-from core.emotion.types import EMOTIONS
+from core.emotion.recognisers import EmoNetRecogniser, FerRecogniser, as_crops, load_recogniser
+from core.emotion.types import EMOTIONS, FLOAT32
 from core.errors import DeviceError, EmoCapError, ModelIntegrityError, ModelNotInstalledError
 from core.facemodel import open_model  # noqa: F401 - imported before temp_store guards subprocess.run (scipy runs one on import)
 from core.observe import FaceObserver
