@@ -425,6 +425,32 @@ def test_a_bump_is_lit_from_above_and_shaded_below_and_nothing_else_changes(take
     assert np.abs(diff[mask & (r > 3.5 * sigma)]).max() <= 2.0
 
 
+def test_raised_brows_leave_the_nose_and_cheeks_as_they_were(take):
+    """The local average that takes out a region's tilt must not spread a large change nearby: a
+    brow raise once darkened the nose and cheeks below it (a halo around the brightened brows)."""
+    data = load_open_model()
+    raise_ = data.expression_basis[:, :, data.expression_names.index("browInnerUp")].astype(np.float64)
+    (flat, shaded), _ = extra_shape_renderers(take, raise_)
+    a, mask = flat.render_crop(1)
+    b, _ = shaded.render_crop(1)
+    diff = b.astype(float).mean(axis=2) - a.astype(float).mean(axis=2)
+    template = data.template.astype(np.float64)
+    pixels_per_metre = crop_scale(shaded, template)
+    ys, xs = np.mgrid[0:256, 0:256]
+    # the nose and the cheeks beside it, 1.5 cm around the nose's middle (MediaPipe 195, 5, 50, 280)
+    below = np.zeros_like(mask)
+    for point in crop_positions(shaded, [195, 5, 50, 280]):
+        below |= np.hypot(xs - point[0], ys - point[1]) / pixels_per_metre < 0.015
+    below &= mask
+    brows = np.zeros_like(mask)
+    for point in crop_positions(shaded, [105, 334]):
+        brows |= np.hypot(xs - point[0], ys - point[1]) / pixels_per_metre < 0.012
+    print(f"brow raise: mean change {diff[below].mean():.2f} on the nose and cheeks, "
+          f"mean |change| {np.abs(diff[brows & mask]).mean():.2f} at the brows")
+    assert np.abs(diff[brows & mask]).mean() > 3.0  # the brows' own shading changes
+    assert abs(diff[below].mean()) < 1.0
+
+
 def test_compressed_skin_between_the_brows_folds_into_lines_there_only(take):
     data = load_open_model()
     template = data.template.astype(np.float64)
