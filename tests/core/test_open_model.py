@@ -409,14 +409,38 @@ def test_build_is_deterministic_and_matches_the_stored_file(tmp_path, data):
     )
     assert result.returncode == 0, result.stderr
     rebuilt = load_open_model(out)
-    for key in ("template", "faces", "shape_basis", "expression_basis", "pose_basis", "joint_regressor",
+    # The calibration's gradient steps round differently on another CPU's linear algebra (shapes
+    # move by about 0.01 mm) and a principal component's sign is arbitrary: the stored file must be
+    # what the build makes to within 0.05 mm, its identity components up to sign.
+    for key in ("template", "faces", "expression_basis", "pose_basis", "joint_regressor",
                 "skinning_weights", "landmark_faces", "landmark_barycentric", "landmark_ids"):
-        assert np.allclose(getattr(rebuilt, key), getattr(data, key), atol=1e-6), \
+        assert np.allclose(getattr(rebuilt, key), getattr(data, key), atol=5e-5), \
             f"{key}: resources/open_face_model.npz is stale"
-    assert rebuilt.expression_names == data.expression_names and rebuilt.info == data.info
+    stored, built = data.shape_basis, rebuilt.shape_basis
+    sign = np.sign((stored * built).sum(axis=(0, 1)))
+    assert (sign != 0).all() and np.allclose(built * sign, stored, atol=5e-5), \
+        "shape_basis: resources/open_face_model.npz is stale"
+    assert rebuilt.expression_names == data.expression_names
+    assert_same_record(rebuilt.info, data.info)
     calibration = data.info["calibration"]
     assert "KDEF" in calibration["sources"]["photos"] and "non-commercial" in calibration["sources"]["photos"]
     assert calibration["held_out_explained"]["calibrated"] > calibration["held_out_explained"]["authored"] + 0.05
+
+
+def assert_same_record(built, stored, where="info") -> None:
+    """Nested dicts and lists equal, their numbers to within rounding (0.02 absolute or 0.5 %)."""
+    if isinstance(stored, dict):
+        assert isinstance(built, dict) and built.keys() == stored.keys(), where
+        for key in stored:
+            assert_same_record(built[key], stored[key], f"{where}.{key}")
+    elif isinstance(stored, list):
+        assert isinstance(built, list) and len(built) == len(stored), where
+        for k, (a, b) in enumerate(zip(built, stored)):
+            assert_same_record(a, b, f"{where}[{k}]")
+    elif isinstance(stored, (int, float)) and not isinstance(stored, bool):
+        assert abs(built - stored) <= max(0.02, 0.005 * abs(stored)), f"{where}: {built} != {stored}"
+    else:
+        assert built == stored, where
 
 
 def test_authored_build_is_deterministic():
