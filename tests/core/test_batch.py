@@ -272,8 +272,9 @@ def test_a_cancelled_batch_stops_its_tasks_and_reports_them(ray_cluster, tmp_pat
         shutil.copy(fixture_path("single_face.mp4"), clips[-1])
     recordings, _ = find_recordings(clips, tmp_path / "takes")
     cancel = threading.Event()
+    # cancel as the first task starts: a later step raced the short clip's end on a slow machine
     runner = BatchRunner(SETTINGS, workers=1, cancel=cancel,
-                         on_progress=lambda p, event: event["step"] == "observing" and cancel.set())
+                         on_progress=lambda p, event: event["step"] == "starting" and cancel.set())
     summary = runner.run(recordings)
     assert [r.status for r in summary.results] == [CANCELLED] * 3
     assert all("rerun resumes" in r.reason for r in summary.results)
