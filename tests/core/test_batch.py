@@ -269,10 +269,10 @@ def test_a_cancelled_batch_stops_its_tasks_and_reports_them(ray_cluster, tmp_pat
     clips = []
     for name in ("one", "two", "three"):
         clips.append(tmp_path / f"{name}.mp4")
-        shutil.copy(fixture_path("single_face.mp4"), clips[-1])
+        # the long clip (472 frames): a short one could finish before the cancel reached its worker
+        shutil.copy(fixture_path("WolfgangLanger_Pexels.mp4"), clips[-1])
     recordings, _ = find_recordings(clips, tmp_path / "takes")
     cancel = threading.Event()
-    # cancel as the first task starts: a later step raced the short clip's end on a slow machine
     runner = BatchRunner(SETTINGS, workers=1, cancel=cancel,
                          on_progress=lambda p, event: event["step"] == "starting" and cancel.set())
     summary = runner.run(recordings)
