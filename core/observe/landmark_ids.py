@@ -18,6 +18,12 @@ RIGHT_EYE_OUTER = 33
 RIGHT_EYE_INNER = 133
 LEFT_EYE_INNER = 362
 LEFT_EYE_OUTER = 263
+
+# Each eye's opening, corner to corner along the upper lid and back along the lower (MediaPipe's
+# FACEMESH_RIGHT_EYE / FACEMESH_LEFT_EYE points; "right" is the subject's right).
+RIGHT_EYE_LIDS = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
+LEFT_EYE_LIDS = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
+
 NOSE_TIP = 1
 MOUTH_RIGHT = 61
 MOUTH_LEFT = 291

@@ -166,3 +166,39 @@ def test_curves_the_network_never_reports_are_not_held_at_rest_by_its_silence(mo
         # mostly a forward bulge, which MediaPipe's depth barely sees: the landmarks give part of it
         assert landmarks_alone[k] > 0.08
         assert with_scores[k] == pytest.approx(landmarks_alone[k], abs=0.01)
+
+
+def test_a_small_eyelid_raise_is_fitted_rather_than_left_to_the_priors(model):
+    """Surprise's raised upper lid moves the lid points 1-3 % of the eye distance. Weighted like
+    every other landmark, the L1 prior won over such a motion (a known eyeWide of 0.25 came out
+    0.06); the lids' extra weight lets the landmarks decide it."""
+    expression = np.zeros(52)
+    for side in ("Left", "Right"):
+        expression[index("eyeWide" + side)] = 0.25
+    observations = synthetic_frame(model, expression)
+    observations.blendshapes[:] = np.array(load_open_model().info["mediapipe_neutral"]["mean"], np.float32)[None]
+    fitted = fit_one(model, observations, FitConfig())
+    unweighted = fit_one(model, observations, FitConfig(eyelid_weight=0.0))
+    for side in ("Left", "Right"):
+        assert fitted[index("eyeWide" + side)] == pytest.approx(0.25, abs=0.06)
+        assert unweighted[index("eyeWide" + side)] < 0.12
+
+
+def test_the_far_eye_of_a_turned_head_weighs_less(model):
+    """A half profile's far eye is foreshortened and its lids are guessed: its extra weight
+    shrinks with its apparent width."""
+    fitter = Fitter(model, FitConfig())
+    params = model.zero_params(2)
+    params.rotation[1, 1] = np.radians(45.0)  # the second frame turned about the vertical axis
+    camera = torch.tensor([[np.log(3000.0), 320.0, 240.0, 0.0]] * 2)
+    with torch.no_grad():
+        landmarks = np.zeros((2, 478, 3), np.float32)
+        landmarks[:, model.landmark_ids.numpy()] = project(model(params).landmarks, camera).numpy()
+    weights = fitter.eyelid_weights(landmarks).numpy() ** 2  # 2 x K
+    right, left = fitter.eyelid_side == 0, fitter.eyelid_side == 1
+    assert right.sum() == left.sum() == 16
+    assert weights[0] == pytest.approx(np.full(32, FitConfig().eyelid_weight), rel=0.05)  # frontal: both eyes in full
+    far, near = sorted((weights[1, right].mean(), weights[1, left].mean()))
+    assert near == pytest.approx(FitConfig().eyelid_weight)
+    assert far < 0.6 * near
+    assert Fitter(model, FitConfig(eyelid_weight=0.0)).eyelid_weights(landmarks) is None

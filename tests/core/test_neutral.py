@@ -36,7 +36,9 @@ def test_a_named_neutral_photo_gives_the_identity_and_the_expression_goes_to_the
     neutral, happy = kdef("neutral"), kdef("happy")
     Pipeline(PipelineConfig(device="cpu", neutral=str(neutral))).run(neutral, tmp_path / "neutral")
     at_rest = curves(tmp_path / "neutral")
-    assert at_rest.max() < 0.15 and at_rest.sum() < 1.0  # a neutral face named neutral: curves at rest
+    # a neutral face named neutral: curves at rest (what the identity cannot take stays in small
+    # curves: largest 0.13, sum 0.96 over 52, 1.00 since the eyelids weigh more in the fit)
+    assert at_rest.max() < 0.15 and at_rest.sum() < 1.2
     Pipeline(PipelineConfig(device="cpu", neutral=str(neutral))).run(happy, tmp_path / "happy")
     smiling = curves(tmp_path / "happy")
     assert weight(smiling, "mouthSmile") > 0.5
