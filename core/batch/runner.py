@@ -33,13 +33,20 @@ POLL_SECONDS = 0.2  # how often the driver collects progress while tasks run
 
 
 class ProgressBoard:
-    """A Ray actor (no CPU) the workers send their progress reports to; the driver takes them."""
+    """A Ray actor (no CPU) the workers send their progress reports to; the driver takes them.
+    It also carries the batch's cancel back to the workers, as the answer to each report."""
 
     def __init__(self) -> None:
         self.events: list[dict] = []
+        self.cancelled = False
 
-    def report(self, event: dict) -> None:
+    def report(self, event: dict) -> bool:
+        """Store ``event``; True once the batch is cancelled."""
         self.events.append(event)
+        return self.cancelled
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
     def take(self) -> list[dict]:
         events, self.events = self.events, []
@@ -47,8 +54,18 @@ class ProgressBoard:
 
 
 def _run_task(recording: Recording, settings: BatchSettings, board) -> RecordingResult:
-    """The body of a batch task on a worker."""
-    return process_recording(recording, settings, send=lambda event: board.report.remote(event))
+    """The body of a batch task on a worker. Besides Ray's interrupt, a cancel reaches the task as
+    the board's answer to its next progress report (at most REPORT_SECONDS apart): an interrupt
+    that lands in code that swallows it, or before the task's loop starts, cannot lose it."""
+    import ray
+
+    cancel = threading.Event()
+
+    def send(event: dict) -> None:
+        if ray.get(board.report.remote(event)):
+            cancel.set()
+
+    return process_recording(recording, settings, send=send, cancel=cancel)
 
 
 class BatchRunner:
@@ -87,7 +104,7 @@ class BatchRunner:
         try:
             while queue or running:
                 if self.cancel.is_set():
-                    self._cancel(running, queue, state)
+                    self._cancel(board, running, queue, state)
                     break
                 while queue and len(running) < workers:
                     recording = queue.pop(0)
@@ -98,7 +115,7 @@ class BatchRunner:
                     self._finish(state, self._result(ref, running.pop(ref), state))
             self._drain(board, state)
         except KeyboardInterrupt:
-            self._cancel(running, queue, state)
+            self._cancel(board, running, queue, state)
             raise
         finally:
             ray.kill(board)
@@ -121,6 +138,8 @@ class BatchRunner:
         import ray
         from ray.exceptions import RayTaskError, TaskCancelledError
 
+        from core.errors import CancelledError
+
         attempts = max(state.attempts[recording.name], 1)
         try:
             result = ray.get(ref)
@@ -128,7 +147,7 @@ class BatchRunner:
             return _cancelled(recording, state)
         except RayTaskError as err:
             cause = err.cause if getattr(err, "cause", None) is not None else err
-            if isinstance(cause, KeyboardInterrupt):
+            if isinstance(cause, (KeyboardInterrupt, CancelledError)):
                 return _cancelled(recording, state)
             reason = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
             log.error("recording %s failed unexpectedly: %s", recording.name, err)
@@ -143,11 +162,12 @@ class BatchRunner:
         if self.on_result is not None:
             self.on_result(result)
 
-    def _cancel(self, running: dict, queue: list, state: BatchState) -> None:
+    def _cancel(self, board, running: dict, queue: list, state: BatchState) -> None:
         """Interrupt the running tasks (KeyboardInterrupt in the worker; the take keeps its
         stored chunks) and wait for them; the queued recordings stay undone."""
         import ray
 
+        ray.get(board.cancel.remote())
         for ref in running:
             ray.cancel(ref, force=False)
         for ref, recording in list(running.items()):

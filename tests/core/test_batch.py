@@ -281,6 +281,26 @@ def test_a_cancelled_batch_stops_its_tasks_and_reports_them(ray_cluster, tmp_pat
     assert not (recordings[1].take / "take.json").exists()  # never started
 
 
+def test_a_cancel_reaches_a_running_task_through_its_progress_reports(ray_cluster, tmp_path):
+    """Without Ray's interrupt: the board answers the task's first report with the cancel, and
+    the task stops (an interrupt can land in code that swallows it)."""
+    import ray
+
+    from core.batch.runner import ProgressBoard, _run_task
+    from core.errors import CancelledError
+
+    clip = tmp_path / "one.mp4"
+    shutil.copy(fixture_path("single_face.mp4"), clip)
+    recordings, _ = find_recordings([clip], tmp_path / "takes")
+    board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+    ray.get(board.cancel.remote())
+    with pytest.raises(ray.exceptions.RayTaskError) as caught:
+        ray.get(ray.remote(num_cpus=1, max_retries=0)(_run_task).remote(recordings[0], SETTINGS, board))
+    assert isinstance(caught.value.cause, CancelledError)
+    assert [e["step"] for e in ray.get(board.take.remote())] == ["starting"]  # it stopped at its first report
+    ray.kill(board)
+
+
 def test_an_unreachable_cluster_is_a_one_line_error(tmp_path):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
