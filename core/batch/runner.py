@@ -163,8 +163,9 @@ class BatchRunner:
             self.on_result(result)
 
     def _cancel(self, board, running: dict, queue: list, state: BatchState) -> None:
-        """Interrupt the running tasks (KeyboardInterrupt in the worker; the take keeps its
-        stored chunks) and wait for them; the queued recordings stay undone."""
+        """Stop the running tasks (the board's answer to their next report, and Ray's
+        KeyboardInterrupt in the worker; the take keeps its stored chunks) and wait for them; the
+        queued recordings stay undone."""
         import ray
 
         ray.get(board.cancel.remote())
