@@ -1,10 +1,37 @@
 """Fixtures of the desktop app's tests: a main window with private settings and takes folder.
 GL views need a real X display: run under Xvfb (scripts/test.sh does)."""
 
+import atexit
+import os
 import shutil
+import subprocess
 
 import pytest
 from PySide6.QtCore import QSettings
+
+
+def _private_display() -> None:
+    """Give this pytest-xdist worker its own Xvfb (before Qt opens a display): on one shared display
+    the windows of two workers take each other's keyboard focus, and key presses miss the window
+    under test."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") or shutil.which("Xvfb") is None:
+        return
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                              pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    number = b""
+    while not number.endswith(b"\n"):
+        chunk = os.read(read, 16)
+        if not chunk:
+            raise RuntimeError("Xvfb for this test worker did not start")
+        number += chunk
+    os.close(read)
+    os.environ["DISPLAY"] = f":{number.decode().strip()}"
+    atexit.register(server.terminate)
+
+
+_private_display()
 
 
 @pytest.fixture
