@@ -107,9 +107,9 @@ def test_expression_shapes_are_learned_from_motion_with_exact_mirror_pairs(model
     learnable = np.array([n.startswith(("mouthSmile", "mouthFrown")) for n in names])
     support = support_masks(authored, mesh.geodesic, 0.012)
     config = dataclasses.replace(ExpressionLearning(), iterations=400, evidence=300.0)
+    mirror_shapes = np.array([names.index(mirror_name(n)) for n in names])
     learned, learned_weights = learn_expressions(
-        motions, weights, authored, perm, np.array([names.index(mirror_name(n)) for n in names]), learnable,
-        support, mesh.stiffness.toarray(), np.ones(52), config)
+        motions, weights, authored, perm, mirror_shapes, learnable, support, mesh.stiffness.toarray(), np.ones(52), config)
 
     def error(shapes: np.ndarray, k: int) -> float:
         return float(np.linalg.norm(shapes[..., k] - truth[..., k]) / np.linalg.norm(truth[..., k]))
@@ -126,8 +126,8 @@ def test_expression_shapes_are_learned_from_motion_with_exact_mirror_pairs(model
 
     # the same inputs give the same bits (the stored model's build is reproducible)
     short = dataclasses.replace(config, iterations=20)
-    arguments = (motions, weights, authored, perm, np.array([names.index(mirror_name(n)) for n in names]), learnable,
-                 support, mesh.stiffness.toarray(), np.ones(52), short)
+    arguments = (motions, weights, authored, perm, mirror_shapes, learnable, support, mesh.stiffness.toarray(),
+                 np.ones(52), short)
     first, again = learn_expressions(*arguments), learn_expressions(*arguments)
     assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
 
