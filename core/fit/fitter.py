@@ -165,6 +165,50 @@ class _Problem:
     eyelid_sqrt: torch.Tensor | None = None  # M x K square roots of the eyelid points' extra weights (float64)
 
 
+@dataclass(frozen=True)
+class _GramTerms:
+    """What the normal equations of a root-only model need of its rest-pose landmark basis B
+    (C columns: the expression's, and for the identity stage the identity's after them), float64:
+    basis 3L x C (rows landmark by landmark, x y z); basis_points L x 3C (the same, one row per
+    landmark); basis_sum 3 x C and mean 3 x C over landmarks; gram 9 x C*C (sum over landmarks of
+    B_l[i]^T B_l[j] for the nine axis pairs i, j); and per eye (right, left) the same over its lid
+    points: eyelid_points K x 3C, eyelid_sum 3 x C, eyelid_gram 9 x C*C."""
+
+    basis: torch.Tensor
+    basis_points: torch.Tensor
+    basis_sum: torch.Tensor
+    gram: torch.Tensor
+    mean: torch.Tensor
+    eyelid_points: list[torch.Tensor]
+    eyelid_sum: list[torch.Tensor]
+    eyelid_gram: list[torch.Tensor]
+
+
+def _rigid_products(q: torch.Tensor, metric: torch.Tensor, rest: torch.Tensor, basis_points: torch.Tensor,
+                    basis_sum: torch.Tensor, columns: torch.Tensor, constants: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over P landmarks of rigid x basis and rigid x rigid column products, each column at
+    landmark l being Q A Y_l + k (rigid) or Q B_l (basis), under a residual-axis metric W:
+    sum_l (Q A_a Y_l + k_a)^T W Q B_l and sum_l (Q A_a Y_l + k_a)^T W (Q A_b Y_l + k_b).
+
+    q: M x 3 x 3 (Q), metric: M x 3 x 3 (W, symmetric), rest: M x P x 3 (Y_l), basis_points:
+    P x 3C, basis_sum: 3 x C, columns: M x 6 x 3 x 3 (A), constants: M x 6 x 3 (k).
+    Returns M x 6 x C and M x 6 x 6."""
+    m, p = rest.shape[:2]
+    c = basis_sum.shape[1]
+    metric_q = metric @ q  # W Q
+    pair = q.transpose(1, 2) @ metric_q  # Q^T W Q
+    moments = rest.transpose(1, 2) @ basis_points  # M x 3 x 3C: sum_l Y_l[n] B_l[j, c]
+    k_q = constants @ metric_q  # M x 6 x 3: k_a^T W Q
+    h_rb = (columns.transpose(2, 3) @ pair[:, None]).reshape(m, 6, 9) @ moments.reshape(m, 9, c) + k_q @ basis_sum
+    second = rest.transpose(1, 2) @ rest  # M x 3 x 3: sum_l Y_l Y_l^T
+    total = rest.sum(dim=1)  # M x 3
+    # sum_l Y^T A_a^T Q^T W Q A_b Y = <Q^T W Q A_a M2, A_b>
+    h_rr = torch.einsum("majo,mbjo->mab", pair[:, None] @ columns @ second[:, None], columns)
+    cross = k_q @ (columns @ total[:, None, :, None])[..., 0].transpose(1, 2)  # k_a^T W Q A_b sum_l Y_l
+    h_rr = h_rr + cross + cross.transpose(1, 2) + p * constants @ metric @ constants.transpose(1, 2)
+    return h_rb, h_rr
+
+
 class Fitter:
     """Fits one face model to a clip's observations (see module docstring)."""
 
@@ -190,16 +234,12 @@ class Fitter:
         side[np.isin(self.ids, ids.LEFT_EYE_LIDS)] = 1
         self.eyelid_rows = np.nonzero(side >= 0)[0]  # K rows of the landmarks on the lids
         self.eyelid_side = side[self.eyelid_rows]  # K: 0 right eye, 1 left eye
-        self.eyelid_basis = self.landmark_expression_basis[self.eyelid_rows].double()  # K x 3 x E
         self.landmark_shape_basis = self._landmark_basis(self.model.shape_basis)
         # With no jaw/eye rotation and no pose correctives (the open model) every landmark turns
         # with the root: landmarks are a matrix product and one rotation, no skinning needed.
         self.root_only = not self.fit_jaw_eyes and not bool(self.model.pose_basis.abs().max() > 0)
         self.landmark_template = self._landmark_basis(self.model.template[:, :, None])[..., 0]  # L x 3
-        basis = self.landmark_expression_basis.double()  # L x 3 x E
-        # Gram of the expression basis per pair of axes, and its mean over landmarks (fast path)
-        self.expression_gram = torch.einsum("lik,ljn->ijkn", basis, basis).reshape(9, -1)
-        self.expression_mean = basis.mean(dim=0)  # 3 x E
+        self._gram_terms_cache: dict[bool, _GramTerms] = {}
         self.dims = self.num_expression + (9 if self.fit_jaw_eyes else 0) + 6
         lower = np.full(self.dims, -np.inf)
         upper = np.full(self.dims, np.inf)
@@ -291,11 +331,7 @@ class Fitter:
     def _eyelid_rows(self, values: torch.Tensor, problem: _Problem) -> torch.Tensor:
         """The eyelid points' extra residual rows: residual-space values M x L x 3 (x C) ->
         M x 2K (x C) float64, the lids' x and y times the square root of their extra weight."""
-        return self._weigh_eyelids(values[:, self.eyelid_rows, :2], problem)
-
-    @staticmethod
-    def _weigh_eyelids(lids: torch.Tensor, problem: _Problem) -> torch.Tensor:
-        """M x K x 2 (x C) eyelid values -> M x 2K (x C) float64 times their square-root weights."""
+        lids = values[:, self.eyelid_rows, :2]
         weight = problem.eyelid_sqrt.view(*problem.eyelid_sqrt.shape, 1, *([1] * (lids.dim() - 3)))
         return (lids.double() * weight).reshape(len(lids), -1, *lids.shape[3:])
 
@@ -334,43 +370,133 @@ class Fitter:
         jac[..., deform:] = self._rigid_columns(state, problem, output)
         return jac.reshape(m, -1, self.dims)
 
-    def _normal_equations(self, state: _State, identity: torch.Tensor, problem: _Problem, output, residual):
-        """Gauss-Newton blocks M x D x D and gradients M x D (float64 NumPy) of the data term."""
-        r = residual.double()
-        if self.fit_jaw_eyes:
-            jac = self._jacobian(state, identity, problem, output).double()
-            jac, flat = self._with_eyelid_rows(jac, r, problem)
-            return torch.bmm(jac.transpose(1, 2), jac).numpy(), torch.bmm(jac.transpose(1, 2), flat[..., None])[..., 0].numpy()
-        # Without jaw/eye rotations the expression columns are Q_m B_l with a per-frame 3 x 3 Q_m
-        # (rotation, scale, axis flip, weights, 1/IOD): their products come from precomputed Grams,
-        # and only the six rigid columns are built per landmark.
+    def _normal_equations(self, state: _State, identity: torch.Tensor, problem: _Problem, output, residual,
+                          with_identity: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gauss-Newton blocks M x C x C and gradients M x C (float64) of the data term, over the
+        D per-frame columns, then with ``with_identity`` the S identity columns."""
+        if not self.fit_jaw_eyes:
+            return self._gram_normal_equations(state, problem, output, residual, with_identity)
+        return self._explicit_normal_equations(state, identity, problem, output, residual, with_identity)
+
+    def _explicit_normal_equations(self, state: _State, identity: torch.Tensor, problem: _Problem, output, residual,
+                                   with_identity: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_normal_equations` from the full Jacobian, M x (3L + 2K) x C: any model."""
+        jac = self._jacobian(state, identity, problem, output).double()
+        more = [self._identity_jacobian(state, problem, output).double()] if with_identity else []
+        jac, flat, *more = self._with_eyelid_rows(jac, residual, problem, *more)
+        jac = torch.cat([jac, *more], dim=2)
+        return torch.bmm(jac.transpose(1, 2), jac), torch.bmm(jac.transpose(1, 2), flat[..., None])[..., 0]
+
+    def _identity_jacobian(self, state: _State, problem: _Problem, output) -> torch.Tensor:
+        """M x (L*3) x S Jacobian of the weighted residual with respect to the identity (the shift
+        of the joints with the identity left out, as for a rest-pose basis)."""
+        scale_flip = torch.exp(state.camera[:, 0]).view(-1, 1, 1, 1) * torch.tensor(AXIS_FLIP).view(1, 1, 3, 1)
+        jac = scale_flip * self._blend_jacobian(output, self.model.shape_basis, self.landmark_shape_basis)
+        return self._to_residual_space(jac, problem.iod).reshape(len(jac), -1, self.model.num_shape)
+
+    def _gram_terms(self, with_identity: bool) -> _GramTerms:
+        """The Gram terms of the expression basis (and the identity basis after it), made once."""
+        if with_identity not in self._gram_terms_cache:
+            bases = [self.landmark_expression_basis] + ([self.landmark_shape_basis] if with_identity else [])
+            basis = torch.cat(bases, dim=2).double()  # L x 3 x C
+            lids = [basis[self.eyelid_rows[self.eyelid_side == side]] for side in (0, 1)]
+
+            def gram(points: torch.Tensor) -> torch.Tensor:
+                return torch.einsum("lik,ljn->ijkn", points, points).reshape(9, -1)
+
+            self._gram_terms_cache[with_identity] = _GramTerms(
+                basis=basis.reshape(-1, basis.shape[2]), basis_points=basis.reshape(len(basis), -1),
+                basis_sum=basis.sum(dim=0), gram=gram(basis), mean=basis.mean(dim=0),
+                eyelid_points=[lid.reshape(len(lid), -1) for lid in lids], eyelid_sum=[lid.sum(dim=0) for lid in lids],
+                eyelid_gram=[gram(lid) for lid in lids],
+            )
+        return self._gram_terms_cache[with_identity]
+
+    def _gram_normal_equations(self, state: _State, problem: _Problem, output, residual, with_identity: bool):
+        """:meth:`_normal_equations` for models whose landmarks all turn with the root (no jaw or
+        eye rotations to fit), from small per-frame sums instead of per-landmark Jacobians.
+
+        In residual space (:meth:`_to_residual_space`) every column at landmark l is Q A Y_l plus a
+        constant k, with Q = diag(f) R (f: scale, axis flip, axis weight, 1/IOD; R: the head
+        rotation) and Y_l = R^T (p_l - root), the landmark about the root in the head's frame: a
+        basis column (expression, identity) is Q B_l; head rotation k is Q [u_k]x Y_l with
+        u_k = R^T J_l(r) e_k (:meth:`_rigid_structure`); log scale is Q Y_l + f * root; the
+        translations are constants. So every product over landmarks contracts 3 x 3 matrices with
+        the basis' Grams (made once), sum_l Y_l B_l^T, sum_l Y_l Y_l^T and sum_l Y_l. Removing the
+        z rows' mean over the L landmarks (MediaPipe's depth has no origin) subtracts
+        L mean_z(a) mean_z(b) from each product; the eyelid rows add the same sums over each eye's
+        lid points, on x and y, times that eye's extra weight (equal on all its lid points)."""
+        terms = self._gram_terms(with_identity)
         m, num_landmarks = output.landmarks.shape[:2]
-        e = self.num_expression
-        scale = torch.exp(state.camera[:, 0]).double()
+        c = terms.basis.shape[1]
+        rotation = output.joint_rotations[:, 0].double()  # M x 3 x 3
+        root = output.joints[:, 0].double()  # M x 3
         axis = torch.tensor(AXIS_FLIP, dtype=torch.float64) * self.sqrt_weights.double()
-        factor = scale[:, None] * axis[None] / problem.iod.double()[:, None]  # M x 3
-        q = factor[:, :, None] * output.joint_rotations[:, 0].double()  # M x 3 x 3
-        rigid = self._rigid_columns(state, problem, output).double()  # M x L x 3 x 6 (z mean removed)
-        basis = self.landmark_expression_basis.double().reshape(num_landmarks * 3, e)
-        gram = (q.transpose(1, 2) @ q).reshape(m, 9) @ self.expression_gram
-        mean_z = q[:, 2] @ self.expression_mean  # M x E
-        h_ee = gram.reshape(m, e, e) - num_landmarks * mean_z[:, :, None] * mean_z[:, None, :]
-        rotated_rigid = torch.einsum("mlia,mij->mlja", rigid, q).reshape(m, num_landmarks * 3, 6)
-        h_re = rotated_rigid.transpose(1, 2) @ basis  # M x 6 x E
-        rigid_flat = rigid.reshape(m, num_landmarks * 3, 6)
-        h_rr = rigid_flat.transpose(1, 2) @ rigid_flat
-        rotated_r = torch.einsum("mij,mli->mlj", q, r).reshape(m, num_landmarks * 3)
-        g_e = rotated_r @ basis
-        g_r = torch.einsum("mna,mn->ma", rigid_flat, r.reshape(m, -1))
-        blocks = torch.cat([torch.cat([h_ee, h_re.transpose(1, 2)], dim=2), torch.cat([h_re, h_rr], dim=2)], dim=1)
-        gradient = torch.cat([g_e, g_r], dim=1)
+        factor = torch.exp(state.camera[:, 0]).double()[:, None] * axis[None] / problem.iod.double()[:, None]  # M x 3
+        q = factor[:, :, None] * rotation  # M x 3 x 3
+        rest = torch.bmm(output.landmarks.double() - root[:, None], rotation)  # M x L x 3: Y_l
+        columns, constants = self._rigid_structure(state, problem, rotation, factor, root)
+
+        def basis_products(metric: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+            return ((q.transpose(1, 2) @ metric @ q).reshape(m, 9) @ gram).view(m, c, c)
+
+        everywhere = torch.eye(3, dtype=torch.float64).expand(m, 3, 3)
+        h_bb = basis_products(everywhere, terms.gram)
+        h_rb, h_rr = _rigid_products(q, everywhere, rest, terms.basis_points, terms.basis_sum, columns, constants)
+        basis_mean_z = q[:, 2] @ terms.mean  # M x C
+        rigid_mean_z = (columns @ rest.mean(dim=1)[:, None, :, None])[..., 0] @ q[:, 2, :, None]  # M x 6 x 1
+        rigid_mean_z = rigid_mean_z[..., 0] + constants[:, :, 2]
+        h_bb = h_bb - num_landmarks * basis_mean_z[:, :, None] * basis_mean_z[:, None, :]
+        h_rb = h_rb - num_landmarks * rigid_mean_z[:, :, None] * basis_mean_z[:, None, :]
+        h_rr = h_rr - num_landmarks * rigid_mean_z[:, :, None] * rigid_mean_z[:, None, :]
+
+        weighted_r = residual.double()
         if problem.eyelid_sqrt is not None:
-            lids = torch.cat([torch.einsum("mij,kjn->mkin", q[:, :2], self.eyelid_basis),
-                              rigid[:, self.eyelid_rows, :2]], dim=3)  # M x K x 2 x D
-            jac, lid_r = self._weigh_eyelids(lids, problem), self._eyelid_rows(r, problem)
-            blocks = blocks + torch.bmm(jac.transpose(1, 2), jac)
-            gradient = gradient + torch.bmm(jac.transpose(1, 2), lid_r[..., None])[..., 0]
-        return blocks.numpy(), gradient.numpy()
+            extra = problem.eyelid_sqrt**2  # M x K
+            row_weight = torch.ones(m, num_landmarks, 3, dtype=torch.float64)
+            row_weight[:, self.eyelid_rows, :2] += extra[:, :, None]
+            weighted_r = weighted_r * row_weight
+            for side in (0, 1):
+                on_side = self.eyelid_side == side
+                x_and_y = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
+                metric = torch.diag_embed(extra[:, np.argmax(on_side), None] * x_and_y)  # M x 3 x 3
+                h_bb = h_bb + basis_products(metric, terms.eyelid_gram[side])
+                lid_rb, lid_rr = _rigid_products(q, metric, rest[:, self.eyelid_rows[on_side]],
+                                                 terms.eyelid_points[side], terms.eyelid_sum[side], columns, constants)
+                h_rb, h_rr = h_rb + lid_rb, h_rr + lid_rr
+        rotated_r = torch.bmm(weighted_r, q)  # M x L x 3: Q^T times the weighted residual
+        g_b = rotated_r.reshape(m, -1) @ terms.basis
+        g_r = (columns.reshape(m, 6, 9) @ (rotated_r.transpose(1, 2) @ rest).reshape(m, 9, 1))[..., 0]
+        g_r = g_r + (constants @ weighted_r.sum(dim=1)[:, :, None])[..., 0]
+
+        blocks = torch.cat([torch.cat([h_bb, h_rb.transpose(1, 2)], dim=2), torch.cat([h_rb, h_rr], dim=2)], dim=1)
+        gradient = torch.cat([g_b, g_r], dim=1)
+        e = self.num_expression
+        if c > e:  # the identity's columns after the per-frame ones: [expression, rigid, identity]
+            order = torch.cat([torch.arange(e), torch.arange(c, c + 6), torch.arange(e, c)])
+            blocks, gradient = blocks[:, order][:, :, order], gradient[:, order]
+        return blocks, gradient
+
+    def _rigid_structure(self, state: _State, problem: _Problem, rotation: torch.Tensor, factor: torch.Tensor,
+                         root: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The six rigid columns (head rotation 3, log scale, translation 2) of a root-only model
+        as Q A Y_l + k (see :meth:`_gram_normal_equations`): A M x 6 x 3 x 3 and k M x 6 x 3."""
+        m = len(rotation)
+        # turning the head's axis-angle r by delta turns it by J_l(r) delta about the root:
+        # landmark p moves by (J_l(r) e_k) x (p - root) = R (u_k x Y) per unit of delta_k
+        u = rotation.transpose(1, 2) @ so3_left_jacobian(state.rotation).double()  # M x 3 x 3, u_k = column k
+        columns = torch.zeros(m, 6, 3, 3, dtype=torch.float64)
+        zero = torch.zeros(m, dtype=torch.float64)
+        for k in range(3):
+            x, y, z = u[:, :, k].unbind(dim=1)
+            columns[:, k] = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=1).view(m, 3, 3)
+        columns[:, 3] = torch.eye(3, dtype=torch.float64)
+        constants = torch.zeros(m, 6, 3, dtype=torch.float64)
+        constants[:, 3] = factor * root
+        weights = self.sqrt_weights.double()
+        constants[:, 4, 0] = problem.iod_ref * weights[0] / problem.iod.double()
+        constants[:, 5, 1] = problem.iod_ref * weights[1] / problem.iod.double()
+        return columns, constants
 
     def _with_eyelid_rows(self, jac: torch.Tensor, residual: torch.Tensor, problem: _Problem,
                           *more: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -485,9 +611,9 @@ class Fitter:
         energy = self._energy(residual, vector, factor, temporal_term, problem)
         for _ in range(iterations):
             with torch.no_grad():
-                blocks, gradient = self._normal_equations(state, identity, problem, output, residual)
+                blocks, gradient = (x.numpy() for x in self._normal_equations(state, identity, problem, output, residual))
             prior_gradient, prior_curvature = self._prior_gradient_and_curvature(vector, factor, problem)
-            blocks = blocks + prior_curvature[:, :, None] * np.eye(self.dims)[None]
+            np.einsum("mii->mi", blocks)[:] += prior_curvature
             for _attempt in range(4):
                 delta = solve_step(blocks, gradient + prior_gradient, full(vector), temporal, k_matrix,
                                    num_fixed, self.lower, self.upper, damping)
@@ -584,18 +710,10 @@ class Fitter:
         damping = 1e-3
         for _ in range(cfg.identity_iterations):
             with torch.no_grad():
-                jac = self._jacobian(state, identity, problem, output).double()  # M x R x D
-                scale = torch.exp(state.camera[:, 0]).view(-1, 1, 1, 1)
-                flip = torch.tensor(AXIS_FLIP).view(1, 1, 3, 1)
-                jac_beta = self._to_residual_space(scale * flip * self._blend_jacobian(output, self.model.shape_basis, self.landmark_shape_basis), problem.iod)
-                jac_beta = jac_beta.reshape(len(chosen), -1, self.model.num_shape).double()
-                jac, r, jac_beta = self._with_eyelid_rows(jac, residual, problem, jac_beta)
-                r = r[..., None]
-                h = torch.bmm(jac.transpose(1, 2), jac)
-                g = torch.bmm(jac.transpose(1, 2), r)[..., 0]
-                coupling = torch.bmm(jac.transpose(1, 2), jac_beta)  # M x D x S
-                h_beta = torch.einsum("mrs,mrt->st", jac_beta, jac_beta)
-                g_beta = torch.einsum("mrs,mr->s", jac_beta, r[..., 0])
+                blocks, gradient = self._normal_equations(state, identity, problem, output, residual, with_identity=True)
+                d = self.dims
+                h, coupling, h_beta = blocks[:, :d, :d], blocks[:, :d, d:], blocks[:, d:, d:].sum(dim=0)
+                g, g_beta = gradient[:, :d], gradient[:, d:].sum(dim=0)
             prior_gradient, prior_curvature = self._prior_gradient_and_curvature(vector, factor, problem)
             g = g + torch.as_tensor(prior_gradient)
             h = h + torch.diag_embed(torch.as_tensor(prior_curvature))

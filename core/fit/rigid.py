@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 
 from core.fit.camera import flip_matrix
 from core.observe import landmark_ids as ids
-from core.observe.headpose import similarity_align
+from core.observe.headpose import similarity_align_many
 
 
 def rigid_rows(landmark_ids: np.ndarray) -> np.ndarray:
@@ -26,12 +26,10 @@ def initial_rigid(
     N x 3 (axis-angle, model space) and camera N x 4 (see camera.py)."""
     flip = flip_matrix()
     source = model_landmarks[rows] @ flip.T
-    rotations, cameras = [], []
-    for frame in observed:
-        r_img, t_img, scale = similarity_align(source, frame[rows].astype(np.float64))
-        r_model = flip @ r_img @ flip
-        # image = s F (R (v - j) + j) + t  must equal  s F R v + t_img
-        t = t_img - scale * flip @ (root_joint - r_model @ root_joint)
-        rotations.append(Rotation.from_matrix(r_model).as_rotvec())
-        cameras.append([np.log(scale), *t])
-    return np.array(rotations, np.float32).reshape(-1, 3), np.array(cameras, np.float32).reshape(-1, 4)
+    r_img, t_img, scale = similarity_align_many(source, observed[:, rows].astype(np.float64))
+    r_model = flip @ r_img @ flip
+    # image = s F (R (v - j) + j) + t  must equal  s F R v + t_img
+    t = t_img - scale[:, None] * ((root_joint - r_model @ root_joint) @ flip.T)
+    rotations = Rotation.from_matrix(r_model).as_rotvec() if len(observed) else np.zeros((0, 3))
+    cameras = np.concatenate([np.log(scale)[:, None], t], axis=1)
+    return rotations.astype(np.float32).reshape(-1, 3), cameras.astype(np.float32).reshape(-1, 4)

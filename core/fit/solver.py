@@ -48,8 +48,9 @@ def solve_step(
     over F + M frames, temporal: D weights of the coupling per dimension, lower/upper: D bounds (-inf/inf where unbounded). Returns delta: M x D,
     zero for entries frozen at a bound, and clipped so that state + delta stays in bounds."""
     m, d = gradient.shape
-    diag = np.einsum("mii->mi", blocks)
-    blocks = blocks + (damping * (diag + 1e-9))[:, :, None] * np.eye(d)[None]
+    blocks = blocks.copy()
+    diagonal = np.einsum("mii->mi", blocks)  # a writable view of each block's diagonal
+    diagonal += damping * (diagonal + 1e-9)
     coupling = None
     rhs = -gradient
     weights = np.broadcast_to(np.asarray(temporal, dtype=np.float64), (d,))
@@ -61,12 +62,15 @@ def solve_step(
     eps = 1e-6
     frozen = ((current <= lo + eps) & (rhs < 0)) | ((current >= hi - eps) & (rhs > 0))
     keep = (~frozen).astype(np.float64)
-    masked = blocks * keep[:, :, None] * keep[:, None, :] + (1 - keep)[:, :, None] * np.eye(d)[None]
+    if frozen.any():  # frozen entries become identity rows and columns
+        blocks *= keep[:, :, None]
+        blocks *= keep[:, None, :]
+        diagonal += 1 - keep
     coupling_diagonals = []
     if coupling is not None:
         coupling = coupling.todia() if hasattr(coupling, "todia") else coupling
         coupling_diagonals = [coupling.diagonal(k) for k in range(3)]
-    band = banded_upper(masked, coupling_diagonals, keep, weights)
+    band = banded_upper(blocks, coupling_diagonals, keep, weights)
     return solveh_banded(band, (rhs * keep).ravel(), check_finite=False).reshape(m, d)
 
 
@@ -82,10 +86,8 @@ def banded_upper(
     m, d = blocks.shape[:2]
     n, u = m * d, 2 * d
     ab = np.zeros((u + 1, n))
-    a, b = np.triu_indices(d)
-    rows = u + a - b
-    cols = (np.arange(m)[:, None] * d + b[None]).ravel()
-    ab[np.tile(rows, m), cols] = blocks[:, a, b].ravel()
+    for offset in range(d):  # entries (i, i + offset) of every block go to row u - offset
+        ab[u - offset].reshape(m, d)[:, offset:] = np.diagonal(blocks, offset, axis1=1, axis2=2)
     flat_keep = (keep * np.sqrt(weights)[None]).ravel()
     for offset, diagonal in enumerate(coupling_diagonals):
         if offset == 0:

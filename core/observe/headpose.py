@@ -42,19 +42,25 @@ def similarity_align(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray
     source, target: N x 3. Returns rotation (3 x 3, det +1), translation (3,), scale such that
     ``target ~= scale * source @ rotation.T + translation``.
     """
+    rotation, translation, scale = similarity_align_many(source, target[None])
+    return rotation[0], translation[0], float(scale[0])
+
+
+def similarity_align_many(source: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`similarity_align` of one ``source`` (N x 3) onto each of F ``targets`` (F x N x 3).
+    Returns rotations F x 3 x 3, translations F x 3, scales F."""
     mu_s = source.mean(axis=0)
-    mu_t = target.mean(axis=0)
+    mu_t = targets.mean(axis=1)  # F x 3
     s = source - mu_s
-    t = target - mu_t
-    cov = t.T @ s / len(source)
+    t = targets - mu_t[:, None]
+    cov = t.transpose(0, 2, 1) @ s / len(source)  # F x 3 x 3
     u, sigma, vt = np.linalg.svd(cov)
-    d = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[2] = -1.0
-    rotation = u @ np.diag(d) @ vt
+    d = np.ones((len(targets), 3))
+    d[np.linalg.det(u) * np.linalg.det(vt) < 0, 2] = -1.0
+    rotation = (u * d[:, None, :]) @ vt
     var_s = (s**2).sum() / len(source)
-    scale = float((sigma * d).sum() / var_s)
-    translation = mu_t - scale * rotation @ mu_s
+    scale = (sigma * d).sum(axis=1) / var_s
+    translation = mu_t - scale[:, None] * (rotation @ mu_s)
     return rotation, translation, scale
 
 
