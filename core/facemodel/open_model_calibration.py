@@ -42,6 +42,7 @@ from core.facemodel.open_model import (
     ARKIT_NAMES,
     LEFT_BROW_LOWER,
     LEFT_BROW_UPPER,
+    LIP_CORNERS,
     LOWER_LIP_INNER,
     RIGHT_BROW_LOWER,
     RIGHT_BROW_UPPER,
@@ -83,12 +84,20 @@ LEARNED_STEMS = (
 _EYES = eye_contour("left") + eye_contour("right") + ids.LEFT_IRIS + ids.RIGHT_IRIS
 _BROWS = LEFT_BROW_UPPER + LEFT_BROW_LOWER + RIGHT_BROW_UPPER + RIGHT_BROW_LOWER
 _NOSE_MIDLINE = (1, 2, 4, 5, 6, 19, 94, 168, 195, 197)
+# The lips' points within 8 mm of the midline, from the upper lip's outer edge to the lower's.
+_LIP_CENTRE = (0, 11, 12, 13, 14, 15, 16, 17, 37, 38, 72, 82, 84, 85, 86, 87, 267, 268, 302, 312, 314, 315, 316, 317)
 # Points a learned shape (the performer's-left one; its mirror follows) must not move, as in the
 # authored shapes: photos show brows raised with eyes opened and squints with brows lowered, but
-# the names mean one muscle's motion, and the other curve carries the rest.
+# the names mean one muscle's motion, and the other curve carries the rest. Likewise KDEF's smiles
+# are all open grins, with the lip raiser, the depressor and the jaw: learned freely, mouthUpperUp
+# took the corners' outward pull (6 mm at weight 1) and the smile raised the lower lip's centre
+# 8 mm, so a closed-mouth smile (little lip raise) lifted the whole mouth instead of curving it. In
+# Apple's meaning the smile lifts and widens the corners and the raiser and depressor move the
+# lips between them.
 PROTECTED = {
     "browDown": _EYES + _NOSE_MIDLINE, "browInnerUp": _EYES + _NOSE_MIDLINE, "browOuterUp": _EYES + _NOSE_MIDLINE,
     "eyeSquint": _BROWS, "eyeWide": _BROWS, "noseSneer": _EYES + _NOSE_MIDLINE + RIGHT_NOSE_WING,
+    "mouthSmile": _LIP_CENTRE, "mouthUpperUp": LIP_CORNERS, "mouthLowerDown": LIP_CORNERS,
 }
 # The network never reports these on the calibration photos, so its silence is not evidence; the
 # photo's posed emotion is: such a shape is free only in the expressions that show it (the nose

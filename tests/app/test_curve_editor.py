@@ -151,7 +151,8 @@ def test_a_locked_region_refuses_curve_edits_and_sliders(loaded, qtbot):
     window.timelines.editor_bar.lock_buttons["mouth"].setChecked(True)
     pick(window, "mouthSmileLeft")
     y0 = float(raw[frame, SMILE])
-    mouse_drag(window, qtbot, [(frame, y0), (frame, y0 + 0.3)])
+    y1 = y0 + 0.3 if y0 < 0.6 else y0 - 0.3  # a drag that stays inside [0, 1]
+    mouse_drag(window, qtbot, [(frame, y0), (frame, y1)])
     assert view.fit.expression.tobytes() == raw.tobytes()
     assert window.undo_stack.count() == 0
     assert "locked mouth region" in window.statusBar().currentMessage()
@@ -169,8 +170,8 @@ def test_a_locked_region_refuses_curve_edits_and_sliders(loaded, qtbot):
     assert view.edits.layers[0].locked == ("mouth",)
     # unlocked, the same drag edits
     window.timelines.editor_bar.lock_buttons["mouth"].setChecked(False)
-    mouse_drag(window, qtbot, [(frame, y0), (frame, y0 + 0.3)])
-    assert view.fit.expression[frame, SMILE] == pytest.approx(y0 + 0.3, abs=0.02)
+    mouse_drag(window, qtbot, [(frame, y0), (frame, y1)])
+    assert view.fit.expression[frame, SMILE] == pytest.approx(y1, abs=0.02)
 
 
 def test_screenshot_of_the_curve_editor(loaded, qtbot, tmp_path):

@@ -135,7 +135,11 @@ def test_flame_with_its_own_105_point_embedding(tmp_path):
     amap = fa.solve_map(data, load_open_model(),
                         settings=fa.MapSettings(train_samples=200, reverse_samples=100, heldout_samples=40))
     assert abs(amap.heldout.eye_distance_mm - 95.0) < 2.0  # the synthetic face's eye-corner distance
-    assert amap.heldout.round_trip_mean_mm < 0.6 * amap.heldout.motion_mean_mm
+    # the synthetic FLAME's expressions are random smooth fields on the lower face, which the 52 ARKit
+    # shapes express only in part (on these 105 points their best bounded fit leaves about 0.7 of
+    # the motion): the map must lose nothing beyond what the shapes cannot express
+    heldout = amap.heldout
+    assert heldout.round_trip_mean_mm < min(heldout.to_arkit_best_mean_mm, 0.7 * heldout.motion_mean_mm)
     assert amap.to_arkit(np.zeros((1, E)), np.array([[np.radians(20), 0, 0]]))[0, 17] > 0.6  # jawOpen
 
 

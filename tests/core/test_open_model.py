@@ -282,6 +282,10 @@ def test_mouth_shapes(data, template):
     assert smile[1] > 4 and smile[0] > 2 and smile[2] < 0 and 12 < np.linalg.norm(smile) < 24
     assert still(data, "mouthSmileLeft", 61, 78)
     assert d(data, "mouthSmileRight", 61)[1] > 4 and still(data, "mouthSmileRight", 291, 308)
+    # the smile curves the mouth: its corner rises, the lips' centre keeps the authored 1 mm (KDEF's
+    # open grins taught a lower lip raised 8 mm, which lifted a closed smile's whole mouth)
+    for centre in (0, 13, 14, 17):
+        assert abs(d(data, "mouthSmileLeft", centre)[1]) < 1.5 and smile[1] - d(data, "mouthSmileLeft", centre)[1] > 8
     assert d(data, "mouthFrownLeft", 291)[1] < -4 and still(data, "mouthFrownLeft", 61)
     assert d(data, "mouthDimpleLeft", 291)[2] < -2 and still(data, "mouthDimpleLeft", 61)
     stretch = d(data, "mouthStretchLeft", 291)
@@ -307,6 +311,8 @@ def test_mouth_shapes(data, template):
     assert still(data, "mouthPressLeft", 40, 91)
     assert d(data, "mouthLowerDownLeft", 405)[1] < -3 and still(data, "mouthLowerDownLeft", 181, 91)
     assert d(data, "mouthUpperUpLeft", 269)[1] > 3 and still(data, "mouthUpperUpLeft", 39, 40)
+    # the lip raiser and depressor move the lips between the corners, not the corners
+    assert still(data, "mouthUpperUpLeft", 61, 78, 291, 308) and still(data, "mouthLowerDownLeft", 61, 78, 291, 308)
     assert d(data, "tongueOut", 14)[1] < -2 and d(data, "tongueOut", 17)[2] > 1
     assert lid_gap(posed(data, "tongueOut"), 13, 14) > 3 * MM
 
