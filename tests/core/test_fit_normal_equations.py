@@ -56,9 +56,11 @@ def test_the_fast_normal_equations_equal_the_full_jacobians_products(model, with
     assert (problem.eyelid_sqrt is None) == (eyelid_weight == 0.0)
     columns = fitter.dims + (model.num_shape if with_identity else 0)
     assert fast_blocks.shape == blocks.shape == (6, columns, columns)
+    # the explicit path builds its Jacobian in float32 (relative rounding about 1e-7); a wrong
+    # term in the sums is off by orders of magnitude more
     scale = blocks.abs().amax(dim=(1, 2), keepdim=True)
-    assert torch.allclose(fast_blocks / scale, blocks / scale, atol=1e-9)
-    assert torch.allclose(fast_gradient, gradient, atol=1e-9 * float(gradient.abs().max()))
+    assert torch.allclose(fast_blocks / scale, blocks / scale, atol=1e-6)
+    assert torch.allclose(fast_gradient, gradient, atol=1e-6 * float(gradient.abs().max()))
 
 
 def test_the_banded_window_solve_equals_the_dense_solve_with_frozen_entries():
