@@ -456,9 +456,9 @@ class Fitter:
             row_weight = torch.ones(m, num_landmarks, 3, dtype=torch.float64)
             row_weight[:, self.eyelid_rows, :2] += extra[:, :, None]
             weighted_r = weighted_r * row_weight
+            x_and_y = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
             for side in (0, 1):
                 on_side = self.eyelid_side == side
-                x_and_y = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
                 metric = torch.diag_embed(extra[:, np.argmax(on_side), None] * x_and_y)  # M x 3 x 3
                 h_bb = h_bb + basis_products(metric, terms.eyelid_gram[side])
                 lid_rb, lid_rr = _rigid_products(q, metric, rest[:, self.eyelid_rows[on_side]],

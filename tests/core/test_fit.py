@@ -6,31 +6,17 @@ import torch
 
 from core.facemodel import FaceModel
 from core.facemodel.open_model import load_open_model
-from core.fit.camera import project
 from core.fit.fitter import FitConfig, Fitter
 from core.fit.params import FitParams
 from core.fit.stage import fit_clip
 from core.stages import drain
 from core.take.observations import ObservationArrays
+from tests.synthetic_observations import observations_from
 
 
 @pytest.fixture(scope="module")
 def open_model():
     return FaceModel(load_open_model())
-
-
-def observations_from(model, params, camera, noise_px=0.0, seed=0):
-    """Landmark observations of a posed model, as MediaPipe would report them (478 ids)."""
-    with torch.no_grad():
-        image = project(model(params).landmarks, camera).numpy()
-    image = image + np.random.default_rng(seed).normal(scale=noise_px, size=image.shape)
-    n = len(image)
-    obs = ObservationArrays.empty(n)
-    obs.index[:] = np.arange(n)
-    obs.timestamp[:] = np.arange(n) / 30.0
-    obs.has_face[:] = True
-    obs.landmarks[:, model.landmark_ids.numpy()] = image
-    return obs
 
 
 def smooth_open_sequence(model, n, seed=0):

@@ -15,6 +15,7 @@ from core.fit.camera import project
 from core.fit.evidence import BOUND_START, UNSCORED_SPREAD, CurvePriors, antagonist_pairs
 from core.fit.fitter import FitConfig, Fitter
 from core.take.observations import ObservationArrays
+from tests.synthetic_observations import observations_from
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +96,7 @@ def test_scores_below_a_neutral_face_are_no_evidence_and_up_only_curves_only_pus
 def synthetic_frame(model: FaceModel, expression: np.ndarray) -> ObservationArrays:
     params = model.zero_params(1)
     params.expression[:] = torch.as_tensor(expression, dtype=torch.float32)[None]
-    camera = torch.tensor([[np.log(3000.0), 320.0, 240.0, 0.0]])
-    with torch.no_grad():
-        landmarks = project(model(params).landmarks, camera).numpy()
-    observations = ObservationArrays.empty(1)
-    observations.index[:] = 0
-    observations.has_face[:] = True
-    observations.landmarks[:] = landmarks
+    observations = observations_from(model, params, torch.tensor([[np.log(3000.0), 320.0, 240.0, 0.0]]))
     observations.blendshapes[:] = np.nan
     return observations
 

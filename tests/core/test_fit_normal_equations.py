@@ -8,10 +8,10 @@ import torch
 
 from core.facemodel import FaceModel
 from core.facemodel.open_model import load_open_model
-from core.fit.camera import project
 from core.fit.fitter import FitConfig, Fitter
 from core.fit.solver import second_difference_matrix, solve_step
 from core.take.observations import ObservationArrays
+from tests.synthetic_observations import observations_from
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +29,7 @@ def posed_observations(model, frames: int, seed: int) -> ObservationArrays:
     params.rotation[:] = torch.tensor(rng.uniform(-0.6, 0.6, size=(frames, 3)), dtype=torch.float32)
     camera = torch.tensor(np.column_stack([np.log(rng.uniform(1500, 3000, frames)), rng.uniform(200, 400, (frames, 2)),
                                            np.zeros(frames)]), dtype=torch.float32)
-    with torch.no_grad():
-        image = project(model(params).landmarks, camera).numpy()
-    observations = ObservationArrays.empty(frames)
-    observations.index[:] = np.arange(frames)
-    observations.has_face[:] = True
-    observations.landmarks[:, model.landmark_ids.numpy()] = image + rng.normal(scale=2.0, size=image.shape)
-    return observations
+    return observations_from(model, params, camera, noise_px=2.0, seed=seed)
 
 
 @pytest.mark.parametrize("eyelid_weight", [8.0, 0.0])
