@@ -80,3 +80,31 @@ def refuse_writes_in(monkeypatch, folder: Path) -> None:
 
     monkeypatch.setattr(os, "open", guard(os.open))
     monkeypatch.setattr(os, "mkdir", guard(os.mkdir))
+
+
+# The longest test files (seconds on the 2-core CI machine, measured with --durations=0 on
+# 2026-12-06), run first: scripts/test.sh hands whole files to its workers in collection order, and
+# a long file taken last keeps one worker busy after the other has finished.
+LONGEST_FILES = (
+    "tests/core/test_take_integrity.py",  # 208 s
+    "tests/core/test_batch.py",  # 170 s
+    "tests/core/test_microexpr_pipeline.py",  # 144 s
+    "tests/app/test_neutral.py",  # 131 s
+    "tests/core/test_pipeline_fit.py",  # 125 s
+    "tests/core/test_pipeline.py",  # 122 s
+    "tests/core/test_performer.py",  # 114 s
+    "tests/core/test_emotion_stage.py",  # 106 s
+    "tests/core/test_calibration.py",  # 103 s
+    "tests/core/test_open_model.py",  # 93 s
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Longest files first (LONGEST_FILES, in that order), the rest as collected."""
+    rank = {name: k for k, name in enumerate(LONGEST_FILES)}
+
+    def key(item) -> int:
+        path = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
+        return rank.get(path, len(LONGEST_FILES))
+
+    items.sort(key=key)  # stable: tests keep their order inside a file and among the rest

@@ -9,13 +9,13 @@ import json
 import logging
 import sys
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from core.errors import NoFaceFoundError, PerformerProfileError
-from core.performer.calibrate import MIN_CHECKED_FRAMES, CalibrationReport, PerformerTake
-from core.take import Take
-from core.take.store import MANIFEST_NAME
+
+if TYPE_CHECKING:  # the calibration's modules load when the command runs: every 'emocap' call builds this parser
+    from core.performer.calibrate import CalibrationReport, PerformerTake
+    from core.take import Take
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,9 @@ def _as_take(path: Path, takes_dir: Path, neutral_frame: int | None = None) -> T
     """The take of ``path``: itself if it is a take folder, else the analysis of it into
     ``takes_dir`` (resumed if a previous calibration was interrupted), its identity from
     ``neutral_frame`` when given."""
+    from core.take import Take
+    from core.take.store import MANIFEST_NAME
+
     if (path / MANIFEST_NAME).is_file():
         return Take.open(path)
     from core.pipeline import Pipeline, PipelineConfig
@@ -59,6 +62,10 @@ def _as_take(path: Path, takes_dir: Path, neutral_frame: int | None = None) -> T
 def performer_take(take: Take, neutral_frame: int | None = None) -> PerformerTake:
     """A take's observations and raw fit as calibration input. PerformerProfileError when it has
     no fit on the generic open model or the named neutral frame has no face."""
+    import numpy as np
+
+    from core.performer.calibrate import PerformerTake
+
     record = take.manifest.fit
     if record is None or record.status != "complete":
         raise PerformerProfileError(f"take {take.root} has no complete fit: analyse it first")
@@ -78,6 +85,8 @@ def performer_take(take: Take, neutral_frame: int | None = None) -> PerformerTak
 
 
 def format_report(name: str, path: Path, report: CalibrationReport) -> str:
+    from core.performer.calibrate import MIN_CHECKED_FRAMES
+
     moved = sorted(report.shape_change_mm.items(), key=lambda kv: -kv[1])[:6]
     if report.held_out_residual_generic is not None:
         check = (f"held out  {report.held_out_frames} frames: landmark residual {100 * report.held_out_residual_generic:.2f} "

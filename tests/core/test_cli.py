@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import fixture_path, run_cli
+from tests.conftest import ROOT, fixture_path, run_cli
 
 SUMMARY_KEYS = {"frames", "frames_with_face", "fps", "width", "height", "seconds", "warnings"}
 
@@ -76,3 +76,16 @@ def test_gui_without_a_display_says_so(args, monkeypatch):
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(name, raising=False)
     assert_one_line_error(run_cli(*args, timeout=60), 2, "no display")
+
+
+def test_the_parser_loads_no_model_code():
+    """Every 'emocap' call builds the whole parser first, so a subcommand's parser must not import
+    torch or the models (the calibrate command's did: 5 s before 'emocap --help' answered)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from core.cli import build_parser; build_parser(); "
+             "print(sorted(m for m in ('torch', 'scipy', 'mediapipe') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
