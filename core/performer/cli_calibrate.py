@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from core.errors import NoFaceFoundError, PerformerProfileError
 
 if TYPE_CHECKING:  # the calibration's modules load when the command runs: every 'emocap' call builds this parser
@@ -62,8 +64,6 @@ def _as_take(path: Path, takes_dir: Path, neutral_frame: int | None = None) -> T
 def performer_take(take: Take, neutral_frame: int | None = None) -> PerformerTake:
     """A take's observations and raw fit as calibration input. PerformerProfileError when it has
     no fit on the generic open model or the named neutral frame has no face."""
-    import numpy as np
-
     from core.performer.calibrate import PerformerTake
 
     record = take.manifest.fit
