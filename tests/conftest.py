@@ -104,7 +104,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     rank = {name: k for k, name in enumerate(LONGEST_FILES)}
 
     def key(item) -> int:
-        path = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
+        path = item.path.resolve().relative_to(ROOT).as_posix()
         return rank.get(path, len(LONGEST_FILES))
 
     items.sort(key=key)  # stable: tests keep their order inside a file and among the rest

@@ -1,6 +1,8 @@
 """The emocap command line, as a user runs it: exit codes, one-line errors, JSON summaries."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -81,9 +83,6 @@ def test_gui_without_a_display_says_so(args, monkeypatch):
 def test_the_parser_loads_no_model_code():
     """Every 'emocap' call builds the whole parser first, so a subcommand's parser must not import
     torch or the models (the calibrate command's did: 5 s before 'emocap --help' answered)."""
-    import subprocess
-    import sys
-
     probe = ("import sys; from core.cli import build_parser; build_parser(); "
              "print(sorted(m for m in ('torch', 'scipy', 'mediapipe') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
