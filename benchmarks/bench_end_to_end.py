@@ -1,6 +1,6 @@
 """Whole commands, wall time from start-up to exit, a reference commit against this tree, in one run.
 
-    python benchmarks/bench_end_to_end.py [--reference REF] [--rows analyze,fer,both,refine,refine-4s] [--repeat N]
+    python benchmarks/bench_end_to_end.py [--reference REF] [--rows analyze,fer,both,refine,refine-4s,fer-4x,fer-12x] [--repeat N]
 
 Each row runs ``python -m core.cli analyze ...`` on a fresh take, once from a git worktree of REF
 (default: the commit before issue 18's speed work, see REFERENCE) and once from this tree, with the
@@ -13,7 +13,10 @@ resident set, from the kernel's rusage). Rows:
 - both: ``--recognisers both --accept-emonet-licence`` (skipped when EmoNet is not installed);
 - refine: ``--no-emotion --refine`` on a 180-frame 120 fps clip made from the Wolfgang frames (one
   refinement window);
-- refine-4s: the same on 480 frames (4 s at 120 fps: three windows of 2 s).
+- refine-4s: the same on 480 frames (4 s at 120 fps: three windows of 2 s);
+- fer-4x, fer-12x: ``--recognisers fer`` on the Wolfgang clip played forwards and backwards in turn,
+  4 and 12 times (1 888 and 5 664 frames): how peak memory grows with a clip's length (printed per
+  frame against the fer row when that ran too).
 """
 
 from __future__ import annotations
@@ -39,8 +42,11 @@ ROWS = {
     "both": ["--recognisers", "both", "--accept-emonet-licence"],
     "refine": ["--no-emotion", "--refine"],
     "refine-4s": ["--no-emotion", "--refine"],
+    "fer-4x": ["--recognisers", "fer"],
+    "fer-12x": ["--recognisers", "fer"],
 }
 HIGH_RATE_SECONDS = {"refine": 1.5, "refine-4s": 4.0}
+LOOPS = {"fer-4x": 4, "fer-12x": 12}
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,17 @@ def high_rate_clip(folder: Path, seconds: float) -> Path:
     return write_video(folder / f"wolfgang_120fps_{count}.mp4", resampled[:count], 120)
 
 
+def looped_clip(folder: Path, times: int) -> Path:
+    """The Wolfgang fixture played forwards, backwards, forwards ... ``times`` times in all (24 fps)."""
+    from core.video import open_source
+    from tests.microexpr_clips import write_video
+
+    with open_source(WOLFGANG) as source:
+        frames = [image for _, image in source.iter_frames()]
+    played = [image for k in range(times) for image in (frames if k % 2 == 0 else frames[::-1])]
+    return write_video(folder / f"wolfgang_{times}x.mp4", played, 24, crf=18)
+
+
 def emonet_installed() -> bool:
     from core.emotion import store
     from core.errors import EmoCapError
@@ -91,6 +108,11 @@ def emonet_installed() -> bool:
     except EmoCapError:
         return False
     return True
+
+
+def growth_kb(short: tuple, long: tuple, which: int) -> float:
+    """Peak memory added per frame (KB) from the short row to the long one; ``which``: 1 ref, 2 new."""
+    return (long[which].peak_mb - short[which].peak_mb) * 1024 / (long[0] - short[0])
 
 
 def main() -> None:
@@ -110,10 +132,12 @@ def main() -> None:
                        check=True)
         try:
             clips = {row: high_rate_clip(tmp_path, seconds) for row, seconds in HIGH_RATE_SECONDS.items() if row in rows}
+            clips |= {row: looped_clip(tmp_path, times) for row, times in LOOPS.items() if row in rows}
             print(f"reference {args.reference} ({reference}) vs this tree ({ROOT}); "
                   f"fastest of {args.repeat}; {os.cpu_count()} CPUs")
             print(f"{'command':40s} {'frames':>6s} {'ref s':>7s} {'ref fps':>8s} {'new s':>7s} {'new fps':>8s} "
                   f"{'speed-up':>8s} {'ref MB':>7s} {'new MB':>7s}")
+            peaks: dict[str, tuple[int, Run, Run]] = {}
             for row in rows:
                 clip = clips.get(row, WOLFGANG)
                 frames = frame_count(clip)
@@ -128,6 +152,13 @@ def main() -> None:
                 print(f"{label[:40]:40s} {frames:6d} {ref.seconds:7.1f} {frames / ref.seconds:8.1f} {new.seconds:7.1f} "
                       f"{frames / new.seconds:8.1f} {ref.seconds / new.seconds:7.2f}x {ref.peak_mb:7.0f} {new.peak_mb:7.0f}",
                       flush=True)
+                peaks[row] = (frames, ref, new)
+            if "fer" in peaks:
+                for row in LOOPS:
+                    if row in peaks:
+                        print(f"peak memory growth fer -> {row}: " + ", ".join(
+                            f"{name} {growth_kb(peaks['fer'], peaks[row], k):.1f} KB a frame"
+                            for k, name in ((1, "ref"), (2, "new"))))
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(reference)], check=False)
 
