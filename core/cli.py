@@ -243,9 +243,9 @@ def _analyze_for_programs(pipeline, args: argparse.Namespace, notes: list[str]) 
 def cmd_info(args: argparse.Namespace) -> int:
     """Print a take's summary; a damaged chunk (named) leaves its part out and exits 2."""
     from core.errors import DamagedChunkError
-    from core.pipeline import summarize
     from core.take import Take
     from core.take.health import diagnose
+    from core.take_summary import summarize
 
     take = Take.open(args.take)
     print_summary(summarize(take), args.json)

@@ -27,12 +27,6 @@ LIPS_CLOSE = "mouthClose"
 BISECTION_STEPS = 12
 
 
-def apply_floor(expression: np.ndarray, floor: np.ndarray | None) -> np.ndarray:
-    """``expression`` (N x E) raised to ``floor`` (N x E, NaN: none) where the floor is higher."""
-    if floor is None:
-        return expression
-    return np.where(np.isfinite(floor) & (floor > expression), floor, expression).astype(expression.dtype)
-
 
 def mesh_lip_gap(model: FaceModel, fit: FitParams, rows: np.ndarray, expression: np.ndarray | None = None) -> np.ndarray:
     """The fitted mesh's inner-lip gap over its mouth width at ``rows`` (with ``expression``, K x E,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.emotion import store
-from core.emotion.stage import FAST, SLOW
+from core.emotion.types import FAST, SLOW
 from core.errors import EmoCapError
 
 DEFAULT = (FAST,)

@@ -39,7 +39,7 @@ from core.emotion.consistency import consistency
 from core.emotion.from_params import ParamEmotionNet, train_param_emotion
 from core.emotion.stored import EmotionTimelines, RecogniserTimeline
 from core.emotion.timeline import choose_frames, cuts_from_boxes, dominant_segments, intensity, interpolate, smooth
-from core.emotion.types import AUTO, EMOTIONS, EmotionScores
+from core.emotion.types import AUTO, EMOTIONS, FAST, SLOW, EmotionScores
 from core.errors import CancelledError
 from core.fit.params import FitParams
 from core.observe.crop_batches import face_crop_batches, read_face_crops
@@ -53,7 +53,6 @@ from core.video import FrameSource
 
 log = logging.getLogger(__name__)
 
-FAST, SLOW = "fer", "emonet"
 # Renders run on threads ahead of the recognisers that judge them: numpy releases the GIL for much
 # of a render (two threads render the Wolfgang clip 1.2-1.4x faster than one on 2 cores).
 RENDER_THREADS = 2

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The fast recogniser (every frame) and the slow one (sampled frames): core/emotion/stage.py.
+FAST, SLOW = "fer", "emonet"
+
 # EmoCap's emotion classes, in EmoNet's (AffectNet's) order. Recognisers with fewer classes
 # (FER2013 has no contempt) report 0 for the ones they lack.
 EMOTIONS = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")

@@ -1,13 +1,17 @@
-"""Fitted face parameters of a clip (NumPy), the compact per-frame form a take stores."""
+"""Fitted face parameters of a clip (NumPy), the compact per-frame form a take stores; torch only
+in :meth:`FitParams.to_face_params`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from core.facemodel.types import FaceParams
+if TYPE_CHECKING:
+    import torch
+
+    from core.facemodel.types import FaceParams
 
 PER_FRAME = ("frame_index", "has_face", "expression", "rotation", "neck", "jaw", "eyes", "camera", "residual")
 
@@ -51,6 +55,10 @@ class FitParams:
 
     def to_face_params(self, rows: np.ndarray | None = None, device: str = "cpu") -> FaceParams:
         """Torch parameters of the given rows (default: all rows with a face); model translation 0."""
+        import torch  # here: reading a take's fit (``emocap info``) needs no torch
+
+        from core.facemodel.types import FaceParams
+
         rows = np.nonzero(self.has_face)[0] if rows is None else rows
 
         def t(a: np.ndarray) -> torch.Tensor:

@@ -279,7 +279,7 @@ class Take:
 
     def _with_closures(self, fit: FitParams) -> FitParams:
         """``fit`` with the closure floor applied (unchanged when there is none for these rows)."""
-        from core.closures.enforce import apply_floor
+        from core.closures.floor import apply_floor
 
         floor = self.read_closure_floor()
         if floor is None or floor.shape != fit.expression.shape:

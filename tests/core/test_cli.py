@@ -32,6 +32,12 @@ def test_analyze_json_then_info_json(tmp_path):
     assert json.loads(info.stdout) == summary
     text = run_cli("info", str(tmp_path / "t"))
     assert "face      in" in text.stdout and "emotion   measured by fer (MIT; onnxruntime float32)" in text.stdout
+    # 'emocap info' reads the take alone: no torch, no MediaPipe (it took 3.5 s while it loaded them)
+    probe = ("import contextlib, io, sys; from core.cli import main\n"
+             f"with contextlib.redirect_stdout(io.StringIO()): code = main(['info', {str(tmp_path / 't')!r}])\n"
+             "print(code, sorted(m for m in ('torch', 'mediapipe') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert loaded.stdout.strip() == "0 []", loaded.stderr
 
 
 def test_missing_path(tmp_path):

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from core.errors import CancelledError, TakeError
-from core.pipeline import Pipeline, PipelineConfig, summarize
+from core.pipeline import Pipeline, PipelineConfig
 from core.results import FrameResult
 from core.take import Take
+from core.take_summary import summarize
 from tests.conftest import ROOT, fixture_path
 
 
