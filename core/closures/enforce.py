@@ -27,7 +27,6 @@ LIPS_CLOSE = "mouthClose"
 BISECTION_STEPS = 12
 
 
-
 def mesh_lip_gap(model: FaceModel, fit: FitParams, rows: np.ndarray, expression: np.ndarray | None = None) -> np.ndarray:
     """The fitted mesh's inner-lip gap over its mouth width at ``rows`` (with ``expression``, K x E,
     in place of the fit's when given), measured with the head unrotated along the model's up axis:
