@@ -8,9 +8,12 @@ y up, z toward the viewer (FLAME's convention).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the model's data is numpy; torch loads with the model (core.facemodel.model)
+    import torch
 
 # FLAME's kinematic chain; both models use it: root (global head rotation) -> neck -> jaw, eyes.
 JOINT_NAMES = ("root", "neck", "jaw", "eye_left", "eye_right")
@@ -102,6 +105,8 @@ class FaceParams:
 
     @classmethod
     def zeros(cls, batch: int, num_shape: int, num_expression: int, device: str | torch.device = "cpu") -> FaceParams:
+        import torch
+
         def z(n: int) -> torch.Tensor:
             return torch.zeros(batch, n, device=device)
 
@@ -113,6 +118,8 @@ class FaceParams:
 
     def full_pose(self) -> torch.Tensor:
         """B x J x 3 axis-angle in JOINT_NAMES order."""
+        import torch
+
         return torch.cat([self.rotation, self.neck, self.jaw, self.eyes], dim=1).view(-1, NUM_JOINTS, 3)
 
 

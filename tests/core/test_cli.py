@@ -94,3 +94,13 @@ def test_the_parser_loads_no_model_code():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_models_list_loads_no_model_code():
+    """'emocap models list' reads the open model's file and the model store: no torch (3.2 s while
+    the face model package imported it)."""
+    probe = ("import contextlib, io, sys; from core.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()): code = main(['models', 'list'])\n"
+             "print(code, sorted(m for m in ('torch', 'mediapipe') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.stdout.strip() == "0 []", result.stderr
