@@ -182,6 +182,12 @@ def print_summary(summary: ClipSummary, as_json: bool) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    if args.start_timecode is not None:  # a label that does not fit is refused before the models load
+        from core.timecode import start_timecode_of
+        from core.video import open_source
+
+        with open_source(args.input, image_fps=args.image_fps) as source:
+            start_timecode_of(args.start_timecode, source.info)
     from tqdm import tqdm
 
     from core.analysis_options import AnalysisOptions, pipeline_config

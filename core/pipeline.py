@@ -43,7 +43,7 @@ from core.take.records import COMPLETE, TakeSettings, VideoRecord
 from core.take.store import check_target, is_take_folder
 from core.take_repair import fit_changed, heal, rebuild_manifest
 from core.take_summary import summarize
-from core.timecode import Timecode, exact_rate
+from core.timecode import start_timecode_of
 from core.video import FrameSource, open_source
 
 log = logging.getLogger(__name__)
@@ -189,8 +189,7 @@ class Pipeline:
         work when it does not fit), normalised."""
         if self.config.start_timecode is None:
             return None
-        rate = source.info.rate or exact_rate(source.info.fps)
-        return str(Timecode.parse(self.config.start_timecode, rate))
+        return start_timecode_of(self.config.start_timecode, source.info)
 
     def _record_timecode(self, take: Take, source: FrameSource) -> None:
         """Store the recording's exact rate and own timecode (takes made before they were read get

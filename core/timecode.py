@@ -190,3 +190,11 @@ class Timecode:
         """``01:00:00;00 at 29.97 fps drop-frame``: for messages and summaries."""
         kind = "drop-frame" if self.drop_frame else "non-drop-frame"
         return f"{self} at {float(self.rate):.6g} fps {kind}"
+
+
+def start_timecode_of(text: str, info) -> str:
+    """A ``--start-timecode`` label checked against a recording's exact rate, normalised
+    (``01:00:00:00``). info: its ``core.video.VideoInfo`` (``rate``, or else ``fps``). Raises
+    TimecodeError when the label does not fit the rate."""
+    rate = info.rate or exact_rate(info.fps)
+    return str(Timecode.parse(text, rate))
