@@ -110,9 +110,9 @@ def emonet_installed() -> bool:
     return True
 
 
-def growth_kb(short: tuple, long: tuple, which: int) -> float:
-    """Peak memory added per frame (KB) from the short row to the long one; ``which``: 1 ref, 2 new."""
-    return (long[which].peak_mb - short[which].peak_mb) * 1024 / (long[0] - short[0])
+def growth_kb(short_frames: int, short: Run, long_frames: int, long: Run) -> float:
+    """Peak memory added per frame (KB) from a run on the shorter clip to one on the longer."""
+    return (long.peak_mb - short.peak_mb) * 1024 / (long_frames - short_frames)
 
 
 def main() -> None:
@@ -137,7 +137,7 @@ def main() -> None:
                   f"fastest of {args.repeat}; {os.cpu_count()} CPUs")
             print(f"{'command':40s} {'frames':>6s} {'ref s':>7s} {'ref fps':>8s} {'new s':>7s} {'new fps':>8s} "
                   f"{'speed-up':>8s} {'ref MB':>7s} {'new MB':>7s}")
-            peaks: dict[str, tuple[int, Run, Run]] = {}
+            peaks: dict[str, tuple[int, dict[str, Run]]] = {}  # row -> (frames, its "ref" and "new" runs)
             for row in rows:
                 clip = clips.get(row, WOLFGANG)
                 frames = frame_count(clip)
@@ -152,13 +152,15 @@ def main() -> None:
                 print(f"{label[:40]:40s} {frames:6d} {ref.seconds:7.1f} {frames / ref.seconds:8.1f} {new.seconds:7.1f} "
                       f"{frames / new.seconds:8.1f} {ref.seconds / new.seconds:7.2f}x {ref.peak_mb:7.0f} {new.peak_mb:7.0f}",
                       flush=True)
-                peaks[row] = (frames, ref, new)
+                peaks[row] = (frames, best)
             if "fer" in peaks:
+                short_frames, short = peaks["fer"]
                 for row in LOOPS:
                     if row in peaks:
+                        long_frames, long = peaks[row]
                         print(f"peak memory growth fer -> {row}: " + ", ".join(
-                            f"{name} {growth_kb(peaks['fer'], peaks[row], k):.1f} KB a frame"
-                            for k, name in ((1, "ref"), (2, "new"))))
+                            f"{name} {growth_kb(short_frames, short[name], long_frames, long[name]):.1f} KB a frame"
+                            for name in ("ref", "new")))
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(reference)], check=False)
 

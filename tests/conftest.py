@@ -29,6 +29,13 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
+def modules_loaded_by(script: str, names: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """Run the Python statements ``script`` in a fresh interpreter at the project root, then print
+    which of the modules ``names`` they imported (a sorted list, stdout's last line)."""
+    probe = f"{script}\nimport sys\nprint(sorted(m for m in {names!r} if m in sys.modules))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
 @pytest.fixture(scope="session")
 def wolfgang() -> Path:
     return fixture_path("WolfgangLanger_Pexels.mp4")

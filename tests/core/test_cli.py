@@ -1,12 +1,10 @@
 """The emocap command line, as a user runs it: exit codes, one-line errors, JSON summaries."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT, fixture_path, run_cli
+from tests.conftest import fixture_path, modules_loaded_by, run_cli
 
 SUMMARY_KEYS = {"frames", "frames_with_face", "fps", "width", "height", "seconds", "warnings"}
 
@@ -33,11 +31,11 @@ def test_analyze_json_then_info_json(tmp_path):
     text = run_cli("info", str(tmp_path / "t"))
     assert "face      in" in text.stdout and "emotion   measured by fer (MIT; onnxruntime float32)" in text.stdout
     # 'emocap info' reads the take alone: no torch, no MediaPipe (it took 3.5 s while it loaded them)
-    probe = ("import contextlib, io, sys; from core.cli import main\n"
-             f"with contextlib.redirect_stdout(io.StringIO()): code = main(['info', {str(tmp_path / 't')!r}])\n"
-             "print(code, sorted(m for m in ('torch', 'mediapipe') if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert loaded.stdout.strip() == "0 []", loaded.stderr
+    loaded = modules_loaded_by(
+        "import contextlib, io; from core.cli import main\n"
+        f"with contextlib.redirect_stdout(io.StringIO()): code = main(['info', {str(tmp_path / 't')!r}])\n"
+        "print(code)", ("torch", "mediapipe"))
+    assert loaded.stdout.split() == ["0", "[]"], loaded.stderr
 
 
 def test_missing_path(tmp_path):
@@ -89,9 +87,7 @@ def test_gui_without_a_display_says_so(args, monkeypatch):
 def test_the_parser_loads_no_model_code():
     """Every 'emocap' call builds the whole parser first, so a subcommand's parser must not import
     torch or the models (the calibrate command's did: 5 s before 'emocap --help' answered)."""
-    probe = ("import sys; from core.cli import build_parser; build_parser(); "
-             "print(sorted(m for m in ('torch', 'scipy', 'mediapipe') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    result = modules_loaded_by("from core.cli import build_parser; build_parser()", ("torch", "scipy", "mediapipe"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -99,8 +95,8 @@ def test_the_parser_loads_no_model_code():
 def test_models_list_loads_no_model_code():
     """'emocap models list' reads the open model's file and the model store: no torch (3.2 s while
     the face model package imported it)."""
-    probe = ("import contextlib, io, sys; from core.cli import main\n"
-             "with contextlib.redirect_stdout(io.StringIO()): code = main(['models', 'list'])\n"
-             "print(code, sorted(m for m in ('torch', 'mediapipe') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert result.stdout.strip() == "0 []", result.stderr
+    result = modules_loaded_by(
+        "import contextlib, io; from core.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): code = main(['models', 'list'])\n"
+        "print(code)", ("torch", "mediapipe"))
+    assert result.stdout.split() == ["0", "[]"], result.stderr

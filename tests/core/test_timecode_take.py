@@ -7,8 +7,6 @@ import csv
 import json
 import logging
 import shutil
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from core.take.manifest import BACKUP_NAME, MANIFEST_NAME, checksum
 from core.take.store import Take
 from core.timecode import Timecode
 from core.video import open_source, read_timecode
-from tests.conftest import ROOT, fixture_path, run_cli
+from tests.conftest import fixture_path, modules_loaded_by, run_cli
 from tests.core.test_cli import assert_one_line_error
 from tests.core.test_export_scene import run_reader
 from tests.core.test_timecode import ticking_labels
@@ -151,12 +149,11 @@ def test_a_bad_start_timecode_is_one_line_and_makes_no_take(clips, tmp_path, val
 def test_a_bad_start_timecode_is_refused_before_the_models_load(clips, tmp_path):
     """The label is checked against the recording's rate before the pipeline's imports (torch,
     MediaPipe: 3.9 s before the refusal)."""
-    probe = ("import sys; from core.cli import main\n"
-             f"code = main(['analyze', {str(clips['df'])!r}, '--out', {str(tmp_path / 't')!r}, "
-             "'--start-timecode', '00:00:00:30'])\n"
-             "print(code, sorted(m for m in ('torch', 'mediapipe') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert result.stdout.strip() == "2 []", result.stderr
+    result = modules_loaded_by(
+        "from core.cli import main\n"
+        f"print(main(['analyze', {str(clips['df'])!r}, '--out', {str(tmp_path / 't')!r}, "
+        "'--start-timecode', '00:00:00:30']))", ("torch", "mediapipe"))
+    assert result.stdout.split() == ["2", "[]"], result.stderr
     assert "frames run 00-29" in result.stderr and not (tmp_path / "t").exists()
 
 
