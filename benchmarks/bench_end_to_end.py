@@ -1,6 +1,6 @@
 """Whole commands, wall time from start-up to exit, a reference commit against this tree, in one run.
 
-    python benchmarks/bench_end_to_end.py [--reference REF] [--rows analyze,fer,both,refine,refine-4s,fer-4x,fer-12x] [--repeat N]
+    python benchmarks/bench_end_to_end.py [--reference REF] [--rows analyze,fer,both,refine,refine-4s,refine-12s,fer-4x,fer-12x] [--repeat N]
 
 Each row runs ``python -m core.cli analyze ...`` on a fresh take, once from a git worktree of REF
 (default: the commit before issue 18's speed work, see REFERENCE) and once from this tree, with the
@@ -14,6 +14,8 @@ resident set, from the kernel's rusage). Rows:
 - refine: ``--no-emotion --refine`` on a 180-frame 120 fps clip made from the Wolfgang frames (one
   refinement window);
 - refine-4s: the same on 480 frames (4 s at 120 fps: three windows of 2 s);
+- refine-12s: the same on 1 440 frames (12 s at 120 fps): how the refiner's peak memory grows with
+  a clip's length (printed per frame against refine-4s when that ran too);
 - fer-4x, fer-12x: ``--recognisers fer`` on the Wolfgang clip played forwards and backwards in turn,
   4 and 12 times (1 888 and 5 664 frames): how peak memory grows with a clip's length (printed per
   frame against the fer row when that ran too).
@@ -42,11 +44,13 @@ ROWS = {
     "both": ["--recognisers", "both", "--accept-emonet-licence"],
     "refine": ["--no-emotion", "--refine"],
     "refine-4s": ["--no-emotion", "--refine"],
+    "refine-12s": ["--no-emotion", "--refine"],
     "fer-4x": ["--recognisers", "fer"],
     "fer-12x": ["--recognisers", "fer"],
 }
-HIGH_RATE_SECONDS = {"refine": 1.5, "refine-4s": 4.0}
+HIGH_RATE_SECONDS = {"refine": 1.5, "refine-4s": 4.0, "refine-12s": 12.0}
 LOOPS = {"fer-4x": 4, "fer-12x": 12}
+GROWTH = [("fer", "fer-4x"), ("fer", "fer-12x"), ("refine-4s", "refine-12s")]  # (shorter, longer clip)
 
 
 @dataclass(frozen=True)
@@ -153,14 +157,12 @@ def main() -> None:
                       f"{frames / new.seconds:8.1f} {ref.seconds / new.seconds:7.2f}x {ref.peak_mb:7.0f} {new.peak_mb:7.0f}",
                       flush=True)
                 peaks[row] = (frames, best)
-            if "fer" in peaks:
-                short_frames, short = peaks["fer"]
-                for row in LOOPS:
-                    if row in peaks:
-                        long_frames, long = peaks[row]
-                        print(f"peak memory growth fer -> {row}: " + ", ".join(
-                            f"{name} {growth_kb(short_frames, short[name], long_frames, long[name]):.1f} KB a frame"
-                            for name in ("ref", "new")))
+            for shorter, longer in GROWTH:
+                if shorter in peaks and longer in peaks:
+                    (short_frames, short), (long_frames, long) = peaks[shorter], peaks[longer]
+                    print(f"peak memory growth {shorter} -> {longer}: " + ", ".join(
+                        f"{name} {growth_kb(short_frames, short[name], long_frames, long[name]):.1f} KB a frame"
+                        for name in ("ref", "new")))
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(reference)], check=False)
 

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from core.errors import CancelledError
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.facemodel.model import FaceModel
+from core.memory import release_freed_memory
 from core.results import FitProgress, FrameResult, StageProgress
 from core.take import ObservationArrays, Take
 from core.take.records import CANCELLED, RUNNING, StageRecord
@@ -112,6 +113,8 @@ class Stage(ABC):
                 record.status = CANCELLED
                 ctx.take.save_manifest()
             raise
+        finally:
+            release_freed_memory()  # what the stage freed, before the next one allocates (core/memory.py)
 
 
 def json_ready(value: Any) -> Any:

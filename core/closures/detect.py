@@ -72,9 +72,9 @@ def runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _ratio(landmarks: np.ndarray, a: int, b: int, c: int, d: int) -> np.ndarray:
-    xy = landmarks[..., :2].astype(np.float64)
-    gap = np.linalg.norm(xy[:, a] - xy[:, b], axis=1)
-    width = np.linalg.norm(xy[:, c] - xy[:, d], axis=1)
+    xy = landmarks[:, [a, b, c, d], :2].astype(np.float64)  # the four points only, not N x 478 copies
+    gap = np.linalg.norm(xy[:, 0] - xy[:, 1], axis=1)
+    width = np.linalg.norm(xy[:, 2] - xy[:, 3], axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return gap / width
 

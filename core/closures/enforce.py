@@ -25,6 +25,7 @@ from core.fit.params import FitParams
 BLINKS = ("eyeBlinkLeft", "eyeBlinkRight")
 LIPS_CLOSE = "mouthClose"
 BISECTION_STEPS = 12
+ROWS_PER_PASS = 128  # frames posed at once: posing holds ~100 KB of intermediates a frame
 
 
 def mesh_lip_gap(model: FaceModel, fit: FitParams, rows: np.ndarray, expression: np.ndarray | None = None) -> np.ndarray:
@@ -58,7 +59,8 @@ def closure_floor(fit: FitParams, evidence: ClosureEvidence, model: FaceModel,
         rows = np.flatnonzero(evidence.lips_closed & closable)
         if len(rows):
             column = names.index(LIPS_CLOSE)
-            needed = _lip_closing(model, fit, rows, column, config.lips)
+            needed = np.concatenate([_lip_closing(model, fit, rows[k : k + ROWS_PER_PASS], column, config.lips)
+                                     for k in range(0, len(rows), ROWS_PER_PASS)])
             raise_rows = needed > fit.expression[rows, column]
             floor[rows[raise_rows], column] = needed[raise_rows]
     return floor

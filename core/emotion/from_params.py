@@ -18,6 +18,12 @@ from torch import nn
 from core.emotion.types import EMOTIONS, EmotionScores
 from core.optim import Adam
 
+# Pairs trained on at most: a longer clip gives evenly spaced frames, so that the full-batch
+# training's memory and time stop growing with its length (20 000 frames took 10 s and 60 MB of
+# activations). Neighbouring frames say nearly the same: on the Wolfgang fixture (24 fps) every
+# second frame raises the held-out KL by 0.0013 nats (0.0176 -> 0.0189).
+MAX_TRAINING_FRAMES = 8192
+
 
 class ParamEmotionNet(nn.Module):
     """expression B x E -> (log-probabilities B x 8, valence-arousal B x 2 in [-1, 1])."""
@@ -46,8 +52,12 @@ class TrainingReport:
 def train_param_emotion(
     expression: np.ndarray, target: EmotionScores, *, epochs: int = 300, seed: int = 0, held_out: float = 0.2
 ) -> tuple[ParamEmotionNet, TrainingReport]:
-    """Fit the network to N pairs (expression N x E, target scores of N frames). Every
-    1/held_out-th frame is kept out of training to report generalisation."""
+    """Fit the network to N pairs (expression N x E, target scores of N frames; at most
+    MAX_TRAINING_FRAMES of them, evenly spaced). Every 1/held_out-th of those is kept out of
+    training to report generalisation; ``frames`` in the report counts the pairs used."""
+    if len(expression) > MAX_TRAINING_FRAMES:
+        rows = np.linspace(0, len(expression) - 1, MAX_TRAINING_FRAMES).round().astype(np.int64)
+        expression, target = expression[rows], target.subset(rows)
     torch.manual_seed(seed)
     x = torch.as_tensor(expression, dtype=torch.float32)
     p = torch.as_tensor(target.probabilities, dtype=torch.float32)

@@ -31,3 +31,10 @@ class EmotionScores:
 
     def __len__(self) -> int:
         return len(self.probabilities)
+
+    def subset(self, rows: np.ndarray) -> EmotionScores:
+        """The scores of ``rows`` (indices or a mask)."""
+        def pick(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[rows]
+
+        return EmotionScores(self.probabilities[rows], pick(self.valence), pick(self.arousal))

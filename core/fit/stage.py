@@ -16,6 +16,7 @@ from core.facemodel.loading import performer_profile
 from core.fit.fitter import FitConfig, Fitter, slice_observations
 from core.fit.neutral import neutral_evidence, neutral_setting
 from core.fit.params import FitParams
+from core.memory import release_freed_memory
 from core.results import FitProgress
 from core.stages import RunContext, Stage
 from core.take import ObservationArrays, Take
@@ -49,6 +50,7 @@ def fit_clip(
             previous = fitter.fit_window(slice_observations(observations, start, start + window), identity, previous)
             if on_window is not None:
                 on_window(previous)
+            release_freed_memory()
         windows.append(previous)
         yield FitProgress(previous, min(start + window, total), total, from_take)
     return FitParams.concatenate(windows) if windows else FitParams.empty(observations.index, identity, fitter.num_expression)

@@ -9,6 +9,7 @@ as a small linear basis (K x V x 3) with per-frame coefficients (N x K) instead 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -28,29 +29,41 @@ BASIS_TOLERANCE = 1e-4  # share of the offsets' squared norm the basis may leave
 def offsets_basis(offsets: np.ndarray, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """M x V x 3 offsets -> (K x V x 3 float32 basis, M x K float32 coefficients): the fewest
     principal directions (no centring, at most MAX_BASIS) that keep all but BASIS_TOLERANCE of the
-    squared norm. Offsets that are all zero give K = 0.
-
-    The directions are the eigenvectors of the 3V x 3V Gram matrix, summed over ``block`` frames
-    at a time, so that memory does not grow with M beyond the offsets themselves (an SVD of the
-    M x 3V matrix needs several times its size: 70 KB a frame)."""
+    squared norm. Offsets that are all zero give K = 0. Computed ``block`` frames at a time
+    (:func:`streamed_offsets_basis`)."""
     m = len(offsets)
-    if m == 0:
-        return np.zeros((0, *offsets.shape[1:]), np.float32), np.zeros((0, 0), np.float32)
-    flat = offsets.reshape(m, -1)
-    gram = np.zeros((flat.shape[1], flat.shape[1]))
-    for start in range(0, m, block):
-        rows = flat[start:start + block].astype(np.float64)
+    return streamed_offsets_basis(lambda: ((s, offsets[s:s + block]) for s in range(0, m, block)), m,
+                                  offsets.shape[1:])
+
+
+def streamed_offsets_basis(blocks: Callable[[], Iterable[tuple[int, np.ndarray]]], count: int,
+                           vertex_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`offsets_basis` of ``count`` frames of offsets that arrive in blocks: ``blocks()``
+    yields (first row, B x V x 3) blocks that do not overlap; rows it never yields are zero. It is
+    called twice (the Gram matrix, then the coefficients), so the offsets are never all in memory.
+
+    The directions are the eigenvectors of the 3V x 3V Gram matrix summed block by block, so that
+    memory does not grow with the frames (an SVD of the M x 3V matrix needs several times its
+    size: 70 KB a frame)."""
+    if count == 0:
+        return np.zeros((0, *vertex_shape), np.float32), np.zeros((0, 0), np.float32)
+    width = int(np.prod(vertex_shape))
+    gram = np.zeros((width, width))
+    for _, block in blocks():
+        rows = block.reshape(len(block), width).astype(np.float64)
         gram += rows.T @ rows
     energy, directions = np.linalg.eigh(gram)  # ascending
     energy, directions = np.clip(energy[::-1], 0.0, None), directions[:, ::-1]
     total = energy.sum()
     if total <= 0:
-        return np.zeros((0, *offsets.shape[1:]), np.float32), np.zeros((m, 0), np.float32)
+        return np.zeros((0, *vertex_shape), np.float32), np.zeros((count, 0), np.float32)
     kept = np.cumsum(energy) / total
-    k = int(min(MAX_BASIS, np.searchsorted(kept, 1.0 - BASIS_TOLERANCE) + 1, m, flat.shape[1]))
+    k = int(min(MAX_BASIS, np.searchsorted(kept, 1.0 - BASIS_TOLERANCE) + 1, count, width))
     basis = directions[:, :k].T
-    coefficients = np.concatenate([flat[start:start + block].astype(np.float64) @ basis.T for start in range(0, m, block)])
-    return basis.reshape(k, *offsets.shape[1:]).astype(np.float32), coefficients.astype(np.float32)
+    coefficients = np.zeros((count, k), np.float32)
+    for first, block in blocks():
+        coefficients[first:first + len(block)] = block.reshape(len(block), width).astype(np.float64) @ basis.T
+    return basis.reshape(k, *vertex_shape).astype(np.float32), coefficients
 
 
 @dataclass(frozen=True)

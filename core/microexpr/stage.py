@@ -27,8 +27,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, fields
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -40,13 +41,14 @@ from core.fit.camera import project
 from core.fit.fitter import interocular, single_threaded_torch
 from core.fit.params import FitParams
 from core.fit.temporal import segments
+from core.memory import release_freed_memory
 from core.microexpr.config import RefineConfig
 from core.microexpr.correspondence import MeshRegions, front_facing, mesh_regions, sample_set, visible_samples
 from core.microexpr.flow import face_canvas, mesh_warp, to_gray, track_window
 from core.microexpr.geometry import skin_triangles
 from core.microexpr.motion import find_onset, motion_energy, motion_speed
 from core.microexpr.refiner import MicroExpressionRefiner, WindowData, WindowRefinement, train_window
-from core.microexpr.results import Refinement, offsets_basis
+from core.microexpr.results import Refinement, streamed_offsets_basis
 from core.prefetch import map_ahead
 from core.results import StageProgress
 from core.take.observations import ObservationArrays
@@ -227,6 +229,25 @@ def new_refiner(num_expression: int, config: RefineConfig) -> MicroExpressionRef
     return refiner
 
 
+class RefinedWindows(Protocol):
+    """Where :func:`refine_clip` keeps the windows it refined, by start row: a rerun reuses them,
+    and the assembly reads them back one at a time (core/microexpr/take_stage.py stores them in
+    the take, so that a long clip's windows are never all in memory)."""
+
+    def __contains__(self, start: object) -> bool: ...
+
+    def __getitem__(self, start: int) -> WindowResult: ...
+
+    def add(self, window: WindowResult) -> None: ...
+
+
+class WindowsInMemory(dict[int, WindowResult]):
+    """Refined windows held in a dict (short clips, tests)."""
+
+    def add(self, window: WindowResult) -> None:
+        self[window.start] = window
+
+
 def refine_clip(
     source: FrameSource,
     observations: ObservationArrays,
@@ -234,16 +255,16 @@ def refine_clip(
     model: FaceModel,
     config: RefineConfig,
     cancel: threading.Event | None = None,
-    finished: Mapping[int, WindowResult] | None = None,
-    on_window: Callable[[WindowResult], None] | None = None,
+    windows_done: RefinedWindows | None = None,
 ) -> Generator[StageProgress, None, Refinement]:
-    """Refine a fitted clip. ``finished``: windows already refined (by start row), reused;
-    ``on_window`` is called with each newly refined window (to store it). Yields progress of the
-    flow (frames) and of the training (steps); returns the assembled :class:`Refinement`."""
-    finished = dict(finished or {})
+    """Refine a fitted clip. ``windows_done``: where refined windows are kept (None: in memory);
+    those it already holds are reused, and each newly refined window is added to it. Yields
+    progress of the flow (frames) and of the training (steps); returns the assembled
+    :class:`Refinement`."""
+    done = WindowsInMemory() if windows_done is None else windows_done
     fps = float(source.info.fps) or 30.0
     windows = plan_windows(fit.has_face, fps, config.window_s, config.overlap_s)
-    todo = [w for w in windows if w[0] not in finished]
+    todo = [w for w in windows if w[0] not in done]
     flow_total = sum(b - a for a, b in todo)
     refine_total = len(todo) * config.iterations
     geometry = ClipGeometry(model, fit, config)
@@ -290,10 +311,10 @@ def refine_clip(
                 start, stop, start + data.onset, energy.astype(np.float32), refined.expression, refined.rotation,
                 refined.camera, refined.offsets, {name: values[-1] for name, values in refined.losses.items()},
             )
-            finished[start] = result
-            if on_window is not None:
-                on_window(result)
-    return assemble([finished[w[0]] for w in windows], fit, model.num_vertices)
+            done.add(result)
+            del refined, result, data
+            release_freed_memory()
+    return assemble(windows, done.__getitem__, fit, model.num_vertices)
 
 
 def blend_weights(windows: list[tuple[int, int]], count: int) -> list[np.ndarray]:
@@ -315,34 +336,58 @@ def blend_weights(windows: list[tuple[int, int]], count: int) -> list[np.ndarray
     return [w / total[a:b] for w, (a, b) in zip(weights, windows)]
 
 
-def assemble(windows: list[WindowResult], fit: FitParams, num_vertices: int) -> Refinement:
-    """Cross-fade refined windows into per-frame results for the whole clip."""
+def blended_offsets(windows: list[tuple[int, int]], weights: list[np.ndarray],
+                    load: Callable[[int], WindowResult]) -> Iterator[tuple[int, np.ndarray]]:
+    """The cross-faded per-vertex offsets of the refined rows, as (first row, B x V x 3 float32
+    metres) blocks in row order, each final when it is yielded. Windows are loaded one at a time
+    and only neighbours overlap (plan_windows), so at most two windows' offsets are held."""
+    pending_start, pending = 0, None  # the previous window's rows that the next may still add to
+    for (start, _), k in zip(windows, weights):
+        block = (k[:, None, None] * load(start).offsets).astype(np.float32)  # float32 keeps 1e-10 m
+        if pending is not None:
+            shared = max(0, pending_start + len(pending) - start)
+            if start > pending_start:
+                yield pending_start, pending[: start - pending_start]
+            block[:shared] += pending[len(pending) - shared:]
+        pending_start, pending = start, block
+    if pending is not None:
+        yield pending_start, pending
+
+
+def assemble(windows: list[tuple[int, int]], load: Callable[[int], WindowResult], fit: FitParams,
+             num_vertices: int) -> Refinement:
+    """Cross-fade the refined ``windows`` ((start, stop) rows in order; ``load(start)`` reads
+    one) into per-frame results for the whole clip. Each window is loaded three times, one or two
+    at a time: for the per-frame parameters, the offsets' Gram matrix and their coefficients."""
     n = len(fit)
-    weights = blend_weights([(w.start, w.stop) for w in windows], n)
+    weights = blend_weights(windows, n)
     refined = np.zeros(n, bool)
-    for w in windows:
-        refined[w.start:w.stop] = True
+    for a, b in windows:
+        refined[a:b] = True
     expression = np.where(refined[:, None], 0.0, fit.expression).astype(np.float64)
     rotation = np.where(refined[:, None], 0.0, fit.rotation).astype(np.float64)
     camera = np.where(refined[:, None], 0.0, fit.camera).astype(np.float64)
-    offsets = np.zeros((n, num_vertices, 3), np.float32)  # metres: float32 keeps 1e-10 m
     energy = np.full(n, np.nan)
     energy[refined] = 0.0
     onset = np.full(n, -1, np.int64)
     best = np.zeros(n)
-    for w, k in zip(windows, weights):
-        rows = slice(w.start, w.stop)
+    onsets = []
+    for (a, b), k in zip(windows, weights):
+        w = load(a)
+        rows = slice(a, b)
         expression[rows] += k[:, None] * w.expression
         rotation[rows] += k[:, None] * w.rotation
         camera[rows] += k[:, None] * w.camera
-        offsets[rows] += k[:, None, None] * w.offsets
         energy[rows] += k * w.motion_energy
         take = k > best[rows]
         onset[rows] = np.where(take, fit.frame_index[w.onset], onset[rows])
         best[rows] = np.maximum(best[rows], k)
-    basis, all_coefficients = offsets_basis(offsets)  # frames not refined: zero offsets, zero coefficients
-    table = np.array([[fit.frame_index[w.start], fit.frame_index[w.stop - 1] + 1, fit.frame_index[w.onset]] for w in windows],
-                     np.int64).reshape(-1, 3)
+        onsets.append(w.onset)
+    # frames not refined: zero offsets, zero coefficients
+    basis, all_coefficients = streamed_offsets_basis(lambda: blended_offsets(windows, weights, load), n,
+                                                     (num_vertices, 3))
+    table = np.array([[fit.frame_index[a], fit.frame_index[b - 1] + 1, fit.frame_index[o]]
+                      for (a, b), o in zip(windows, onsets)], np.int64).reshape(-1, 3)
     return Refinement(
         frame_index=fit.frame_index.copy(), refined=refined, onset=onset, motion_energy=energy.astype(np.float32),
         expression=expression.astype(np.float32), rotation=rotation.astype(np.float32), camera=camera.astype(np.float32),

@@ -45,9 +45,28 @@ class RefineStage(Stage):
         fit = take.read_fit(complete=True)
         if fit is None:
             raise RefinerError(f"{take.root} has no complete fit to refine; run the analysis without --refine first")
-        finished = {start: WindowResult.from_npz_dict(a) for start, a in take.refine_windows().items()}
-        refinement = yield from refine_clip(
-            ctx.source, ctx.observations, fit, ctx.model, self.config, ctx.cancel, finished,
-            on_window=lambda w: take.write_refine_window(w.start, w.to_npz_dict()),
-        )
+        refinement = yield from refine_clip(ctx.source, ctx.observations, fit, ctx.model, self.config, ctx.cancel,
+                                            WindowsInTake(take))
         take.write_refinement(refinement, refinement_record(refinement, settings))
+
+
+class WindowsInTake:
+    """The refined windows of a take (core.microexpr.stage.RefinedWindows): each stored as it is
+    done and read back when the clip is assembled, so that they are never all in memory. Those an
+    interrupted run stored are verified when this is made (DamagedChunkError, read one at a time)."""
+
+    def __init__(self, take: Take) -> None:
+        self.take = take
+        self.starts = set(take.refine_window_starts())
+        for start in self.starts:
+            take.read_refine_window(start)
+
+    def __contains__(self, start: object) -> bool:
+        return start in self.starts
+
+    def __getitem__(self, start: int) -> WindowResult:
+        return WindowResult.from_npz_dict(self.take.read_refine_window(start))
+
+    def add(self, window: WindowResult) -> None:
+        self.take.write_refine_window(window.start, window.to_npz_dict())
+        self.starts.add(window.start)

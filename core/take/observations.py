@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -129,10 +130,20 @@ class ObservationArrays:
         return cls(**arrays)
 
     @classmethod
-    def concatenate(cls, parts: list[ObservationArrays]) -> ObservationArrays:
-        if not parts:
-            return cls.empty(0)
-        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+    def gather(cls, parts: Iterable[ObservationArrays], capacity: int) -> ObservationArrays:
+        """The rows of ``parts``, in order, copied into one block as each part arrives, so that one
+        part at a time is held beside the result (np.concatenate of a list holds them all: twice
+        the observations at the peak). ``capacity``: at least the total number of rows (ValueError
+        otherwise); the result views the block's first rows."""
+        out, rows = cls.empty(capacity), 0
+        for part in parts:
+            n = len(part)
+            if rows + n > capacity:
+                raise ValueError(f"more than {capacity} observed rows")
+            for f in fields(cls):
+                getattr(out, f.name)[rows : rows + n] = getattr(part, f.name)
+            rows += n
+        return cls(**{f.name: getattr(out, f.name)[:rows] for f in fields(cls)})
 
 
 _warned_missing_network = False

@@ -353,14 +353,14 @@ class Take:
             self.manifest.emotion.summary = None
 
     # ---- refinement: microexpr/window_<first row>.npz while running, then microexpr/refined.npz --
-    def refine_windows(self) -> dict[int, dict[str, np.ndarray]]:
-        """Arrays of the windows an interrupted refinement already stored, by start row."""
-        found = {}
-        for path in sorted((self.root / MICROEXPR_DIR).glob("window_[0-9]*.npz")):
-            arrays = self.read_arrays(MICROEXPR_DIR, path.stem)
-            if arrays is not None:
-                found[int(path.stem.split("_")[1])] = arrays
-        return found
+    def refine_window_starts(self) -> list[int]:
+        """Start rows of the windows an interrupted refinement already stored, in order."""
+        return [int(path.stem.split("_")[1]) for path in sorted((self.root / MICROEXPR_DIR).glob("window_[0-9]*.npz"))]
+
+    def read_refine_window(self, start: int) -> dict[str, np.ndarray]:
+        """The arrays of the stored refined window starting at row ``start`` (verified:
+        DamagedChunkError, MissingChunkError)."""
+        return self.read_named(f"{MICROEXPR_DIR}/window_{start:08d}.npz")
 
     def write_refine_window(self, start: int, arrays: dict[str, np.ndarray]) -> None:
         self.write_arrays(MICROEXPR_DIR, f"window_{start:08d}", arrays)
@@ -415,7 +415,8 @@ class Take:
         gone = sorted(set(self.expected_chunk_starts()) - set(starts))
         if gone:
             raise MissingChunkError(self.root, observation_chunk_name(gone[0]))
-        return ObservationArrays.concatenate([self.read_chunk(s)[0] for s in starts])
+        capacity = len(starts) * self.manifest.settings.chunk_size
+        return ObservationArrays.gather((self.read_chunk(s)[0] for s in starts), capacity)
 
 
 def set_start_timecode(root: Path, label: str | None) -> Timecode | None:

@@ -53,6 +53,22 @@ def test_closed_lips_touch_on_the_mesh(single_take):
     assert (gaps <= ClosureConfig().lips + 1e-3).all()
 
 
+def test_lips_are_closed_pass_by_pass_with_the_floor_of_one_pass(single_take, monkeypatch):
+    """The lip-contact bisection poses ROWS_PER_PASS frames at a time (memory flat in the clip's
+    length); the floor is the one posing every frame at once gives."""
+    from core.closures import enforce
+
+    observations, fit = single_take.load_observations(), single_take.read_fit(closures=False)
+    evidence = detect_closures(observations)
+    model = load_face_model(ModelChoice())
+    assert evidence.lips_closed.sum() > 7
+    monkeypatch.setattr(enforce, "ROWS_PER_PASS", 1000)
+    at_once = enforce.closure_floor(fit, evidence, model)
+    monkeypatch.setattr(enforce, "ROWS_PER_PASS", 7)
+    np.testing.assert_allclose(enforce.closure_floor(fit, evidence, model), at_once, atol=1e-6)
+    assert np.isfinite(at_once[:, list(model.expression_names).index("mouthClose")]).any()
+
+
 def test_a_reduced_export_keeps_the_blink(single_take, tmp_path):
     out = tmp_path / "curves.npz"
     export(single_take.root, "curves_npz", out, reduce=0.01)

@@ -435,6 +435,55 @@ def test_windows_cover_face_runs_and_cross_fade():
     assert np.all(np.diff(weights[1][: overlap[1] - second[0]]) > 0)
 
 
+def test_assembly_streams_the_windows_and_cross_fades_them_as_one_clip_would():
+    """The clip is assembled from windows loaded one at a time (never more than two alive, each
+    loaded twice), and gives what cross-fading all of them in one N x V x 3 array gives."""
+    import gc
+    import weakref
+
+    from core.fit.params import FitParams
+    from core.microexpr.stage import WindowResult, assemble
+
+    rng = np.random.default_rng(5)
+    n, v, e = 620, 30, 4
+    has_face = np.ones(n, bool)
+    has_face[400:410] = False
+    windows = plan_windows(has_face, fps=100, window_s=1.0, overlap_s=0.3)
+    assert len(windows) >= 6 and any(b > a2 for (_, b), (a2, _) in zip(windows, windows[1:]))
+    fit = FitParams.empty(np.arange(n) + 1000, np.zeros(3, np.float32), e)
+    fit = FitParams(**{**vars(fit), "has_face": has_face, "expression": rng.random((n, e), dtype=np.float32),
+                       "rotation": np.zeros((n, 3), np.float32), "camera": np.ones((n, 4), np.float32)})
+    shapes = rng.standard_normal((3, v, 3)) * 1e-3  # low rank: the basis keeps all of it
+    stored = {a: WindowResult(a, b, a + (b - a) // 3, rng.random(b - a, dtype=np.float32),
+                              rng.random((b - a, e), dtype=np.float32), np.zeros((b - a, 3), np.float32),
+                              np.ones((b - a, 4), np.float32),
+                              np.einsum("tk,kvc->tvc", rng.standard_normal((b - a, 3)), shapes).astype(np.float32), {})
+              for a, b in windows}
+    alive, loads = [], []
+
+    def load(start: int) -> WindowResult:
+        gc.collect()
+        alive[:] = [ref for ref in alive if ref() is not None]
+        assert len(alive) <= 2, "more than two windows held at once"
+        window = WindowResult(**vars(stored[start]))  # a fresh copy, as a read from the take is
+        alive.append(weakref.ref(window))
+        loads.append(start)
+        return window
+
+    refinement = assemble(windows, load, fit, v)
+    assert sorted(loads) == sorted([a for a, _ in windows] * 3)  # parameters, Gram matrix, coefficients
+
+    expected = np.zeros((n, v, 3))
+    expression = np.where(has_face[:, None], 0.0, fit.expression)
+    for (a, b), k in zip(windows, blend_weights(windows, n)):
+        expected[a:b] += k[:, None, None] * stored[a].offsets
+        expression[a:b] += k[:, None] * stored[a].expression
+    np.testing.assert_allclose(refinement.vertex_offsets(np.arange(n)), expected, atol=1e-8)
+    np.testing.assert_allclose(refinement.expression, expression, atol=1e-6)
+    assert (refinement.offset_coefficients[~has_face] == 0).all() and len(refinement.offset_basis) == 3
+    assert refinement.windows[:, 0].tolist() == [a + 1000 for a, _ in windows]
+
+
 def test_offsets_are_stored_compactly_and_read_back():
     rng = np.random.default_rng(2)
     basis = rng.standard_normal((3, 40, 3))

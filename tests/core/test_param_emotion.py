@@ -16,3 +16,26 @@ def test_it_learns_which_curve_means_which_emotion():
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     _, report = train_param_emotion(expression, EmotionScores(probabilities))
     assert report.top_class_agreement > 0.9 and report.held_out_kl < 0.1
+
+
+def test_a_long_clip_trains_on_evenly_spaced_frames(monkeypatch):
+    """Past MAX_TRAINING_FRAMES pairs, the network trains on that many evenly spaced ones (memory
+    and time flat in the clip's length), exactly as if given those alone."""
+    import torch
+
+    from core.emotion import from_params
+
+    rng = np.random.default_rng(1)
+    expression = rng.uniform(0, 1, (400, 6)).astype(np.float32)
+    probabilities = rng.dirichlet(np.ones(len(EMOTIONS)), 400).astype(np.float32)
+    valence, arousal = rng.uniform(-1, 1, (2, 400)).astype(np.float32)
+    monkeypatch.setattr(from_params, "MAX_TRAINING_FRAMES", 100)
+    net, report = train_param_emotion(expression, EmotionScores(probabilities, valence, arousal), epochs=5)
+    assert report.frames == 100
+    spaced = np.linspace(0, 399, 100).round().astype(np.int64)
+    assert spaced[0] == 0 and spaced[-1] == 399 and len(np.unique(spaced)) == 100
+    alone, same = train_param_emotion(expression[spaced], EmotionScores(probabilities[spaced], valence[spaced],
+                                                                       arousal[spaced]), epochs=5)
+    assert same == report
+    for a, b in zip(net.parameters(), alone.parameters()):
+        assert torch.equal(a, b)

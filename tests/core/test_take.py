@@ -56,6 +56,19 @@ def test_chunks_round_trip_and_only_contiguous_chunks_count(tmp_path):
     assert len(Take.open(take.root).load_observations()) == 8
 
 
+def test_observations_are_gathered_into_one_block_chunk_by_chunk():
+    from dataclasses import fields
+
+    parts = [arrays(0, 4), arrays(4, 3), arrays(7, 4)]
+    gathered = ObservationArrays.gather(iter(parts), capacity=12)
+    assert len(gathered) == 11
+    for f in fields(ObservationArrays):
+        expected = np.concatenate([getattr(p, f.name) for p in parts])
+        assert np.array_equal(getattr(gathered, f.name), expected, equal_nan=expected.dtype.kind == "f")
+    with pytest.raises(ValueError, match="more than 10"):
+        ObservationArrays.gather(iter(parts), capacity=10)
+
+
 def test_track_state_serialisation_is_exact():
     state = TrackState(FaceBox(0.1, 0.2, 100.3, 200.7, 0.87654321), None, None)
     assert track_state_from_arrays(track_state_to_arrays(state)) == state
