@@ -436,8 +436,9 @@ def test_windows_cover_face_runs_and_cross_fade():
 
 
 def test_assembly_streams_the_windows_and_cross_fades_them_as_one_clip_would():
-    """The clip is assembled from windows loaded one at a time (never more than two alive, each
-    loaded twice), and gives what cross-fading all of them in one N x V x 3 array gives."""
+    """The clip is assembled from windows loaded one at a time (never more than two windows'
+    offsets alive, each window loaded three times), and gives what cross-fading all of them in
+    one N x V x 3 array gives."""
     import gc
     import weakref
 
@@ -464,9 +465,10 @@ def test_assembly_streams_the_windows_and_cross_fades_them_as_one_clip_would():
     def load(start: int) -> WindowResult:
         gc.collect()
         alive[:] = [ref for ref in alive if ref() is not None]
-        assert len(alive) <= 2, "more than two windows held at once"
-        window = WindowResult(**vars(stored[start]))  # a fresh copy, as a read from the take is
-        alive.append(weakref.ref(window))
+        assert len(alive) <= 2, "more than two windows' offsets held at once"
+        arrays = {k: value.copy() if isinstance(value, np.ndarray) else value for k, value in vars(stored[start]).items()}
+        window = WindowResult(**arrays)  # fresh arrays, as a read from the take gives
+        alive.append(weakref.ref(window.offsets))
         loads.append(start)
         return window
 
