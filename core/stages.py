@@ -60,9 +60,11 @@ class RunContext:
 
     @property
     def observations(self) -> ObservationArrays:
-        """Every observed frame (read once the observation stage is complete)."""
+        """Every observed frame (read once the observation stage is complete); the landmarks are
+        read from the take when indexed (core/take/landmarks.py), so a long clip's do not stay in
+        memory for the whole run."""
         if self._observations is None:
-            self._observations = self.take.load_observations()
+            self._observations = self.take.load_observations(landmarks_on_demand=True)
         return self._observations
 
 

@@ -51,11 +51,18 @@ def to_fit_params(output: EncoderOutput, rows: np.ndarray, observations: Observa
     return result
 
 
-def landmark_residual(model: FaceModel, params: FitParams, rows: np.ndarray, observations: ObservationArrays) -> np.ndarray:
-    """Mean 2D landmark error of ``rows`` as a fraction of the inter-ocular distance (N,)."""
-    with torch.no_grad():
-        out = model(params.to_face_params(rows))
-        image = project(out.landmarks, torch.as_tensor(params.camera[rows])).numpy()
-    observed = observations.landmarks[rows][:, model.landmark_ids.cpu().numpy()]
-    error = np.linalg.norm(image[..., :2] - observed[..., :2], axis=2).mean(axis=1)
-    return (error / interocular(observations.landmarks[rows])).astype(np.float32)
+def landmark_residual(model: FaceModel, params: FitParams, rows: np.ndarray, observations: ObservationArrays,
+                      rows_per_pass: int = 512) -> np.ndarray:
+    """Mean 2D landmark error of ``rows`` as a fraction of the inter-ocular distance (N,); the face
+    model poses ``rows_per_pass`` frames at a time, so memory does not grow with a clip's length."""
+    ids = model.landmark_ids.cpu().numpy()
+    out = np.empty(len(rows), np.float32)
+    for k in range(0, len(rows), rows_per_pass):
+        part = rows[k : k + rows_per_pass]
+        with torch.no_grad():
+            posed = model(params.to_face_params(part))
+            image = project(posed.landmarks, torch.as_tensor(params.camera[part])).numpy()
+        observed = observations.landmarks[part]
+        error = np.linalg.norm(image[..., :2] - observed[:, ids, :2], axis=2).mean(axis=1)
+        out[k : k + rows_per_pass] = error / interocular(observed)
+    return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -12,6 +12,7 @@ from core.errors import ModelIntegrityError, ModelNotInstalledError
 from core.observe.headpose import HeadPose
 from core.observe.landmark_ids import NUM_LANDMARKS
 from core.observe.types import ActorSelection, FaceBox, FrameObservation, TrackState
+from core.take.landmarks import ChunkedLandmarks
 
 log = logging.getLogger(__name__)
 NUM_BLENDSHAPES = 52  # MediaPipe's blendshape network's scores, in ARKIT_NAMES order
@@ -29,13 +30,18 @@ class ObservationArrays:
     crop_transform: N x 2 x 3 float32. faces_detected: N int16 (-1: detector did not run).
     blendshapes: N x 52 float32, MediaPipe's blendshape network's scores in [0, 1] in
     ``core.facemodel.open_model.ARKIT_NAMES`` order (tongueOut NaN; core/observe/blendshapes.py).
+
+    ``landmarks`` is an array or, read from a take for an analysis (``Take.load_observations(
+    landmarks_on_demand=True)``), a :class:`core.take.landmarks.ChunkedLandmarks` that reads them
+    from the take's chunks when indexed: index it by rows (``landmarks[rows]``) rather than
+    treating it as one array.
     """
 
     index: np.ndarray
     timestamp: np.ndarray
     has_face: np.ndarray
     confidence: np.ndarray
-    landmarks: np.ndarray
+    landmarks: np.ndarray | ChunkedLandmarks
     box: np.ndarray
     head_rotation: np.ndarray
     head_translation: np.ndarray
@@ -50,14 +56,16 @@ class ObservationArrays:
         return len(self.index)
 
     @classmethod
-    def empty(cls, n: int) -> ObservationArrays:
+    def empty(cls, n: int, landmarks: bool = True) -> ObservationArrays:
+        """N rows without a face; ``landmarks`` False: a landmarks array of no rows (for a caller
+        that supplies them otherwise)."""
         nan = np.float32(np.nan)
         return cls(
             index=np.zeros(n, np.int64),
             timestamp=np.zeros(n, np.float64),
             has_face=np.zeros(n, bool),
             confidence=np.zeros(n, np.float32),
-            landmarks=np.full((n, NUM_LANDMARKS, 3), nan, np.float32),
+            landmarks=np.full((n if landmarks else 0, NUM_LANDMARKS, 3), nan, np.float32),
             box=np.full((n, 4), nan, np.float32),
             head_rotation=np.full((n, 3, 3), nan, np.float32),
             head_translation=np.full((n, 3), nan, np.float32),
@@ -130,20 +138,27 @@ class ObservationArrays:
         return cls(**arrays)
 
     @classmethod
-    def gather(cls, parts: Iterable[ObservationArrays], capacity: int) -> ObservationArrays:
+    def gather(cls, parts: Iterable[ObservationArrays], capacity: int,
+               landmarks_of: Callable[[list[int]], ChunkedLandmarks] | None = None) -> ObservationArrays:
         """The rows of ``parts``, in order, copied into one block as each part arrives, so that one
         part at a time is held beside the result (np.concatenate of a list holds them all: twice
         the observations at the peak). ``capacity``: at least the total number of rows (ValueError
-        otherwise); the result views the block's first rows."""
-        out, rows = cls.empty(capacity), 0
+        otherwise); the result views the block's first rows. ``landmarks_of``: when given, the
+        parts' landmarks are not copied; the result's are ``landmarks_of(row count of each part)``."""
+        out, rows, lengths = cls.empty(capacity, landmarks=landmarks_of is None), 0, []
+        copied = [f.name for f in fields(cls) if landmarks_of is None or f.name != "landmarks"]
         for part in parts:
             n = len(part)
             if rows + n > capacity:
                 raise ValueError(f"more than {capacity} observed rows")
-            for f in fields(cls):
-                getattr(out, f.name)[rows : rows + n] = getattr(part, f.name)
+            for name in copied:
+                getattr(out, name)[rows : rows + n] = getattr(part, name)
             rows += n
-        return cls(**{f.name: getattr(out, f.name)[:rows] for f in fields(cls)})
+            lengths.append(n)
+        columns = {name: getattr(out, name)[:rows] for name in copied}
+        if landmarks_of is not None:
+            columns["landmarks"] = landmarks_of(lengths)
+        return cls(**columns)
 
 
 _warned_missing_network = False

@@ -40,6 +40,7 @@ from core.atomic import write_bytes_atomic
 from core.errors import DamagedChunkError, MissingChunkError, TakeError
 from core.observe.types import TrackState
 from core.take.integrity import ChunkRecord, npz_bytes, read_npz
+from core.take.landmarks import ChunkedLandmarks
 from core.take.lock import LOCK_NAME, TakeLock
 from core.take.manifest import (  # noqa: F401 - TAKE_FORMAT and MANIFEST_NAME are part of this module's API
     BACKUP_NAME,
@@ -408,15 +409,28 @@ class Take:
             return None
         return self.read_named(chunk)
 
-    def load_observations(self) -> ObservationArrays:
+    def load_observations(self, landmarks_on_demand: bool = False) -> ObservationArrays:
         """All stored frames, in order (each chunk verified: a damaged or missing one raises
-        DamagedChunkError)."""
+        DamagedChunkError). ``landmarks_on_demand``: the landmarks are not held but read from the
+        chunks (verified again) when indexed (core/take/landmarks.py); for a run that holds the
+        take's writer lock, so that the chunks stay as they were read."""
         starts = self.stored_chunk_starts()
         gone = sorted(set(self.expected_chunk_starts()) - set(starts))
         if gone:
             raise MissingChunkError(self.root, observation_chunk_name(gone[0]))
         capacity = len(starts) * self.manifest.settings.chunk_size
-        return ObservationArrays.gather((self.read_chunk(s)[0] for s in starts), capacity)
+        parts = (self.read_chunk(s)[0] for s in starts)
+        if not landmarks_on_demand:
+            return ObservationArrays.gather(parts, capacity)
+
+        def read_landmarks(block: int) -> np.ndarray:
+            name = observation_chunk_name(starts[block])
+            try:
+                return self.read_named(name)["landmarks"]
+            except KeyError as err:
+                raise DamagedChunkError(self.root, name, "damaged (no landmarks)") from err
+
+        return ObservationArrays.gather(parts, capacity, lambda lengths: ChunkedLandmarks(read_landmarks, lengths))
 
 
 def set_start_timecode(root: Path, label: str | None) -> Timecode | None:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from core.encoder import EncoderConfig, FaceEncoder, save_encoder
+from core.encoder.predict import landmark_residual
 from core.errors import EncoderError
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.pipeline import Pipeline, PipelineConfig
@@ -46,6 +47,13 @@ def test_encoder_method_stores_parameters_like_the_fitter(tmp_path, untrained):
     assert (take.read_fit().expression[26:29, blink] >= 0.9).all()
     assert np.isfinite(fit.camera).all() and np.isfinite(fit.residual).all()
     assert take.manifest.fit.settings["method"] == "encoder"
+    # the residual, posed a few frames a pass (as a long clip is), is the one stored
+    rows = np.arange(len(fit))
+    observations = take.load_observations(landmarks_on_demand=True)
+    model = load_face_model(ModelChoice())
+    assert np.allclose(landmark_residual(model, fit, rows, observations, rows_per_pass=5), fit.residual, rtol=1e-5)
+    assert np.allclose(landmark_residual(model, fit, rows[::-1], observations, rows_per_pass=5), fit.residual[::-1],
+                       rtol=1e-5)
     # an unchanged rerun keeps the stored result; the fitter replaces it
     again = []
     Pipeline(config).run(fixture_path("single_face.mp4"), tmp_path / "t", on_frame=again.append)
