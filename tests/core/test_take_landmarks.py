@@ -102,3 +102,13 @@ def test_a_take_reads_its_landmarks_on_demand_as_they_were_stored(tmp_path):
     assert np.array_equal(later.landmarks[:4], held.landmarks[:4], equal_nan=True)
     with pytest.raises(DamagedChunkError, match="00000004"):
         later.landmarks[5]
+
+
+def test_an_analysis_reads_its_landmarks_on_demand(tmp_path):
+    from core.stages import RunContext
+
+    take = Take.create(tmp_path / "t", manifest())
+    take.write_chunk(arrays(0, 4), TrackState())
+    context = RunContext(take=take, source=None, device="cpu", model_choice=None)
+    assert isinstance(context.observations.landmarks, ChunkedLandmarks)
+    assert context.observations is context.observations
