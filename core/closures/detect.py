@@ -71,19 +71,21 @@ def runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def _ratio(landmarks: np.ndarray, a: int, b: int, c: int, d: int) -> np.ndarray:
-    xy = landmarks[:, [a, b, c, d], :2].astype(np.float64)  # the four points only, not N x 478 copies
+def _ratio(xy: np.ndarray) -> np.ndarray:
+    """|a - b| / |c - d| of N x 4 x 2 points (a, b, c, d) in image pixels (N; NaN or inf where
+    c and d coincide)."""
     gap = np.linalg.norm(xy[:, 0] - xy[:, 1], axis=1)
     width = np.linalg.norm(xy[:, 2] - xy[:, 3], axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return gap / width
 
 
-def eye_opening(landmarks: np.ndarray, has_face: np.ndarray, open_ratio: float) -> np.ndarray:
-    """Both eyes' aspect ratio relative to their open value, averaged (N; NaN without a face)."""
+def eye_opening(eyes_xy: np.ndarray, has_face: np.ndarray, open_ratio: float) -> np.ndarray:
+    """Both eyes' aspect ratio relative to their open value, averaged (N; NaN without a face).
+    eyes_xy: N x 2 x 4 x 2 float64, each eye's EYE_POINTS in image pixels."""
     relative = []
-    for points in EYE_POINTS:
-        ratio = np.where(has_face, _ratio(landmarks, *points), np.nan)
+    for eye in range(len(EYE_POINTS)):
+        ratio = np.where(has_face, _ratio(eyes_xy[:, eye]), np.nan)
         faces = np.isfinite(ratio)
         reference = np.percentile(ratio[faces], 90) if faces.sum() > 1 else open_ratio
         relative.append(ratio / max(reference, 1e-6))
@@ -93,11 +95,15 @@ def eye_opening(landmarks: np.ndarray, has_face: np.ndarray, open_ratio: float) 
 def detect_closures(observations: ObservationArrays, config: ClosureConfig = ClosureConfig()) -> ClosureEvidence:
     """Closed eyes and lips in every observed frame (module docstring)."""
     has_face = observations.has_face
-    opening = eye_opening(observations.landmarks, has_face, config.open_ratio)
+    groups = (*EYE_POINTS, LIP_POINTS)
+    # the twelve points only (not N x 478 copies), read in one pass over the take's landmarks
+    xy = observations.landmarks[:, [p for group in groups for p in group], :2].astype(np.float64)
+    xy = xy.reshape(len(xy), len(groups), 4, 2)
+    opening = eye_opening(xy[:, : len(EYE_POINTS)], has_face, config.open_ratio)
     around = maximum_filter1d(np.nan_to_num(opening, nan=0.0), 2 * config.dip_frames + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         dips = (opening <= config.dip * around) & (opening <= config.dip_open)
     eyes = has_face & ((opening <= config.closed) | dips)
-    gap = np.where(has_face, _ratio(observations.landmarks, *LIP_POINTS), np.nan)
+    gap = np.where(has_face, _ratio(xy[:, -1]), np.nan)
     lips = has_face & (gap <= config.lips)
     return ClosureEvidence(opening, eyes, gap, lips)
