@@ -32,8 +32,7 @@ class ChunkedLandmarks:
 
     def __init__(self, read_block: Callable[[int], np.ndarray], lengths: Sequence[int]) -> None:
         self._read_block = read_block
-        self._starts = np.concatenate([[0], np.cumsum(np.asarray(lengths, np.int64))])
-        self._lengths = [int(n) for n in lengths]
+        self._starts = np.concatenate([[0], np.cumsum(np.asarray(lengths, np.int64))])  # block k: rows [starts[k], starts[k + 1])
         self.shape = (int(self._starts[-1]), NUM_LANDMARKS, 3)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
@@ -42,7 +41,7 @@ class ChunkedLandmarks:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        return f"ChunkedLandmarks(shape={self.shape}, blocks={len(self._lengths)})"
+        return f"ChunkedLandmarks(shape={self.shape}, blocks={len(self._starts) - 1})"
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = self[:]
@@ -95,9 +94,9 @@ class ChunkedLandmarks:
                 self._cache.move_to_end(k)
                 return block
             block = np.asarray(self._read_block(k), np.float32)
-            if block.shape != (self._lengths[k], *self.shape[1:]):
-                raise ValueError(f"landmark block {k} has shape {block.shape}, not "
-                                 f"{(self._lengths[k], *self.shape[1:])}")
+            expected = (int(self._starts[k + 1] - self._starts[k]), *self.shape[1:])
+            if block.shape != expected:
+                raise ValueError(f"landmark block {k} has shape {block.shape}, not {expected}")
             self._cache[k] = block
             if len(self._cache) > self.CACHED_BLOCKS:
                 self._cache.popitem(last=False)
