@@ -21,7 +21,7 @@ from core.microexpr.correspondence import (
     visible_samples,
 )
 from core.microexpr.dem import DynamicEncodedModule, ExpressionDynamics, from_onset_with_torchdiffeq, integrate
-from core.microexpr.dgmd import DynamicGuidedDeformation, mesh_edges
+from core.microexpr.dgmd import DynamicGuidedDeformation, mesh_edges, neighbour_sum, reverse_edges
 from core.microexpr.flow import FlowCanvas, mesh_warp, track_window
 from core.microexpr.midpoint import MidpointPath
 from core.microexpr.motion import find_onset, motion_energy, remove_affine
@@ -174,6 +174,33 @@ def test_mesh_edges_are_the_triangle_edges_both_ways_plus_self_loops():
     expected = {(a, b) for a, b in [(0, 1), (1, 2), (0, 2), (1, 3), (2, 3)]}
     expected |= {(b, a) for a, b in expected} | {(v, v) for v in range(4)}
     assert set(map(tuple, edges)) == expected and len(edges) == len(expected)
+
+
+def test_neighbour_sum_and_its_gradients_equal_the_gather_and_scatter_add():
+    count = 36
+    edges = mesh_edges(grid_faces(6), count)
+    source, target = edges
+    torch.manual_seed(0)
+    values = torch.randn(3, count, 5, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(3, edges.shape[1], dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(3, count, 5, dtype=torch.float64)
+    plain = torch.zeros(3, count, 5, dtype=torch.float64).index_add_(1, target, values.index_select(1, source) * weights[..., None])
+    expected = [plain, *torch.autograd.grad(plain, (values, weights), upstream)]
+    fast = neighbour_sum(values, weights, edges)
+    got = [fast, *torch.autograd.grad(fast, (values, weights), upstream)]
+    for a, b in zip(got, expected):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-12)
+    small = (values[:1, :, :2].detach().requires_grad_(), weights[:1].detach().requires_grad_())
+    assert torch.autograd.gradcheck(lambda v, w: neighbour_sum(v, w, edges), small)
+
+
+def test_reverse_edges_pair_each_edge_with_its_reverse_and_refuse_one_way_edges():
+    edges = mesh_edges(grid_faces(4), 16)
+    reverse = reverse_edges(edges, 16)
+    assert torch.equal(edges[:, reverse], edges.flip(0))
+    one_way = edges[:, ~((edges[0] == 0) & (edges[1] == 1))]  # (0, 1) removed, (1, 0) kept
+    with pytest.raises(ValueError, match="reverse"):
+        reverse_edges(one_way, 16)
 
 
 # ---- region-based pixel-vertex correspondence ---------------------------------------------------
