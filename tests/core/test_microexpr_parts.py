@@ -262,6 +262,18 @@ def test_samples_spread_inside_triangles_and_aggregate_back_to_vertices():
     interior = np.array([6, 7, 8, 11, 12, 13, 16, 17, 18])
     assert (weight[0] > 0).all()
     assert np.allclose(per_vertex[0, interior].numpy(), vertices[interior] * np.array([2.0, -1.0]), atol=0.35)
+    # with uneven weights per frame: each vertex's mean over the samples that reach it, weighted by
+    # the sample's weight times its barycentric weight at that vertex (a plain loop as reference)
+    rng = np.random.default_rng(1)
+    values, weights = rng.normal(size=(2, len(samples), 3)), rng.uniform(size=(2, len(samples)))
+    weights[:, :5] = 0.0
+    total, norm = np.zeros((2, 25, 3)), np.zeros((2, 25))
+    for k, (corners, bary) in enumerate(zip(samples.corners(), samples.barycentric)):
+        for corner, b in zip(corners, bary):
+            total[:, corner] += (weights[:, k] * b)[:, None] * values[:, k]
+            norm[:, corner] += weights[:, k] * b
+    means, weight = aggregate_to_vertices(torch.as_tensor(values), samples, 25, torch.as_tensor(weights))
+    assert np.allclose(weight.numpy(), norm) and np.allclose(means.numpy(), total / norm[..., None])
 
 
 def test_sample_cap_keeps_an_even_subset():
