@@ -14,7 +14,7 @@ y down), the rasteriser's convention (pixel (row r, column c) has its centre at 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -79,6 +79,7 @@ class SampleSet:
     barycentric: np.ndarray
     region: np.ndarray
     num_regions: int
+    _matrices: dict[int, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.triangle)
@@ -98,11 +99,16 @@ class SampleSet:
 
     def matrix(self, num_vertices: int) -> torch.Tensor:
         """K x V sparse barycentric matrix: ``apply_matrix(matrix, vertices)`` equals
-        ``points(vertices)`` but is much faster for many frames, with gradients."""
-        rows = np.repeat(np.arange(len(self)), 3)
-        index = torch.as_tensor(np.stack([rows, self.corners().reshape(-1)]))
-        values = torch.as_tensor(self.barycentric.reshape(-1), dtype=torch.float32)
-        return torch.sparse_coo_tensor(index, values, (len(self), num_vertices), check_invariants=False).coalesce()
+        ``points(vertices)`` but is much faster for many frames, with gradients. Built once per
+        vertex count and kept (the set is immutable; do not change the matrix in place)."""
+        matrix = self._matrices.get(num_vertices)
+        if matrix is None:
+            rows = np.repeat(np.arange(len(self)), 3)
+            index = torch.as_tensor(np.stack([rows, self.corners().reshape(-1)]))
+            values = torch.as_tensor(self.barycentric.reshape(-1), dtype=torch.float32)
+            matrix = torch.sparse_coo_tensor(index, values, (len(self), num_vertices), check_invariants=False).coalesce()
+            self._matrices[num_vertices] = matrix
+        return matrix
 
     def subset(self, keep: np.ndarray) -> SampleSet:
         return SampleSet(self.faces, self.triangle[keep], self.barycentric[keep], self.region[keep], self.num_regions)
