@@ -93,11 +93,25 @@ def built_in_face_model() -> dict:
     }
 
 
+def built_in_view_bias() -> dict:
+    """The landmark view-drift correction that ships with EmoCap (core/observe/view_bias.py), with
+    what it was learned from and their terms."""
+    from core.observe.view_bias import VIEW_BIAS_PATH, load_view_bias
+
+    info = load_view_bias(VIEW_BIAS_PATH).info
+    return {
+        "name": "view-bias", "kind": "landmark correction (built in)", "file": str(VIEW_BIAS_PATH), "installed": True,
+        "size": VIEW_BIAS_PATH.stat().st_size,
+        "licence": "EmoCap's own; learned from " + (info.get("sources", {}).get("photos") or "no third-party data"),
+        "source": info.get("source", ""),
+    }
+
+
 def _list(as_json: bool) -> int:
     infos = store.list_models()
-    face_model = built_in_face_model()
+    built_in = [built_in_face_model(), built_in_view_bias()]
     if as_json:
-        sys.stdout.write(json.dumps([info.to_dict() for info in infos] + [face_model]) + "\n")
+        sys.stdout.write(json.dumps([info.to_dict() for info in infos] + built_in) + "\n")
         return 0
     lines = [f"model store: {store.store_dir()}"]
     for info in infos:
@@ -105,6 +119,7 @@ def _list(as_json: bool) -> int:
         lines.append(f"{info.name:11s} {state:13s} {info.size / 1e6:6.1f} MB  {info.licence}; from {info.source}")
     if not all(info.installed for info in infos):
         lines.append(f"run '{store.INSTALL_COMMAND}' to fetch the missing models")
-    lines.append(f"{'open':11s} {'built in':13s} {face_model['size'] / 1e6:6.1f} MB  {face_model['licence']}")
+    for model in built_in:
+        lines.append(f"{model['name']:11s} {'built in':13s} {model['size'] / 1e6:6.1f} MB  {model['licence']}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

@@ -17,6 +17,7 @@ from core.fit.fitter import FitConfig, Fitter, slice_observations
 from core.fit.neutral import neutral_evidence, neutral_setting
 from core.fit.params import FitParams
 from core.memory import release_freed_memory
+from core.observe.view_bias import view_bias_digest
 from core.results import FitProgress
 from core.stages import RunContext, Stage
 from core.take import ObservationArrays, Take
@@ -68,8 +69,11 @@ class FitStage(Stage):
         self._evidence: ObservationArrays | None = None
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
-        return ctx.model_choice.settings() | {"fit": dataclasses.asdict(self.config),
-                                              "neutral": neutral_setting(self.neutral)}
+        settings = ctx.model_choice.settings() | {"fit": dataclasses.asdict(self.config),
+                                                  "neutral": neutral_setting(self.neutral)}
+        if self.config.view_bias:  # a rebuilt field refits
+            settings["view_bias_sha256"] = view_bias_digest()
+        return settings
 
     def record(self, take: Take) -> FitRecord | None:
         return take.manifest.fit

@@ -50,6 +50,7 @@ from core.fit.fitter import FitConfig, Fitter, single_threaded_torch, slice_obse
 from core.fit.params import FitParams
 from core.fit.stage import fit_clip
 from core.observe.landmark_ids import FACE_OVAL
+from core.observe.view_bias import observed_landmarks, shipped_view_bias
 from core.performer.profile import PerformerProfile
 from core.render.reconstruction import expression_activity
 from core.stages import drain
@@ -233,10 +234,12 @@ def learn_performer_model(generic: FaceModelData, parts: list[_Part], config: Pe
     pair = np.array([names.index(mirror_name(n)) for n in names])
     neighbours = neighbour_average(generic.faces, generic.num_vertices)
     movable = support.any(axis=0)
+    bias = shipped_view_bias() if config.fit.view_bias else None  # the landmarks as the fitter reads them
     data, fits = generic, [p.fit for p in parts]
     for round_ in range(config.rounds):
         model = FaceModel(data)
-        pieces = [rest_residuals(model, fit, part.observations.landmarks) for part, fit in zip(parts, fits)]
+        pieces = [rest_residuals(model, fit, observed_landmarks(part.observations, slice(None), bias))
+                  for part, fit in zip(parts, fits)]
         weights = np.concatenate([w for _, w in pieces])
         # what the generic model leaves with these weights, so the ridge always draws toward the
         # generic shapes, however many rounds ran

@@ -1,0 +1,159 @@
+"""MediaPipe's landmarks drift with the head's yaw; a learned correction takes the drift out.
+
+The same neutral face seen frontally and from 45 degrees does not give the same landmarks once the
+head pose is removed: contour points slide along the visible outline, the far side is compressed,
+depth is flattened. Measured on KDEF (55 people, neutral, frontal and half profiles), the
+canonical-frame difference between views is 2.8 mm a point on average, as large as a typical
+expression's motion, and most of it (1.2 mm of it on people left out of the learning) is the same
+for everyone. A fit that takes it for the face turns it into false expression and into identity.
+
+The drift is modelled per landmark in the observer's canonical frame (``core/observe/headpose.py``:
+``x_img = scale * rotation @ x_can + translation``, one unit = the outer-eye-corner distance) as
+
+    bias(yaw) = odd * sin(yaw) + even * (1 - cos(yaw))
+
+with ``odd`` and ``even`` 478 x 3, mirror-symmetric (a face turned left is the mirror image of one
+turned right), learned from neutral photos of the same people in several views
+(:func:`learn_view_bias`, built into ``resources/landmark_view_bias.npz`` by
+``scripts/build_view_bias.py``). Yaw is clamped to the learned range: the field is not extrapolated.
+Pitch is not modelled (the photos have none).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.digest import file_sha256
+from core.errors import EmoCapError
+
+VIEW_BIAS_PATH = Path(__file__).resolve().parents[2] / "resources" / "landmark_view_bias.npz"
+
+
+class ViewBiasError(EmoCapError):
+    """The view-bias file is missing or not one this code can read."""
+
+
+def yaw_features(yaw_deg: np.ndarray) -> np.ndarray:
+    """N yaws (degrees) -> N x 2 (sin(yaw), 1 - cos(yaw))."""
+    yaw = np.radians(np.asarray(yaw_deg, np.float64))
+    return np.stack([np.sin(yaw), 1.0 - np.cos(yaw)], axis=-1)
+
+
+@dataclass(frozen=True)
+class ViewBias:
+    """odd, even: 478 x 3 canonical units (see the module docstring). max_yaw_deg: yaws beyond it
+    are treated as it. info: what the field was learned from (sources and their terms)."""
+
+    odd: np.ndarray
+    even: np.ndarray
+    max_yaw_deg: float
+    info: dict = field(default_factory=dict)
+
+    def field(self, yaw_deg: np.ndarray) -> np.ndarray:
+        """N x 478 x 3 canonical-frame drift at N yaws (degrees)."""
+        features = yaw_features(np.clip(yaw_deg, -self.max_yaw_deg, self.max_yaw_deg))
+        return features[:, 0, None, None] * self.odd + features[:, 1, None, None] * self.even
+
+    def correct(self, landmarks: np.ndarray, rotation: np.ndarray, scale: np.ndarray, yaw_deg: np.ndarray) -> np.ndarray:
+        """N x 478 x 3 image landmarks (pixels) with the drift of each frame's head pose taken out.
+        rotation: N x 3 x 3 and scale: N (pixels per canonical unit) of the observed head pose
+        (ObservationArrays.head_rotation, head_scale); yaw_deg: N. Rows whose pose is not finite
+        are returned as they are."""
+        landmarks = np.asarray(landmarks, np.float64)
+        rotation = np.asarray(rotation, np.float64)
+        scale = np.asarray(scale, np.float64)
+        yaw = np.asarray(yaw_deg, np.float64)
+        known = np.isfinite(yaw) & np.isfinite(scale) & np.isfinite(rotation).all(axis=(1, 2))
+        out = landmarks.copy()
+        if known.any():
+            drift = self.field(yaw[known])
+            out[known] -= scale[known, None, None] * np.einsum("nij,nvj->nvi", rotation[known], drift)
+        return out
+
+
+def observed_landmarks(observations, rows: np.ndarray, bias: ViewBias | None) -> np.ndarray:
+    """M x 478 x 3 landmarks (image pixels) of ``rows`` of ``observations`` (core.take
+    ObservationArrays: landmarks, head_rotation, head_scale, yaw_pitch_roll) with the view drift of
+    each frame's observed head pose taken out; as stored when ``bias`` is None."""
+    landmarks = np.asarray(observations.landmarks[rows], np.float64)
+    if bias is None:
+        return landmarks
+    return bias.correct(landmarks, observations.head_rotation[rows], observations.head_scale[rows],
+                        observations.yaw_pitch_roll[rows, 0])
+
+
+def to_canonical(landmarks: np.ndarray, rotation: np.ndarray, translation: np.ndarray, scale: float) -> np.ndarray:
+    """478 x 3 image landmarks -> the observer's canonical frame (the inverse of its head pose)."""
+    return (np.asarray(landmarks, np.float64) - translation) @ rotation / scale
+
+
+def learn_view_bias(canonical: list[np.ndarray], yaw_deg: list[np.ndarray], mirror: np.ndarray,
+                    max_yaw_deg: float, info: dict | None = None) -> ViewBias:
+    """Learn the drift from neutral faces of P people, each seen in several views.
+
+    canonical[p]: K_p x 478 x 3 person p's neutral landmarks in the canonical frame, one per view;
+    yaw_deg[p]: K_p yaws. Only differences between views of the same person are used, so the
+    person's own shape cancels. mirror: 478, each landmark's mirror partner (x -> -x). The least-
+    squares odd and even fields are made mirror-symmetric: odd(v) = -M odd(mirror v) and
+    even(v) = M even(mirror v), M flipping x."""
+    rows, targets = [], []
+    for points, yaws in zip(canonical, yaw_deg):
+        if len(points) < 2:
+            continue
+        features = yaw_features(np.clip(yaws, -max_yaw_deg, max_yaw_deg))
+        for k in range(1, len(points)):
+            rows.append(features[k] - features[0])
+            targets.append((points[k] - points[0]).reshape(-1))
+    if len(rows) < 2:
+        raise ValueError("learning the view bias needs people seen in at least two views")
+    odd, even = np.linalg.lstsq(np.array(rows), np.array(targets), rcond=None)[0].reshape(2, -1, 3)
+    flip = np.array([-1.0, 1.0, 1.0])
+    odd = 0.5 * (odd - odd[mirror] * flip)
+    even = 0.5 * (even + even[mirror] * flip)
+    return ViewBias(odd.astype(np.float32), even.astype(np.float32), float(max_yaw_deg), dict(info or {}))
+
+
+def save_view_bias(bias: ViewBias, path: Path) -> None:
+    """Write ``bias`` to an .npz (atomically: a temporary file renamed into place)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, odd=bias.odd, even=bias.even, max_yaw_deg=np.float64(bias.max_yaw_deg),
+             info=np.array(json.dumps(bias.info)))
+    tmp.replace(path)
+
+
+def load_view_bias(path: Path = VIEW_BIAS_PATH) -> ViewBias:
+    """The view bias stored at ``path`` (default: the one that ships in resources/)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            bias = ViewBias(data["odd"].astype(np.float32), data["even"].astype(np.float32),
+                            float(data["max_yaw_deg"]), json.loads(str(data["info"])))
+    except (OSError, KeyError, ValueError) as error:
+        raise ViewBiasError(f"cannot read the landmark view bias {path}: {error}; rebuild it with "
+                            "scripts/build_view_bias.py") from error
+    if bias.odd.shape != (478, 3) or bias.even.shape != (478, 3):
+        raise ViewBiasError(f"{path} holds fields of shape {bias.odd.shape}, not 478 x 3; rebuild it with "
+                            "scripts/build_view_bias.py")
+    return bias
+
+
+@functools.cache
+def view_bias_digest() -> str:
+    """The first 16 hex digits of the SHA-256 of the shipped file: stored with every fit that used
+    it, so that a rebuilt field makes those fits stale."""
+    try:
+        return file_sha256(VIEW_BIAS_PATH)[:16]
+    except OSError as error:
+        raise ViewBiasError(f"the landmark view bias {VIEW_BIAS_PATH} is missing: rebuild it with "
+                            "scripts/build_view_bias.py") from error
+
+
+@functools.cache
+def shipped_view_bias() -> ViewBias:
+    """The view bias in resources/, read once per process."""
+    return load_view_bias(VIEW_BIAS_PATH)
