@@ -72,7 +72,7 @@ class ViewBias:
         out = landmarks.copy()
         if known.any():
             drift = self.field(yaw[known])
-            out[known] -= scale[known, None, None] * np.einsum("nij,nvj->nvi", rotation[known], drift)
+            out[known] -= scale[known, None, None] * np.matmul(drift, rotation[known].transpose(0, 2, 1))
         return out
 
 
