@@ -15,7 +15,9 @@ Over the labelled development set (../shared/expressions, see its README), per l
 each beside the same numbers for MediaPipe's learned blendshape network on the same images and
 carriers (its scores as the curves). Then **real motion explained**: for KDEF people (kdef/), the
 identity from the person's own neutral photo (``--neutral``), the expression photo's fitted curves,
-and the share of the landmark motion from neutral to expression they explain (weights in [0, 1]).
+and the share of the landmark motion from neutral to expression they explain (weights in [0, 1]);
+and the **view gap**: how far the curves of one expression photographed from 45 degrees are from
+those of its frontal photo (mean absolute difference over the 52 curves).
 Then the fixture clips: landmark residual, jitter against raw MediaPipe and fit speed
 (benchmarks/bench_fit.py's measures). Contact sheets (photo crop, its own reconstruction, the
 carriers with EmoCap's curves, the carriers with MediaPipe's) go to WORK/sheets/<label>.png.
@@ -123,6 +125,7 @@ def real_motion(config: PipelineConfig, work: Path, people: int) -> dict:
     basis = model.expression_basis.numpy().astype(np.float64)
     shares: dict = defaultdict(list)
     for person, photos in list(kdef_people().items())[:people]:
+        curves: dict = {}  # (label, view) -> the expression photo's curves
         for view in ("frontal", "half-left", "half-right"):
             neutral_path = photos.get(("neutral", view))
             if neutral_path is None:
@@ -144,10 +147,14 @@ def real_motion(config: PipelineConfig, work: Path, people: int) -> dict:
                     config.fit.z_weight)
                 shares[label].append(share)
                 shares[("view", "frontal" if view == "frontal" else "half profile")].append(share)
+                curves[(label, view)] = expressive.curves
                 alone = analyse(path, work / "kdef-alone", config)  # no neutral: identity from the prior
                 if alone.found:
                     shares[(label, "kept")].append(kept_share(basis, expressive.curves, alone.curves, config.fit.z_weight))
                 shares[(label, "bound")].append(at_bound(expressive.curves))
+        for (label, view), values in curves.items():
+            if view != "frontal" and (label, "frontal") in curves:
+                shares[("view gap", label)].append(float(np.abs(values - curves[(label, "frontal")]).mean()))
     return shares
 
 
@@ -228,6 +235,12 @@ def print_tables(analysed, table, readings, shares, fixtures) -> None:
             if len(values):
                 print(f"  {view[:9]:9s} {len(values):4d} {values.mean():6.3f} {np.median(values):7.3f} "
                       f"{pct(values >= 0.9):>6s}   ({view} views)")
+        gaps = {label: shares.get(("view gap", label), []) for label in EMOTION_LABELS}
+        if any(gaps.values()):
+            print("  view gap: mean |curve difference| between the half-profile and the frontal photo of one "
+                  "expression (each with its own view's neutral; lower = the curves depend less on the view)")
+            print("  " + "  ".join(f"{label} {np.mean(v):.4f}" for label, v in gaps.items() if v)
+                  + f"  all {np.mean([g for v in gaps.values() for g in v]):.4f}")
 
     if fixtures:
         print("\nfixtures (targets: residual <= 1.7 %IOD, jitter <= 30 % of raw, open-model fit >= 150 fps)")
