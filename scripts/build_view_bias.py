@@ -28,7 +28,13 @@ sys.path.insert(0, str(ROOT))
 from core.digest import file_sha256  # noqa: E402
 from core.facemodel.open_model_authoring import mirror_permutation  # noqa: E402
 from core.observe.headpose import canonical_face, estimate_head_pose  # noqa: E402
-from core.observe.view_bias import VIEW_BIAS_PATH, learn_view_bias, save_view_bias, to_canonical  # noqa: E402
+from core.observe.view_bias import (  # noqa: E402
+    VIEW_BIAS_PATH,
+    learn_view_bias,
+    save_view_bias,
+    to_canonical,
+    view_azimuth_deg,
+)
 from scripts.build_open_model import KDEF, KDEF_TERMS, kdef_photos, observe  # noqa: E402
 
 log = logging.getLogger("build_view_bias")
@@ -59,7 +65,7 @@ def neutral_views(photos: dict[tuple[str, str, str], Path]) -> dict[str, tuple[n
         pose = estimate_head_pose(points)
         canonical, yaws = by_person.setdefault(key[0], ([], []))
         canonical.append(to_canonical(points, pose.rotation, pose.translation, pose.scale))
-        yaws.append(pose.yaw_pitch_roll_deg[0])
+        yaws.append(view_azimuth_deg(pose.rotation[None])[0])
     return {person: (np.stack(c), np.array(y)) for person, (c, y) in by_person.items() if len(c) >= 2}
 
 

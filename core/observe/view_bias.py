@@ -12,7 +12,10 @@ The drift is modelled per landmark in the observer's canonical frame (``core/obs
 
     bias(yaw) = odd * sin(yaw) + even * (1 - cos(yaw))
 
-with ``odd`` and ``even`` 478 x 3, mirror-symmetric (a face turned left is the mirror image of one
+where yaw is the camera's azimuth seen from the head (:func:`view_azimuth_deg`: what decides which
+side of the face turns away; for an upright head it is the head pose's yaw, for a head lying on
+its side a turn about the camera's vertical axis is no yaw at all), with ``odd`` and ``even``
+478 x 3, mirror-symmetric (a face turned left is the mirror image of one
 turned right), learned from neutral photos of the same people in several views
 (:func:`learn_view_bias`, built into ``resources/landmark_view_bias.npz`` by
 ``scripts/build_view_bias.py``). Yaw is clamped to the learned range: the field is not extrapolated.
@@ -38,6 +41,15 @@ class ViewBiasError(EmoCapError):
     """The view-bias file is missing or not one this code can read."""
 
 
+def view_azimuth_deg(rotation: np.ndarray) -> np.ndarray:
+    """N x 3 x 3 head rotations (canonical -> image, core/observe/headpose.py) -> N azimuths
+    (degrees) of the camera's viewing axis in the head's own frame, about the head's vertical axis.
+    Equal to the head pose's yaw (euler_yaw_pitch_roll) when pitch and roll are zero."""
+    rotation = np.asarray(rotation, np.float64)
+    towards_camera = rotation[..., 2, :]  # the image's z axis in canonical coordinates
+    return np.degrees(np.arctan2(-towards_camera[..., 0], towards_camera[..., 2]))
+
+
 def yaw_features(yaw_deg: np.ndarray) -> np.ndarray:
     """N yaws (degrees) -> N x 2 (sin(yaw), 1 - cos(yaw))."""
     yaw = np.radians(np.asarray(yaw_deg, np.float64))
@@ -59,32 +71,30 @@ class ViewBias:
         features = yaw_features(np.clip(yaw_deg, -self.max_yaw_deg, self.max_yaw_deg))
         return features[:, 0, None, None] * self.odd + features[:, 1, None, None] * self.even
 
-    def correct(self, landmarks: np.ndarray, rotation: np.ndarray, scale: np.ndarray, yaw_deg: np.ndarray) -> np.ndarray:
+    def correct(self, landmarks: np.ndarray, rotation: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """N x 478 x 3 image landmarks (pixels) with the drift of each frame's head pose taken out.
         rotation: N x 3 x 3 and scale: N (pixels per canonical unit) of the observed head pose
-        (ObservationArrays.head_rotation, head_scale); yaw_deg: N. Rows whose pose is not finite
-        are returned as they are."""
+        (ObservationArrays.head_rotation, head_scale). Rows whose pose is not finite are returned
+        as they are."""
         landmarks = np.asarray(landmarks, np.float64)
         rotation = np.asarray(rotation, np.float64)
         scale = np.asarray(scale, np.float64)
-        yaw = np.asarray(yaw_deg, np.float64)
-        known = np.isfinite(yaw) & np.isfinite(scale) & np.isfinite(rotation).all(axis=(1, 2))
+        known = np.isfinite(scale) & np.isfinite(rotation).all(axis=(1, 2))
         out = landmarks.copy()
         if known.any():
-            drift = self.field(yaw[known])
+            drift = self.field(view_azimuth_deg(rotation[known]))
             out[known] -= scale[known, None, None] * np.matmul(drift, rotation[known].transpose(0, 2, 1))
         return out
 
 
 def observed_landmarks(observations, rows: np.ndarray, bias: ViewBias | None) -> np.ndarray:
     """M x 478 x 3 landmarks (image pixels) of ``rows`` of ``observations`` (core.take
-    ObservationArrays: landmarks, head_rotation, head_scale, yaw_pitch_roll) with the view drift of
+    ObservationArrays: landmarks, head_rotation, head_scale) with the view drift of
     each frame's observed head pose taken out; as stored when ``bias`` is None."""
     landmarks = np.asarray(observations.landmarks[rows], np.float64)
     if bias is None:
         return landmarks
-    return bias.correct(landmarks, observations.head_rotation[rows], observations.head_scale[rows],
-                        observations.yaw_pitch_roll[rows, 0])
+    return bias.correct(landmarks, observations.head_rotation[rows], observations.head_scale[rows])
 
 
 def to_canonical(landmarks: np.ndarray, rotation: np.ndarray, translation: np.ndarray, scale: float) -> np.ndarray:
@@ -97,7 +107,7 @@ def learn_view_bias(canonical: list[np.ndarray], yaw_deg: list[np.ndarray], mirr
     """Learn the drift from neutral faces of P people, each seen in several views.
 
     canonical[p]: K_p x 478 x 3 person p's neutral landmarks in the canonical frame, one per view;
-    yaw_deg[p]: K_p yaws. Only differences between views of the same person are used, so the
+    yaw_deg[p]: K_p yaws (:func:`view_azimuth_deg`). Only differences between views of the same person are used, so the
     person's own shape cancels. mirror: 478, each landmark's mirror partner (x -> -x). The least-
     squares odd and even fields are made mirror-symmetric: odd(v) = -M odd(mirror v) and
     even(v) = M even(mirror v), M flipping x."""

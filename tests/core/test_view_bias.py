@@ -24,6 +24,7 @@ from core.observe.view_bias import (
     load_view_bias,
     observed_landmarks,
     save_view_bias,
+    view_azimuth_deg,
 )
 from core.take.observations import ObservationArrays
 
@@ -70,8 +71,8 @@ def test_learning_recovers_a_known_drift_and_correcting_takes_it_out(mirror):
     # a new face, turned 30 degrees, observed with the drift: the correction gives it back undrifted
     face = base + rng.normal(scale=0.03, size=base.shape)
     clean, rotation = posed(face, 30.0)
-    drifted, _ = posed(face + truth.field(np.array([30.0]))[0], 30.0)
-    corrected = learned.correct(drifted[None], rotation[None], np.array([180.0]), np.array([30.0]))[0]
+    drifted, _ = posed(face + truth.field(view_azimuth_deg(rotation[None]))[0], 30.0)
+    corrected = learned.correct(drifted[None], rotation[None], np.array([180.0]))[0]
     assert np.abs(corrected - clean).max() < 0.1 * np.abs(drifted - clean).max()
 
 
@@ -80,7 +81,7 @@ def test_a_frontal_face_and_frames_without_a_pose_are_left_as_they_are(mirror):
     bias = ViewBias(symmetric_field(rng, mirror, True), symmetric_field(rng, mirror, False), 45.0)
     landmarks, rotation = posed(canonical_face(), 0.0)
     out = bias.correct(np.stack([landmarks, landmarks]), np.stack([rotation, np.full((3, 3), np.nan)]),
-                       np.array([180.0, np.nan]), np.array([0.0, np.nan]))
+                       np.array([180.0, np.nan]))
     np.testing.assert_allclose(out, np.stack([landmarks, landmarks]), atol=1e-9)
 
 
@@ -93,6 +94,19 @@ def test_yaws_beyond_the_learned_range_are_not_extrapolated(mirror):
     assert not np.allclose(fields[4], fields[0])
     # a face turned left is the mirror image of one turned right
     np.testing.assert_allclose(fields[2], fields[0][mirror] * FLIP, atol=1e-6)
+
+
+def test_the_view_angle_is_the_cameras_azimuth_seen_from_the_head():
+    """Upright, it is the head pose's yaw; for a head lying on its side, a turn about the camera's
+    vertical axis shows the face from above or below, not from the side: no yaw drift."""
+    from core.observe.headpose import euler_yaw_pitch_roll
+
+    turn = Rotation.from_euler("y", 30, degrees=True).as_matrix()
+    on_its_side = turn @ Rotation.from_euler("z", 90, degrees=True).as_matrix()
+    assert view_azimuth_deg(turn[None])[0] == pytest.approx(30.0)
+    assert view_azimuth_deg(turn[None])[0] == pytest.approx(euler_yaw_pitch_roll(turn)[0])
+    assert euler_yaw_pitch_roll(on_its_side)[0] == pytest.approx(30.0)
+    assert view_azimuth_deg(on_its_side[None])[0] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_learning_needs_people_seen_in_two_views(mirror):
@@ -176,7 +190,7 @@ def test_a_neutral_half_profile_fitted_with_the_frontal_identity_shows_less_fals
         poses = [estimate_head_pose(points) for points in kdef_neutrals[person]]
         canonical.append(np.stack([(points - p.translation) @ p.rotation / p.scale
                                    for points, p in zip(kdef_neutrals[person], poses)]))
-        yaws.append(np.array([p.yaw_pitch_roll_deg[0] for p in poses]))
+        yaws.append(view_azimuth_deg(np.stack([p.rotation for p in poses])))
     bias = learn_view_bias(canonical, yaws, mirror, 45.0)
     model = FaceModel(load_open_model())
     false_expression, residual = {}, {}
