@@ -15,7 +15,8 @@ Over the labelled development set (../shared/expressions, see its README), per l
 each beside the same numbers for MediaPipe's learned blendshape network on the same images and
 carriers (its scores as the curves). Then **real motion explained**: for KDEF people (kdef/), the
 identity from the person's own neutral photo (``--neutral``), the expression photo's fitted curves,
-and the share of the landmark motion from neutral to expression they explain (weights in [0, 1]);
+and the share of the landmark motion from neutral to expression they explain (weights in [0, 1];
+also with MediaPipe's view drift, core/observe/view_bias.py, taken out of the observed motion);
 and the **view gap**: how far the curves of one expression photographed from 45 degrees are from
 those of its frontal photo (mean absolute difference over the 52 curves), with each view's own
 neutral and with the frontal neutral for both (one identity for a whole take, as when a performer
@@ -122,9 +123,11 @@ def real_motion(config: PipelineConfig, work: Path, people: int) -> dict:
     """Per expression: shares of the real landmark motion the fitted curves explain, identity from
     the person's own neutral photo; frontal and half-profile views."""
     from benchmarks.bench_fit import fitted_landmarks
+    from core.observe.view_bias import observed_landmarks, shipped_view_bias
 
     model = load_face_model(config.model)
     basis = model.expression_basis.numpy().astype(np.float64)
+    drift = shipped_view_bias()
     shares: dict = defaultdict(list)
     for person, photos in list(kdef_people().items())[:people]:
         curves: dict = {}  # (label, view) -> the expression photo's curves
@@ -149,6 +152,13 @@ def real_motion(config: PipelineConfig, work: Path, people: int) -> dict:
                     config.fit.z_weight)
                 shares[label].append(share)
                 shares[("view", "frontal" if view == "frontal" else "half profile")].append(share)
+                # the same with MediaPipe's view drift taken out of the observed motion as well
+                # (core/observe/view_bias.py): the drift between the two photos' head poses is no
+                # motion of the face
+                shares[("view", "all, drift out")].append(explained_share(
+                    *(observed_landmarks(a.observations, np.array([0]), drift)[0] for a in (neutral, expressive)),
+                    fitted_landmarks(model, neutral.fit)[0], fitted_landmarks(model, expressive.fit)[0],
+                    config.fit.z_weight))
                 curves[(label, view)] = expressive.curves
                 alone = analyse(path, work / "kdef-alone", config)  # no neutral: identity from the prior
                 if alone.found:
@@ -240,11 +250,13 @@ def print_tables(analysed, table, readings, shares, fixtures) -> None:
         every = np.array(every)
         if len(every):
             print(f"  {'all':9s} {len(every):4d} {every.mean():6.3f} {np.median(every):7.3f} {pct(every >= 0.9):>6s}")
-        for view in ("frontal", "half profile"):
+        for view, short, what in (
+                ("frontal", "frontal", "frontal views"), ("half profile", "half prof", "half profile views"),
+                ("all, drift out", "drift out", "all, MediaPipe's view drift taken out of the observed motion too")):
             values = np.array(shares.get(("view", view), []))
             if len(values):
-                print(f"  {view[:9]:9s} {len(values):4d} {values.mean():6.3f} {np.median(values):7.3f} "
-                      f"{pct(values >= 0.9):>6s}   ({view} views)")
+                print(f"  {short:9s} {len(values):4d} {values.mean():6.3f} {np.median(values):7.3f} "
+                      f"{pct(values >= 0.9):>6s}   ({what})")
         for key, neutral in (("view gap", "each with its own view's neutral"),
                              ("view gap, frontal neutral", "both with the frontal neutral's identity")):
             gaps = {label: shares.get((key, label), []) for label in EMOTION_LABELS}
