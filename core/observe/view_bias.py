@@ -4,8 +4,8 @@ The same neutral face seen frontally and from 45 degrees does not give the same 
 head pose is removed: contour points slide along the visible outline, the far side is compressed,
 depth is flattened. Measured on KDEF (55 people, neutral, frontal and half profiles), the
 canonical-frame difference between views is 2.8 mm a point on average, as large as a typical
-expression's motion, and most of it (1.2 mm of it on people left out of the learning) is the same
-for everyone. A fit that takes it for the face turns it into false expression and into identity.
+expression's motion, and about half of it is the same for everyone (on people left out of the
+learning the field below takes it from 2.8 to 1.55 mm). A fit that takes it for the face turns it into false expression and into identity.
 
 The drift is modelled per landmark in the observer's canonical frame (``core/observe/headpose.py``:
 ``x_img = scale * rotation @ x_can + translation``, one unit = the outer-eye-corner distance) as
@@ -46,8 +46,8 @@ def view_azimuth_deg(rotation: np.ndarray) -> np.ndarray:
     (degrees) of the camera's viewing axis in the head's own frame, about the head's vertical axis.
     Equal to the head pose's yaw (euler_yaw_pitch_roll) when pitch and roll are zero."""
     rotation = np.asarray(rotation, np.float64)
-    towards_camera = rotation[..., 2, :]  # the image's z axis in canonical coordinates
-    return np.degrees(np.arctan2(-towards_camera[..., 0], towards_camera[..., 2]))
+    image_depth = rotation[..., 2, :]  # the image's z axis (away from the camera) in canonical coordinates
+    return np.degrees(np.arctan2(-image_depth[..., 0], image_depth[..., 2]))
 
 
 def yaw_features(yaw_deg: np.ndarray) -> np.ndarray:
