@@ -31,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.atomic import write_bytes_atomic
 from core.digest import file_sha256
 from core.errors import EmoCapError
+from core.take.integrity import npz_bytes
 
 VIEW_BIAS_PATH = Path(__file__).resolve().parents[2] / "resources" / "landmark_view_bias.npz"
 
@@ -129,12 +131,12 @@ def learn_view_bias(canonical: list[np.ndarray], yaw_deg: list[np.ndarray], mirr
 
 
 def save_view_bias(bias: ViewBias, path: Path) -> None:
-    """Write ``bias`` to an .npz (atomically: a temporary file renamed into place)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, odd=bias.odd, even=bias.even, max_yaw_deg=np.float64(bias.max_yaw_deg),
-             info=np.array(json.dumps(bias.info)))
-    tmp.replace(path)
+    """Write ``bias`` to an .npz atomically; the same field and info give the same bytes (and so
+    the same digest: a rebuild that changes nothing refits nothing)."""
+    write_bytes_atomic(Path(path), npz_bytes({
+        "odd": bias.odd, "even": bias.even, "max_yaw_deg": np.float64(bias.max_yaw_deg),
+        "info": np.array(json.dumps(bias.info, sort_keys=True)),
+    }))
 
 
 def load_view_bias(path: Path = VIEW_BIAS_PATH) -> ViewBias:
