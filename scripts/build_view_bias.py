@@ -27,14 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from core.digest import file_sha256  # noqa: E402
 from core.facemodel.open_model_authoring import mirror_permutation  # noqa: E402
-from core.observe.headpose import canonical_face, estimate_head_pose  # noqa: E402
-from core.observe.view_bias import (  # noqa: E402
-    VIEW_BIAS_PATH,
-    learn_view_bias,
-    save_view_bias,
-    to_canonical,
-    view_azimuth_deg,
-)
+from core.observe.headpose import canonical_face  # noqa: E402
+from core.observe.view_bias import VIEW_BIAS_PATH, canonical_view, learn_view_bias, save_view_bias  # noqa: E402
 from scripts.build_open_model import KDEF, KDEF_TERMS, kdef_photos, observe  # noqa: E402
 
 log = logging.getLogger("build_view_bias")
@@ -62,10 +56,10 @@ def neutral_views(photos: dict[tuple[str, str, str], Path]) -> dict[str, tuple[n
     for key, points in zip(keys, landmarks):
         if not np.isfinite(points).all():
             continue
-        pose = estimate_head_pose(points)
         canonical, yaws = by_person.setdefault(key[0], ([], []))
-        canonical.append(to_canonical(points, pose.rotation, pose.translation, pose.scale))
-        yaws.append(view_azimuth_deg(pose.rotation[None])[0])
+        points_canonical, yaw = canonical_view(points)
+        canonical.append(points_canonical)
+        yaws.append(yaw)
     return {person: (np.stack(c), np.array(y)) for person, (c, y) in by_person.items() if len(c) >= 2}
 
 

@@ -28,13 +28,18 @@ import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.atomic import write_bytes_atomic
 from core.digest import file_sha256
 from core.errors import EmoCapError
+from core.observe.headpose import estimate_head_pose
 from core.take.integrity import npz_bytes
+
+if TYPE_CHECKING:
+    from core.take.observations import ObservationArrays
 
 VIEW_BIAS_PATH = Path(__file__).resolve().parents[2] / "resources" / "landmark_view_bias.npz"
 
@@ -89,19 +94,23 @@ class ViewBias:
         return out
 
 
-def observed_landmarks(observations, rows: np.ndarray, bias: ViewBias | None) -> np.ndarray:
-    """M x 478 x 3 landmarks (image pixels) of ``rows`` of ``observations`` (core.take
-    ObservationArrays: landmarks, head_rotation, head_scale) with the view drift of
-    each frame's observed head pose taken out; as stored when ``bias`` is None."""
+def observed_landmarks(observations: ObservationArrays, rows: np.ndarray, bias: ViewBias | None) -> np.ndarray:
+    """M x 478 x 3 landmarks (image pixels) of ``rows`` of ``observations`` with the view drift of
+    each frame's observed head pose (head_rotation, head_scale) taken out; as stored when ``bias``
+    is None."""
     landmarks = np.asarray(observations.landmarks[rows], np.float64)
     if bias is None:
         return landmarks
     return bias.correct(landmarks, observations.head_rotation[rows], observations.head_scale[rows])
 
 
-def to_canonical(landmarks: np.ndarray, rotation: np.ndarray, translation: np.ndarray, scale: float) -> np.ndarray:
-    """478 x 3 image landmarks -> the observer's canonical frame (the inverse of its head pose)."""
-    return (np.asarray(landmarks, np.float64) - translation) @ rotation / scale
+def canonical_view(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+    """One face's 478 x 3 image landmarks -> (the same in the observer's canonical frame, the
+    inverse of its own head pose; the view's azimuth in degrees, :func:`view_azimuth_deg`): what
+    :func:`learn_view_bias` learns from."""
+    pose = estimate_head_pose(landmarks)
+    canonical = (np.asarray(landmarks, np.float64) - pose.translation) @ pose.rotation / pose.scale
+    return canonical, float(view_azimuth_deg(pose.rotation[None])[0])
 
 
 def learn_view_bias(canonical: list[np.ndarray], yaw_deg: list[np.ndarray], mirror: np.ndarray,
@@ -109,7 +118,7 @@ def learn_view_bias(canonical: list[np.ndarray], yaw_deg: list[np.ndarray], mirr
     """Learn the drift from neutral faces of P people, each seen in several views.
 
     canonical[p]: K_p x 478 x 3 person p's neutral landmarks in the canonical frame, one per view;
-    yaw_deg[p]: K_p yaws (:func:`view_azimuth_deg`). Only differences between views of the same person are used, so the
+    yaw_deg[p]: K_p yaws (both from :func:`canonical_view`). Only differences between views of the same person are used, so the
     person's own shape cancels. mirror: 478, each landmark's mirror partner (x -> -x). The least-
     squares odd and even fields are made mirror-symmetric: odd(v) = -M odd(mirror v) and
     even(v) = M even(mirror v), M flipping x."""

@@ -20,6 +20,7 @@ from core.observe.view_bias import (
     VIEW_BIAS_PATH,
     ViewBias,
     ViewBiasError,
+    canonical_view,
     learn_view_bias,
     load_view_bias,
     observed_landmarks,
@@ -188,13 +189,9 @@ def test_a_neutral_half_profile_fitted_with_the_frontal_identity_shows_less_fals
     correction the fit reads the view's drift as expression (and leaves a larger residual)."""
     people = sorted(kdef_neutrals)
     learn_on, held_out = people[:12], people[12:]
-    canonical, yaws = [], []
-    for person in learn_on:
-        poses = [estimate_head_pose(points) for points in kdef_neutrals[person]]
-        canonical.append(np.stack([(points - p.translation) @ p.rotation / p.scale
-                                   for points, p in zip(kdef_neutrals[person], poses)]))
-        yaws.append(view_azimuth_deg(np.stack([p.rotation for p in poses])))
-    bias = learn_view_bias(canonical, yaws, mirror, 45.0)
+    views = [[canonical_view(points) for points in kdef_neutrals[person]] for person in learn_on]
+    bias = learn_view_bias([np.stack([c for c, _ in v]) for v in views], [np.array([y for _, y in v]) for v in views],
+                           mirror, 45.0)
     model = FaceModel(load_open_model())
     false_expression, residual = {}, {}
     for corrected in (False, True):
