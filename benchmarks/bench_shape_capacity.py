@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from core.facemodel.calibration import fit_weights  # noqa: E402
 from core.facemodel.loading import ModelChoice, load_face_model  # noqa: E402
 from core.facemodel.open_model_calibration import HELD_OUT_SHARE  # noqa: E402
-from scripts.build_open_model import KDEF, kdef_calibration  # noqa: E402
+from scripts.build_open_model import KDEF, kdef_calibration, kdef_photos  # noqa: E402
 
 Z_WEIGHT = 0.25  # depth's weight, as the calibration's (ExpressionLearning.z_weight)
 COMPONENTS = (10, 20, 30, 52)
@@ -61,7 +61,7 @@ def main() -> None:
     model = load_face_model(ModelChoice())
     template = model.template.detach().numpy().astype(np.float64)
     basis = model.expression_basis.detach().numpy().astype(np.float64)  # V x 3 x 52
-    data = kdef_calibration(KDEF)
+    data = kdef_calibration(kdef_photos(KDEF))
     motions = data.motions(template)
     labels, people = data.expression_label, data.expression_person
     held_out = set(np.unique(people)[:: int(round(1 / HELD_OUT_SHARE))])
