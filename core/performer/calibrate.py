@@ -26,9 +26,12 @@ benchmarks/bench_performer.py, learning it lowered the residual further on every
 (Wolfgang's interleaved blocks -17 -> -20 %, single_face's second half -29 -> -31 %) and changed
 nothing on KDEF half profiles judged with a frontal profile (``generic_outline`` keeps it generic).
 
-The last part of each take is held out: the profile is learned on the rest, and the quality report
-fits the held-out frames with the generic and with the performer's model (same identity) and
-compares their landmark residuals, so the report is of the profile that is saved.
+A share of each take is held out, in blocks of about two seconds spread over it
+(:func:`held_out_blocks`; the end of a calibration clip, where its speech and eye movements
+come, is learned like the rest): the profile is learned on the stretches between, and the quality
+report fits the held-out blocks, less a quarter second at each end, with the generic and with the
+performer's model (same identity) and compares their landmark residuals, so the report is of the
+profile that is saved.
 """
 
 from __future__ import annotations
@@ -65,7 +68,9 @@ log = logging.getLogger(__name__)
 # The network never reports these, so nothing in a take says when they are used: they stay generic.
 GENERIC_STEMS = ("noseSneer", "cheekPuff", "cheekSquint", "tongueOut")
 MIN_FRAMES = 3  # a neutral and two expressions at the least
-MIN_CHECKED_FRAMES = 20  # takes this long hold their last frames out for the quality report
+MIN_CHECKED_FRAMES = 20  # takes this long hold frames out for the quality report
+HELD_OUT_BLOCK_SECONDS = 2.0  # the held-out frames come in blocks of about this length
+GUARD_SECONDS = 0.25  # the ends of a held-out block are neither learned nor judged
 
 
 @dataclass(frozen=True)
@@ -87,10 +92,11 @@ class PerformerCalibration:
     regression). min_use: a shape is corrected only when the fitter uses it at least this much
     (sum of squared weights over the frames: 1.5 = one and a half frames at full weight).
     support_radius_m: how far from where the generic shape moves its correction may
-    reach (geodesic metres). generic_outline: keep the face's outline (FACE_OVAL) generic. neutral_frames: how many of the first take's most neutral frames give
-    the performer's neutral scores. smoothing: passes of neighbour smoothing of each round's
-    corrections. held_out_share: the last share of each take held out for the
-    quality report. fit: the fitter's settings for the rounds."""
+    reach (geodesic metres). generic_outline: keep the face's outline (FACE_OVAL) generic.
+    neutral_frames: how many of the first take's most neutral frames give the performer's neutral
+    scores. smoothing: passes of neighbour smoothing of each round's
+    corrections. held_out_share: the share of each take held out for the quality report
+    (:func:`held_out_blocks`). fit: the fitter's settings for the rounds."""
 
     rounds: int = 3
     ridge: float = 1.0
@@ -268,17 +274,40 @@ def learn_performer_model(generic: FaceModelData, parts: list[_Part], config: Pe
     return data, fits
 
 
-def _split(take: PerformerTake, share: float) -> tuple[_Part, _Part | None]:
-    """The take's learning part and its held-out last part (None for a short take)."""
+def held_out_blocks(total: int, share: float, block_frames: int) -> list[tuple[int, int]]:
+    """[start, end) frame ranges held out of a take of ``total`` frames: ``share`` of it in blocks of
+    about ``block_frames``, spread evenly (centred in equal stretches of the take), so the profile
+    learns from every part of a range-of-motion clip, its end included; none for a short take
+    (under MIN_CHECKED_FRAMES)."""
+    if total < MIN_CHECKED_FRAMES or share <= 0.0:
+        return []
+    held = max(int(round(total * share)), 1)
+    count = max(int(round(held / max(block_frames, 1))), 1)
+    size = max(held // count, 1)
+    centres = (np.arange(count) + 0.5) * total / count
+    starts = np.clip(np.round(centres - size / 2).astype(int), 0, total - size)
+    return [(int(a), int(a) + size) for a in starts]
+
+
+def _split(take: PerformerTake, share: float) -> tuple[list[_Part], list[_Part]]:
+    """The take's learning parts (the stretches between its held-out blocks) and its held-out parts
+    (each block less GUARD_SECONDS at either end, frames too like the learned ones beside them to
+    judge the profile by; they are not learned from either)."""
     total = len(take.observations.index)
-    cut = total if total < MIN_CHECKED_FRAMES else int(round(total * (1.0 - share)))
+    times = take.observations.timestamp
+    fps = (total - 1) / (times[-1] - times[0]) if total > 1 and times[-1] > times[0] else 30.0
+    blocks = held_out_blocks(total, share, int(round(HELD_OUT_BLOCK_SECONDS * fps)))
 
     def part(a: int, b: int) -> _Part:
         fit = FitParams(**{f.name: getattr(take.fit, f.name) if f.name == "identity" else getattr(take.fit, f.name)[a:b]
                            for f in dataclasses.fields(FitParams)})
         return _Part(slice_observations(take.observations, a, b), take.fit.identity, fit)
 
-    return part(0, cut), (part(cut, total) if cut < total else None)
+    guard = int(round(GUARD_SECONDS * fps))
+    edges = [0, *[edge for block in blocks for edge in block], total]
+    learning = [part(a, b) for a, b in zip(edges[::2], edges[1::2]) if b > a]
+    held = [part(a + min(guard, (b - a - 1) // 2), b - min(guard, (b - a - 1) // 2)) for a, b in blocks]
+    return learning, held
 
 
 def _median_scores(scores: np.ndarray) -> np.ndarray:
@@ -315,8 +344,8 @@ def calibrate_performer(name: str, takes: list[PerformerTake], base: FaceModelDa
 
     with single_threaded_torch():
         splits = [_split(t, config.held_out_share) for t in takes]
-        learning = [a for a, _ in splits]
-        held_out = [b for _, b in splits if b is not None]
+        learning = [part for parts, _ in splits for part in parts]
+        held_out = [part for _, parts in splits for part in parts]
         model, learned_fits = learn_performer_model(base, learning, config, support)
         generic_model = FaceModel(base)
         held_generic = [_fit(generic_model, part, config.fit) for part in held_out]

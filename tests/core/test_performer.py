@@ -69,6 +69,19 @@ def test_bad_profiles_get_clear_errors(tmp_path):
         load_face_model(ModelChoice("flame", flame_path=str(tmp_path / "x.pkl"), performer=str(path)))
 
 
+def test_held_out_blocks_are_spread_over_the_take():
+    from core.performer.calibrate import MIN_CHECKED_FRAMES, held_out_blocks
+
+    assert held_out_blocks(472, 0.2, 48) == [(94, 141), (330, 377)]
+    blocks = held_out_blocks(3000, 0.2, 60)
+    assert len(blocks) == 10 and all(b - a == 60 for a, b in blocks)
+    starts = np.array([a for a, _ in blocks])
+    np.testing.assert_array_equal(np.diff(starts), 300)  # evenly spread, the take's end included
+    assert blocks[0][0] == 120 and blocks[-1][1] == 2880
+    assert held_out_blocks(72, 0.2, 60) == [(29, 43)]  # a short clip: one block of its share
+    assert held_out_blocks(MIN_CHECKED_FRAMES - 1, 0.2, 60) == [] and held_out_blocks(500, 0.0, 60) == []
+
+
 def test_neutral_detail_moves_no_joint():
     base = load_open_model()
     offset = np.random.default_rng(2).normal(size=(base.num_vertices, 3)) * 1e-3
@@ -81,9 +94,10 @@ def test_neutral_detail_moves_no_joint():
 
 def test_calibrate_reports_held_out_residual(wolfgang_profile):
     path, report = wolfgang_profile
-    assert report["frames"] == 472 and report["held_out_frames"] == 94
-    # learned on the clip's first 80 %, the performer's model fits its own frames and the held-out
-    # last 20 % closer than the generic one (same identity)
+    # two held-out blocks of 47 frames (frames 94-140 and 330-376), judged less 6 frames at each end
+    assert report["frames"] == 472 and report["held_out_frames"] == 70
+    # learned on the stretches between, the performer's model fits its own frames and the held-out
+    # blocks closer than the generic one (same identity)
     assert report["training_residual_performer"] < 0.9 * report["training_residual_generic"]
     assert report["held_out_residual_performer"] < 0.95 * report["held_out_residual_generic"]
     profile = load_profile(path)
