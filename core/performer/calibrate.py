@@ -95,9 +95,9 @@ class PerformerCalibration:
     support_radius_m: how far from where the generic shape moves its correction may
     reach (geodesic metres). generic_outline: keep the face's outline (FACE_OVAL) generic (see above).
     neutral_frames: how many of the first take's most neutral frames give the performer's neutral
-    scores. smoothing: passes of neighbour smoothing of each round's
-    corrections. held_out_share: the share of each take held out for the quality report
-    (:func:`held_out_blocks`). fit: the fitter's settings for the rounds."""
+    scores. smoothing: passes of neighbour smoothing of each round's corrections. held_out_share:
+    the share of each take held out for the quality report (:func:`held_out_blocks`). fit: the
+    fitter's settings for the rounds."""
 
     rounds: int = 3
     ridge: float = 1.0
