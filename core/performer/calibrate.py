@@ -308,7 +308,9 @@ def _split(take: PerformerTake, share: float) -> tuple[list[_Part], list[_Part]]
     edges = [0, *[edge for block in blocks for edge in block], total]
     learning = [part(a, b) for a, b in zip(edges[::2], edges[1::2]) if b > a]
     held = [part(a + min(guard, (b - a - 1) // 2), b - min(guard, (b - a - 1) // 2)) for a, b in blocks]
-    return learning, held
+    with_face = [p.observations.has_face.any() and p.fit.has_face.any() for p in learning + held]  # the face may leave
+    return ([p for p, keep in zip(learning, with_face) if keep],
+            [p for p, keep in zip(held, with_face[len(learning):]) if keep])
 
 
 def _median_scores(scores: np.ndarray) -> np.ndarray:

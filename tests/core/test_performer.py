@@ -82,6 +82,32 @@ def test_held_out_blocks_are_spread_over_the_take():
     assert held_out_blocks(MIN_CHECKED_FRAMES - 1, 0.2, 60) == [] and held_out_blocks(500, 0.0, 60) == []
 
 
+def test_parts_of_a_take_without_a_face_are_left_out(wolfgang_take):
+    import dataclasses
+
+    from core.performer.calibrate import PerformerCalibration, PerformerTake, calibrate_performer
+    from core.take import Take
+
+    take = Take.open(wolfgang_take[1])
+    observations, fit = take.load_observations(), take.read_fit(closures=False)
+
+    def without_face(*spans) -> PerformerTake:
+        gone = np.zeros(len(observations.index), bool)
+        for a, b in spans:
+            gone[a:b] = True
+        return PerformerTake(dataclasses.replace(observations, has_face=observations.has_face & ~gone),
+                             dataclasses.replace(fit, has_face=fit.has_face & ~gone), {"path": "wolfgang"})
+
+    config = PerformerCalibration(rounds=1)
+    # the face leaves for the whole stretch between the held-out blocks (94-140, 330-376)
+    _, report = calibrate_performer("w", [without_face((141, 330))], load_open_model(), open_model_digest(), config)
+    assert report.held_out_frames == 70 and report.held_out_residual_performer < report.held_out_residual_generic
+    # ... or for both held-out blocks: nothing to report on, rather than NaN
+    _, report = calibrate_performer("w", [without_face((94, 141), (330, 377))], load_open_model(), open_model_digest(),
+                                    config)
+    assert report.held_out_frames == 0 and report.held_out_residual_generic is None
+
+
 def test_neutral_detail_moves_no_joint():
     base = load_open_model()
     offset = np.random.default_rng(2).normal(size=(base.num_vertices, 3)) * 1e-3
