@@ -304,13 +304,17 @@ def _split(take: PerformerTake, share: float) -> tuple[list[_Part], list[_Part]]
                            for f in dataclasses.fields(FitParams)})
         return _Part(slice_observations(take.observations, a, b), take.fit.identity, fit)
 
-    guard = int(round(GUARD_SECONDS * fps))
+    def judged(a: int, b: int) -> _Part:
+        trim = min(int(round(GUARD_SECONDS * fps)), (b - a - 1) // 2)
+        return part(a + trim, b - trim)
+
+    def shows_face(p: _Part) -> bool:  # the face may be gone for a whole stretch
+        return bool(p.observations.has_face.any() and p.fit.has_face.any())
+
     edges = [0, *[edge for block in blocks for edge in block], total]
     learning = [part(a, b) for a, b in zip(edges[::2], edges[1::2]) if b > a]
-    held = [part(a + min(guard, (b - a - 1) // 2), b - min(guard, (b - a - 1) // 2)) for a, b in blocks]
-    with_face = [p.observations.has_face.any() and p.fit.has_face.any() for p in learning + held]  # the face may leave
-    return ([p for p, keep in zip(learning, with_face) if keep],
-            [p for p, keep in zip(held, with_face[len(learning):]) if keep])
+    held = [judged(a, b) for a, b in blocks]
+    return [p for p in learning if shows_face(p)], [p for p in held if shows_face(p)]
 
 
 def _median_scores(scores: np.ndarray) -> np.ndarray:
