@@ -110,3 +110,27 @@ def test_half_profiles_and_faces_filling_a_large_photo_are_found(name):
     assert observation.has_face
     lms = observation.landmarks
     assert lms[ids.RIGHT_EYE_OUTER, 1] < lms[ids.MOUTH_LEFT, 1]  # eyes above the mouth: a real face
+
+
+def test_a_graph_that_refuses_to_restart_is_built_again(caplog):
+    from core.observe.mediapipe_runtime import QuietSolution
+
+    class Solution:  # stands in for a MediaPipe solution whose restart fails (MediaPipe 0.10.21)
+        built = 0
+
+        def __init__(self):
+            Solution.built += 1
+            self.number = Solution.built
+
+        def reset(self):
+            raise RuntimeError("; RET_CHECK failure (mediapipe/framework/scheduler.cc:93) SetNonDefaultExecutor "
+                               "must not be called after the scheduler has started")
+
+        def process(self, image):
+            return self.number
+
+    solution = QuietSolution(Solution)
+    assert solution.process(None) == 1
+    solution.reset()
+    assert solution.process(None) == 2 and Solution.built == 2
+    assert "building it again" in caplog.text
