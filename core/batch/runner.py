@@ -54,9 +54,10 @@ class ProgressBoard:
 
 
 def _run_task(recording: Recording, settings: BatchSettings, board) -> RecordingResult:
-    """The body of a batch task on a worker. Besides Ray's interrupt, a cancel reaches the task as
-    the board's answer to its next progress report (at most REPORT_SECONDS apart): an interrupt
-    that lands in code that swallows it, or before the task's loop starts, cannot lose it."""
+    """The body of a batch task on a worker. A cancel reaches the task only as the board's answer to
+    its next progress report (at most REPORT_SECONDS apart), never as Ray's KeyboardInterrupt: an
+    interrupt can land inside an import and leave a half-initialised module in the worker process,
+    which Ray reuses for later tasks (seen: matplotlib without ``get_data_path`` in the next task)."""
     import ray
 
     cancel = threading.Event()
@@ -74,7 +75,8 @@ class BatchRunner:
     ``on_start(cluster, workers)``, ``on_progress(RecordingProgress, report)`` and
     ``on_result(RecordingResult)`` are called on the calling thread as things happen (``report``:
     the worker's raw report, with its ``pid`` and ``host``); ``cancel`` stops the batch: running
-    tasks are interrupted (their takes keep what was done) and the rest are not started."""
+    tasks stop at their next progress report (their takes keep what was done) and the rest are not
+    started."""
 
     def __init__(self, settings: BatchSettings, workers: int | None = None, *,
                  on_start: Callable[[str, int], None] | None = None,
@@ -163,14 +165,12 @@ class BatchRunner:
             self.on_result(result)
 
     def _cancel(self, board, running: dict, queue: list, state: BatchState) -> None:
-        """Stop the running tasks (the board's answer to their next report, and Ray's
-        KeyboardInterrupt in the worker; the take keeps its stored chunks) and wait for them; the
-        queued recordings stay undone."""
+        """Stop the running tasks (the board's answer to their next report; the take keeps its
+        stored chunks) and wait for them; the queued recordings stay undone. No Ray interrupt: see
+        _run_task."""
         import ray
 
         ray.get(board.cancel.remote())
-        for ref in running:
-            ray.cancel(ref, force=False)
         for ref, recording in list(running.items()):
             self._finish(state, self._result(ref, recording, state))
         running.clear()
