@@ -59,6 +59,20 @@ ROW_TITLES = {"emotion": keyed_title("Emotion (performer)", EMOTION_COLOURS),
               "curves": "Expression curves"}
 
 
+def measured_line(values: np.ndarray, has_face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) to draw N per-frame values that may be measured on some frames only (the image-vs-
+    render consistency of a sampled recogniser: NaN between its frames): the finite values of face
+    frames joined in order, broken (a NaN) where a frame without a face lies between two of them.
+    Drawn frame by frame, isolated measured frames would show nothing."""
+    values = np.asarray(values, np.float64)
+    faces = np.asarray(has_face, bool)[: len(values)]
+    rows = np.flatnonzero(np.isfinite(values[: len(faces)]) & faces)
+    x, y = rows.astype(np.float64), values[rows]
+    without_face = np.cumsum(~faces)
+    breaks = np.flatnonzero(without_face[rows[1:]] != without_face[rows[:-1]]) + 1
+    return np.insert(x, breaks, rows[breaks] - 0.5), np.insert(y, breaks, np.nan)
+
+
 class TimelinePanel(QWidget):
     """Emits ``seek(frame)`` when the user clicks or drags in time and ``range_changed(start, stop)``
     (stop exclusive; (-1, -1) when cleared). The curve editor's gestures: ``curve_selected(name)``,
@@ -218,7 +232,7 @@ class TimelinePanel(QWidget):
         for key in ("valence", "arousal", "intensity", "consistency", "carried"):
             values = getattr(curves, key)
             if values is not None:
-                self._curve("affect", key, x, gaps(values), AFFECT_COLOURS[key], key)
+                self._curve("affect", key, *measured_line(values, faces), AFFECT_COLOURS[key], key)
         self.set_confidence(curves.confidence, faces)
         if curves.micro_energy is not None:
             self.set_row_visible("micro", True)

@@ -8,9 +8,14 @@ reconstruction's, their consistency, and the emotion-from-parameters model.
    ``slow_step_seconds`` of each run of face frames, the run's ends, and frames where the fast
    recogniser's probabilities moved; the rest is interpolated in time inside each run. Frames are
    read by exact random access.
-3. The reconstruction of each frame is rendered from the camera's view, textured with the
-   performer's pixels from a neutral reference frame; both recognisers judge the renders (the
-   slow one on its sampled frames), and consistency = 1 - Jensen-Shannon divergence per frame.
+3. The reconstruction is rendered from the camera's view, textured with the performer's pixels
+   from a neutral reference frame, and judged: by the slow recogniser on its sampled frames, by
+   the fast one on those and on the frames ``choose_frames`` picks from the fit (every
+   ``render_step_seconds`` of each run of face frames, the run's ends, and frames where the fitted
+   curves and head rotation moved by ``render_change``; a render of every frame costs more than
+   the rest of the stage, and between such frames the fast recogniser's reading of the render
+   changes by about as much as a one-pixel shift of the render changes it). Consistency = 1 -
+   Jensen-Shannon divergence on each judged frame (NaN on the others, as for the slow one).
    Each frame is rendered once, with as many pixels as the recognisers judging it use
    (``render_side``: FER 128, EmoNet 256).
 4. The curves alone, worn by a neutral carrier face (core/emotion/carrier.py), are rendered every
@@ -56,6 +61,9 @@ log = logging.getLogger(__name__)
 # Renders run on threads ahead of the recognisers that judge them: numpy releases the GIL for much
 # of a render (two threads render the Wolfgang clip 1.2-1.4x faster than one on 2 cores).
 RENDER_THREADS = 2
+# In the change that picks frames to render (render_change), a radian of head rotation counts as
+# much as five full curves: a turn of 0.2 rad (11 degrees) alone picks a frame at render_change 1.
+RENDER_ROTATION_WEIGHT = 5.0
 PROGRESS_SECONDS = 0.25  # how often to report the progress of work on another thread
 
 
@@ -69,11 +77,17 @@ class EmotionConfig:
     float32, 38 in bfloat16, on a 2-core CPU). carrier: the path of a neutral photo whose face
     wears the curves (None: the take's neutral photo or reference frame). precision: the
     recognisers' precision (core.emotion.types.PRECISIONS: "auto" lets EmoNet run in bfloat16
-    where the CPU does so natively, "float32" never)."""
+    where the CPU does so natively, "float32" never). render_step_seconds, render_change: which
+    frames' reconstructions the fast recogniser judges besides the slow one's (module docstring,
+    3.; render_step_seconds 0: every frame): the period, and the change of the fit (L1 of the
+    curve weights, plus the head rotation in radians times RENDER_ROTATION_WEIGHT) since the last
+    judged frame that adds one."""
 
     recognisers: tuple[str, ...] = (FAST, SLOW)
     slow_step_seconds: float = 0.5
     change: float = 0.3
+    render_step_seconds: float = 0.125
+    render_change: float = 1.0
     smooth_seconds: float = 0.06
     batch: int = 32
     carrier_step_seconds: float = 1.0
@@ -118,6 +132,8 @@ class EmotionResult:
             settings=settings, status=COMPLETE, primary=self.primary, recognisers=list(self.timelines),
             reference_frame=self.reference_frame,
             measured_frames={name: int(t.measured.sum()) for name, t in self.timelines.items()},
+            rendered_frames={name: int(np.isfinite(t.render_probabilities).all(axis=1).sum())
+                             for name, t in self.timelines.items()},
             param_model=self.param_report, summary=self.summary(has_face), carrier=self.carrier.to_dict(),
             runtimes=dict(self.runtimes),
         )
@@ -186,8 +202,9 @@ def analyse_emotion(
         choice, carrier_rows, carrier_raw = yield from _carrier_pass(
             carrier, renderer, reference, fit, has_face, fps, {k: recognisers[k] for k in names}, config, check_cancel)
         render_probs = None
+        fast_renders = _frames_to_render(fit, has_face, fps, config) if renderer is not None else rows
         if renderer is not None and names == [fast]:
-            render_probs = yield from _judge_renders(renderer, fit, {fast: rows}, n, {fast: recognisers[fast]},
+            render_probs = yield from _judge_renders(renderer, fit, {fast: fast_renders}, n, {fast: recognisers[fast]},
                                                      config.batch, check_cancel)
         fast_scores = yield from _await(fast_pass, "emotion: fast recogniser", fast_done, len(rows))
     finally:
@@ -211,7 +228,10 @@ def analyse_emotion(
         raw_scores[name] = _concat(parts)
     # 3. the renders of the reconstruction, judged by each recogniser on the frames it measured
     if render_probs is None and renderer is not None:
-        render_probs = yield from _judge_renders(renderer, fit, measured_rows, n, {k: recognisers[k] for k in names},
+        # the fast recogniser also judges every render made for the slow one (it costs ~1 ms)
+        judged = {name: fast_renders if name == fast else measured_rows[name] for name in names}
+        judged[fast] = np.union1d(fast_renders, np.concatenate([judged[name] for name in names])).astype(np.int64)
+        render_probs = yield from _judge_renders(renderer, fit, judged, n, {k: recognisers[k] for k in names},
                                                  config.batch, check_cancel)
     if render_probs is None:
         render_probs = {name: np.full((n, len(EMOTIONS)), np.nan, np.float32) for name in names}
@@ -254,6 +274,16 @@ def analyse_emotion(
                       "top_class_agreement": round(training.top_class_agreement, 4)}
     return EmotionResult(timelines, primary, reference, net, report, choice,
                          {name: recognisers[name].runtime for name in names})
+
+
+def _frames_to_render(fit: FitParams, has_face: np.ndarray, fps: float, config: EmotionConfig) -> np.ndarray:
+    """The rows whose reconstruction the fast recogniser judges (module docstring, 3.): sorted
+    rows with a face in the observations and the fit."""
+    faces = has_face & fit.has_face
+    if config.render_step_seconds <= 0:
+        return np.nonzero(faces)[0]
+    signal = np.concatenate([fit.expression, RENDER_ROTATION_WEIGHT * fit.rotation], axis=1).astype(np.float64)
+    return choose_frames(faces, max(int(round(config.render_step_seconds * fps)), 1), signal, config.render_change)
 
 
 def _fast_pass(source: FrameSource, observations: ObservationArrays, rows: np.ndarray, recogniser, crop_size: int,

@@ -175,7 +175,8 @@ class EmotionSummary:
 @dataclass
 class EmotionRecord(StageRecord):
     """The emotion stage: the primary recogniser, all that ran, the reference frame of the
-    renders, frames each recogniser measured, the emotion-from-parameters model's report, and the
+    renders, frames each recogniser measured and judged the reconstruction of (``rendered_frames``;
+    empty in takes made before it was recorded), the emotion-from-parameters model's report, and the
     carrier face that wore the curves (core.emotion.carrier.CarrierChoice's dict; empty: none),
     and what ran each recogniser (name -> e.g. "openvino bfloat16"; empty in takes made before
     it was recorded)."""
@@ -184,6 +185,7 @@ class EmotionRecord(StageRecord):
     recognisers: list[str] = field(default_factory=list)
     reference_frame: int = -1
     measured_frames: dict[str, int] = field(default_factory=dict)
+    rendered_frames: dict[str, int] = field(default_factory=dict)
     param_model: dict[str, Any] = field(default_factory=dict)
     summary: EmotionSummary | None = None
     carrier: dict[str, Any] = field(default_factory=dict)

@@ -101,3 +101,27 @@ def test_the_reconstruction_row_shows_the_curves_on_the_carrier_and_edits_dashed
     assert np.allclose(edited.getData()[1][faces], view.reconstruction_emotion()[faces, HAPPY], atol=1e-5)
     window.undo_stack.undo()
     qtbot.waitUntil(lambda: "reconstruction.happy" not in timelines.items, timeout=5000)
+
+
+def test_the_consistency_of_sampled_renders_is_drawn_through_the_judged_frames(loaded):
+    """The primary recogniser judges the reconstruction on some frames only: its consistency is
+    one line through those frames (drawn frame by frame, isolated frames showed nothing)."""
+    from app.timelines import measured_line
+
+    window = loaded
+    consistency = window.view.take.read_emotion().main.consistency
+    judged = np.isfinite(consistency) & window.view.raw_fit.has_face
+    assert 2 <= judged.sum() < 0.9 * len(judged)  # sampled
+    x, y = window.timelines.items["affect.consistency"].getData()
+    finite = np.isfinite(y)
+    np.testing.assert_array_equal(x[finite], np.nonzero(judged)[0])
+    np.testing.assert_allclose(y[finite], consistency[judged])
+    rows = np.nonzero(judged)[0]
+    faceless_between = (np.diff(np.cumsum(~window.view.raw_fit.has_face)[rows]) > 0).sum()
+    assert (~finite).sum() == faceless_between  # joined wherever the face stays
+
+    values = np.array([np.nan, 0.5, np.nan, 0.7, np.nan, np.nan, 0.9, 0.8])
+    faces = np.array([1, 1, 1, 1, 0, 1, 1, 1], bool)
+    x, y = measured_line(values, faces)  # a frame without a face breaks the line
+    np.testing.assert_array_equal(x, [1, 3, 5.5, 6, 7])
+    np.testing.assert_array_equal(np.isnan(y), [False, False, True, False, False])

@@ -108,9 +108,9 @@ def stage_inputs(emotion_take):
                {name: load_recogniser(name) for name in ("fer", "emonet")})
 
 
-def run_stage(stage_inputs, names, monkeypatch, cancel=None):
-    """analyse_emotion with the recognisers ``names``; returns (result, [(rows, size)] of every
-    reconstruction render it asked for)."""
+def run_stage(stage_inputs, names, monkeypatch, cancel=None, **config):
+    """analyse_emotion with the recognisers ``names`` (and other EmotionConfig ``config``); returns
+    (result, [(rows, size)] of every reconstruction render it asked for)."""
     from core.emotion.stage import analyse_emotion
     from core.render.reconstruction import ReconstructionRenderer
     from core.stages import drain
@@ -125,23 +125,29 @@ def run_stage(stage_inputs, names, monkeypatch, cancel=None):
 
     monkeypatch.setattr(ReconstructionRenderer, "render_crop_batch", recorded)
     result = drain(analyse_emotion(source, observations, fit, model, {k: recognisers[k] for k in names},
-                                   EmotionConfig(recognisers=names), cancel))
+                                   EmotionConfig(recognisers=names, **config), cancel))
     return result, renders
 
 
 def test_each_frame_is_rendered_once_at_the_size_its_judges_need(stage_inputs, monkeypatch):
     """Frames that EmoNet measured are rendered at 256 and judged by both recognisers; the frames
-    FER alone measured at FER's render_side, which keeps the consistency of FER's timeline."""
-    _, observations, fit, _, recognisers = stage_inputs
+    FER alone judges at FER's render_side, which keeps the consistency of FER's timeline."""
+    from core.emotion.stage import _frames_to_render
+
+    source, observations, fit, _, recognisers = stage_inputs
     result, renders = run_stage(stage_inputs, ("fer", "emonet"), monkeypatch)
     size_of = {row: size for rows, size in renders for row in rows}
-    assert sum(len(rows) for rows, _ in renders) == len(size_of) == int((observations.has_face & fit.has_face).sum())
     slow = result.timelines["emonet"].measured & fit.has_face
+    fast = _frames_to_render(fit, observations.has_face, source.info.fps, EmotionConfig())
+    assert sum(len(rows) for rows, _ in renders) == len(size_of)  # each frame once
+    assert set(size_of) == set(fast) | set(np.nonzero(slow)[0])
     assert {size_of[row] for row in np.nonzero(slow)[0]} == {256}
-    assert {size_of[row] for row in np.nonzero(~slow & fit.has_face)[0]} == {recognisers["fer"].render_side}
-    for timeline in result.timelines.values():
-        judged = np.isfinite(timeline.render_probabilities).all(axis=1)
-        assert (judged == (timeline.measured & fit.has_face)).all()
+    assert {size_of[row] for row in set(fast) - set(np.nonzero(slow)[0])} == {recognisers["fer"].render_side}
+    judged = {name: np.isfinite(t.render_probabilities).all(axis=1) for name, t in result.timelines.items()}
+    assert (judged["emonet"] == slow).all()
+    assert set(np.nonzero(judged["fer"])[0]) == set(size_of)  # FER judges every render
+    for name, timeline in result.timelines.items():
+        assert (np.isfinite(timeline.consistency) == judged[name]).all()
 
     alone, alone_renders = run_stage(stage_inputs, ("fer",), monkeypatch)
     assert {size for _, size in alone_renders} == {recognisers["fer"].render_side}
@@ -150,6 +156,40 @@ def test_each_frame_is_rendered_once_at_the_size_its_judges_need(stage_inputs, m
     print(f"FER's mean consistency: {np.nanmean(fer.consistency):.3f} alone, {np.nanmean(both.consistency):.3f} "
           "with EmoNet's frames rendered at 256")
     assert abs(np.nanmean(fer.consistency) - np.nanmean(both.consistency)) < 0.03
+
+
+def test_the_fast_recogniser_judges_renders_of_a_sample_of_frames(stage_inputs, monkeypatch):
+    """Every render_step_seconds, each run's ends and where the fit moved; every face frame with
+    render_step_seconds 0, and their readings agree on the frames both judged."""
+    import dataclasses
+
+    from core.emotion.stage import RENDER_ROTATION_WEIGHT, _frames_to_render
+
+    source, observations, fit, _, _ = stage_inputs
+    faces = observations.has_face & fit.has_face
+    rows = np.nonzero(faces)[0]
+    step = int(round(EmotionConfig().render_step_seconds * source.info.fps))
+    chosen = _frames_to_render(fit, observations.has_face, source.info.fps, EmotionConfig())
+    assert step >= 2 and len(rows) // step <= len(chosen) < len(rows)
+    assert chosen[0] == rows[0] and chosen[-1] == rows[-1]
+    assert faces[chosen].all()
+    # a frame whose curves jump is judged, wherever it falls; a head turn alone does the same
+    quiet = int(next(r for r in rows[1:-1] if r not in set(chosen)))
+    moved = fit.expression.copy()
+    moved[quiet:] += 1.2 / moved.shape[1]
+    assert quiet in _frames_to_render(dataclasses.replace(fit, expression=moved), observations.has_face,
+                                      source.info.fps, EmotionConfig())
+    turned = fit.rotation.copy()
+    turned[quiet:, 1] += 1.2 / RENDER_ROTATION_WEIGHT
+    assert quiet in _frames_to_render(dataclasses.replace(fit, rotation=turned), observations.has_face,
+                                      source.info.fps, EmotionConfig())
+
+    sampled, _ = run_stage(stage_inputs, ("fer",), monkeypatch)
+    every, _ = run_stage(stage_inputs, ("fer",), monkeypatch, render_step_seconds=0)
+    a, b = sampled.timelines["fer"].render_probabilities, every.timelines["fer"].render_probabilities
+    assert (np.isfinite(b).all(axis=1) == faces).all()
+    assert set(np.nonzero(np.isfinite(a).all(axis=1))[0]) == set(chosen)
+    np.testing.assert_allclose(a[chosen], b[chosen], atol=1e-5)  # the same renders, the same readings
 
 
 def test_a_cancel_stops_the_fast_recogniser_s_thread_too(stage_inputs, monkeypatch):
