@@ -131,10 +131,12 @@ def test_the_typed_manifest_writes_back_the_layout_it_read(tmp_path):
     """Reading and saving keeps every key and value of the old layout; a key the records do not
     know is dropped, its checksum is added (and what later versions record, as null: chunks,
     stages added since, the video's exact rate and timecode), and nothing else changes."""
-    emotion = OLD_MANIFEST["emotion"]  # the carrier face and the recognisers' runtimes, recorded since: none in an old take
+    # the carrier face, the recognisers' runtimes and the frames whose renders they judged, recorded
+    # since: none in an old take
+    emotion = OLD_MANIFEST["emotion"]
     old = OLD_MANIFEST | {"microexpr": OLD_MANIFEST["microexpr"] | {"windows": [], "offset_components": 0,
                                                                     "summary": None},
-                          "emotion": emotion | {"carrier": {}, "runtimes": {},
+                          "emotion": emotion | {"carrier": {}, "runtimes": {}, "rendered_frames": {},
                                                 "summary": emotion["summary"] | {"mean_carried": {}, "carrier": None}}}
     (tmp_path / "take.json").write_text(json.dumps(old | {"unknown_key": 1}))
     take = Take.open(tmp_path)
