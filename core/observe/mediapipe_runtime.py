@@ -1,8 +1,9 @@
-"""Import MediaPipe quietly and compatibly.
+"""Import MediaPipe quietly, compatibly and quickly.
 
 mediapipe 0.10.21 calls ``MessageFactory.GetPrototype``, which protobuf 6 removed (protobuf 6 is
 what onnx needs, see STACK.md); without the alias below it prints an AttributeError at exit. Its
-C++ logging is lowered to errors only.
+C++ logging is lowered to errors only. Its drawing helpers, which import matplotlib, are imported
+only when used (core/observe/deferred_import.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
+
+from core.observe.deferred_import import MEDIAPIPE_DRAWING, bind, defer
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +32,10 @@ def import_mediapipe() -> ModuleType:
         message_factory.MessageFactory.GetPrototype = (  # type: ignore[attr-defined]
             lambda self, descriptor: message_factory.GetMessageClass(descriptor)
         )
+    defer(MEDIAPIPE_DRAWING)
     import mediapipe
 
+    bind(MEDIAPIPE_DRAWING)
     return mediapipe
 
 

@@ -134,3 +134,27 @@ def test_a_graph_that_refuses_to_restart_is_built_again(caplog):
     solution.reset()
     assert solution.process(None) == 2 and Solution.built == 2
     assert "building it again" in caplog.text
+
+
+def test_mediapipe_s_drawing_helpers_and_matplotlib_load_only_when_used():
+    """import_mediapipe leaves matplotlib unimported (half a second of every start-up); MediaPipe's
+    drawing helpers still work, imported on first use."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys\n"
+        "from core.observe.mediapipe_runtime import import_mediapipe\n"
+        "mp = import_mediapipe()\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported with mediapipe'\n"
+        "assert hasattr(mp.solutions, 'drawing_utils') and 'matplotlib' not in sys.modules\n"
+        "style = mp.solutions.drawing_styles.get_default_face_mesh_contours_style()\n"
+        "spec = mp.solutions.drawing_utils.DrawingSpec(color=(1, 2, 3))\n"
+        "assert style and spec.color == (1, 2, 3) and 'matplotlib.pyplot' in sys.modules\n"
+        "assert type(sys.modules['mediapipe.python.solutions.drawing_utils']).__name__ == 'module'\n"
+        "assert mp.solutions.drawing_utils is sys.modules['mediapipe.python.solutions.drawing_utils']\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
