@@ -39,3 +39,31 @@ def test_a_long_clip_trains_on_evenly_spaced_frames(monkeypatch):
     assert same == report
     for a, b in zip(net.parameters(), alone.parameters()):
         assert torch.equal(a, b)
+
+
+def test_it_trains_and_predicts_on_one_torch_thread_and_gives_the_threads_back(monkeypatch):
+    """Tiny tensors: a second torch thread only waits (with one core busy elsewhere, 9x slower)."""
+    import torch
+
+    from core.emotion import from_params
+
+    seen = []
+    forward = from_params.ParamEmotionNet.forward
+
+    def recorded(self, x):
+        seen.append(torch.get_num_threads())
+        return forward(self, x)
+
+    monkeypatch.setattr(from_params.ParamEmotionNet, "forward", recorded)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(2)
+        expression = rng.uniform(0, 1, (40, 6)).astype(np.float32)
+        probabilities = rng.dirichlet(np.ones(len(EMOTIONS)), 40).astype(np.float32)
+        net, _ = train_param_emotion(expression, EmotionScores(probabilities), epochs=3)
+        from_params.predict_from_params(net, expression)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
