@@ -229,8 +229,8 @@ def analyse_emotion(
     # 3. the renders of the reconstruction, judged by each recogniser on the frames it measured
     if render_probs is None and renderer is not None:
         # the fast recogniser also judges every render made for the slow one (it costs ~1 ms)
-        judged = {name: fast_renders if name == fast else measured_rows[name] for name in names}
-        judged[fast] = np.union1d(fast_renders, np.concatenate([judged[name] for name in names])).astype(np.int64)
+        judged = {name: measured_rows[name] for name in names if name != fast}
+        judged[fast] = np.unique(np.concatenate([fast_renders, *judged.values()]))
         render_probs = yield from _judge_renders(renderer, fit, judged, n, {k: recognisers[k] for k in names},
                                                  config.batch, check_cancel)
     if render_probs is None:
