@@ -14,8 +14,9 @@ reconstruction's, their consistency, and the emotion-from-parameters model.
    ``render_step_seconds`` of each run of face frames, the run's ends, and frames where the fitted
    curves and head rotation moved by ``render_change``; a render of every frame costs more than
    the rest of the stage, and between such frames the fast recogniser's reading of the render
-   changes by about as much as a one-pixel shift of the render changes it). Consistency = 1 -
-   Jensen-Shannon divergence on each judged frame (NaN on the others, as for the slow one).
+   changes by less than a one-pixel shift of the render changes it; README, Performance).
+   Consistency = 1 - Jensen-Shannon divergence on each judged frame (NaN on the others, as for
+   the slow one).
    Each frame is rendered once, with as many pixels as the recognisers judging it use
    (``render_side``: FER 128, EmoNet 256).
 4. The curves alone, worn by a neutral carrier face (core/emotion/carrier.py), are rendered every
