@@ -21,6 +21,7 @@ from core.errors import InputNotFoundError, TakeError
 from core.facemodel.loading import ModelChoice, load_face_model
 from core.facemodel.open_model import ARKIT_NAMES
 from core.fit.camera import project
+from core.fit.fitter import single_threaded_torch
 from core.fit.params import FitParams
 from core.take import ObservationArrays, Take
 from core.video import FrameSource, open_source
@@ -173,11 +174,13 @@ class TakeView:
 
     def posed(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(V x 3 model-space vertices, V x 2 image pixels) of frame ``index``: the edited fit, with
-        the refiner's per-vertex offsets when the refinement is shown."""
+        the refiner's per-vertex offsets when the refinement is shown. On one torch thread: one
+        frame's tensors are tiny, and while an analysis keeps the cores busy (the app's child
+        process at a lower priority) torch's second thread made each frame 3.7 ms instead of 0.8."""
         from core.microexpr.geometry import apply_offsets
 
         rows = np.array([index])
-        with torch.no_grad():
+        with torch.no_grad(), single_threaded_torch():
             out = self.model(self.fit.to_face_params(rows))
             refined = self.show_refined and bool(self.refinement.refined[index])
             offsets = torch.as_tensor(self.refinement.vertex_offsets(rows)) if refined else None

@@ -36,6 +36,30 @@ def test_frames_meshes_and_curves_of_an_analysed_take(single_emotion_take):
     view.close()
 
 
+def test_a_frame_is_posed_on_one_torch_thread(single_emotion_take, monkeypatch):
+    """One frame's tensors are tiny: with the cores busy (an analysis in the app's child process),
+    torch's second thread made posing several times slower. The process's setting comes back."""
+    import torch
+
+    view = TakeView(single_emotion_take[1])
+    seen = []
+    forward = type(view.model).forward
+
+    def recorded(self, params):
+        seen.append(torch.get_num_threads())
+        return forward(self, params)
+
+    monkeypatch.setattr(type(view.model), "forward", recorded)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        view.frame(40)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+        view.close()
+
+
 def test_a_moved_recording_is_a_clear_error(single_emotion_take, tmp_path):
     take = tmp_path / "take"
     shutil.copytree(single_emotion_take[1], take)
