@@ -62,7 +62,7 @@ from core.facemodel import FaceModel  # noqa: E402
 from core.facemodel.calibration import expression_motion, fit_weights, image_axis_precision  # noqa: E402
 from core.facemodel.open_model import ARKIT_NAMES, load_open_model, open_model_digest  # noqa: E402
 from core.facemodel.open_model_calibration import with_iris_following_lids  # noqa: E402
-from core.fit.fitter import FitConfig, Fitter, single_threaded_torch, slice_observations  # noqa: E402
+from core.fit.fitter import FitConfig, Fitter, interocular, single_threaded_torch, slice_observations  # noqa: E402
 from core.fit.params import FitParams  # noqa: E402
 from core.fit.stage import fit_clip  # noqa: E402
 from core.observe.headpose import similarity_align  # noqa: E402
@@ -144,8 +144,7 @@ def linear_correction_reference(model: FaceModel, fit: FitParams, observations, 
     rows = np.nonzero(fit.has_face & observations.has_face)[0]
     observed = observed_landmarks(observations, rows, shipped_view_bias())[..., :2]
     fitted = fitted_landmarks(model, fit)[rows][..., :2]
-    eyes = np.linalg.norm(observed[:, 263] - observed[:, 33], axis=1)[:, None, None]
-    residual = 100 * (observed - fitted) / eyes  # K x L x 2
+    residual = 100 * (observed - fitted) / interocular(observed)[:, None, None]  # K x L x 2
     design = np.concatenate([np.ones((len(rows), 1)), fit.expression[rows].astype(np.float64)], axis=1)
     learn, judge = calibration[rows], test[rows]
     penalty = LINEAR_RIDGE * np.eye(design.shape[1])

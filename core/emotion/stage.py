@@ -203,7 +203,7 @@ def analyse_emotion(
         choice, carrier_rows, carrier_raw = yield from _carrier_pass(
             carrier, renderer, reference, fit, has_face, fps, {k: recognisers[k] for k in names}, config, check_cancel)
         render_probs = None
-        fast_renders = _frames_to_render(fit, has_face, fps, config) if renderer is not None else rows
+        fast_renders = _frames_to_render(fit, has_face, fps, config) if renderer is not None else None
         if renderer is not None and names == [fast]:
             render_probs = yield from _judge_renders(renderer, fit, {fast: fast_renders}, n, {fast: recognisers[fast]},
                                                      config.batch, check_cancel)
