@@ -16,6 +16,8 @@ resident set, from the kernel's rusage). Rows:
 - refine-4s: the same on 480 frames (4 s at 120 fps: three windows of 2 s);
 - refine-12s: the same on 1 440 frames (12 s at 120 fps): how the refiner's peak memory grows with
   a clip's length (printed per frame against refine-4s when that ran too);
+  each refine row also runs ``--no-emotion`` alone on its clip and prints the refiner's own time
+  per frame: (with ``--refine`` minus without) / frames, fastest of each;
 - fer-4x, fer-12x: ``--recognisers fer`` on the Wolfgang clip played forwards and backwards in turn,
   4 and 12 times (1 888 and 5 664 frames): how peak memory grows with a clip's length (printed per
   frame against the fer row when that ran too).
@@ -145,18 +147,27 @@ def main() -> None:
             for row in rows:
                 clip = clips.get(row, WOLFGANG)
                 frames = frame_count(clip)
-                best = {}
+                best, plain = {}, {}
                 for k in range(args.repeat):
                     for name, tree in (("ref", reference), ("new", ROOT)):
                         run = run_analyze(tree, clip, tmp_path / f"{row}-{name}-{k}", ROWS[row])
                         if name not in best or run.seconds < best[name].seconds:
                             best[name] = run
+                        if row in HIGH_RATE_SECONDS:  # the same clip without the refiner
+                            run = run_analyze(tree, clip, tmp_path / f"{row}-{name}-{k}-plain", ROWS["analyze"])
+                            if name not in plain or run.seconds < plain[name].seconds:
+                                plain[name] = run
                 ref, new = best["ref"], best["new"]
                 label = f"analyze {' '.join(ROWS[row])}" + (f" ({HIGH_RATE_SECONDS[row]:g} s)" if row in HIGH_RATE_SECONDS else "")
                 print(f"{label[:40]:40s} {frames:6d} {ref.seconds:7.1f} {frames / ref.seconds:8.1f} {new.seconds:7.1f} "
                       f"{frames / new.seconds:8.1f} {ref.seconds / new.seconds:7.2f}x {ref.peak_mb:7.0f} {new.peak_mb:7.0f}",
                       flush=True)
                 peaks[row] = (frames, best)
+                if plain:
+                    alone = {name: 1000 * (best[name].seconds - plain[name].seconds) / frames for name in best}
+                    print(f"{'  refiner alone, ms a frame':40s} {'':6s} {alone['ref']:7.1f} {'':8s} {alone['new']:7.1f} "
+                          f"{'':8s} {alone['ref'] / alone['new']:7.2f}x   (without --refine: {plain['ref'].seconds:.1f} "
+                          f"and {plain['new'].seconds:.1f} s)", flush=True)
             for shorter, longer in GROWTH:
                 if shorter in peaks and longer in peaks:
                     (short_frames, short), (long_frames, long) = peaks[shorter], peaks[longer]

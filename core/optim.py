@@ -25,13 +25,24 @@ class Adam:
 
     @torch.no_grad()
     def step(self) -> None:
+        """One step for every parameter with a gradient, as one multi-tensor (``_foreach``) call per
+        operation: the refiner has 70 small parameters, and per-tensor calls cost about 2.5 ms a
+        step in dispatch alone."""
         self.steps += 1
         b1, b2 = self.betas
-        for q, m, v in zip(self.params, self.first, self.second):
-            if q.grad is None:  # not in this loss (for example an output head without a target)
-                continue
-            grad = q.grad + self.weight_decay * q if self.weight_decay else q.grad
-            m.mul_(b1).add_(grad, alpha=1 - b1)
-            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            denominator = (v / (1 - b2**self.steps)).sqrt_().add_(self.eps)
-            q.addcdiv_(m, denominator, value=-self.lr / (1 - b1**self.steps))
+        # parameters without a gradient are not in this loss (for example an output head without a target)
+        live = [(q, m, v) for q, m, v in zip(self.params, self.first, self.second) if q.grad is not None]
+        if not live:
+            return
+        params, first, second = (list(group) for group in zip(*live))
+        grads = [q.grad for q in params]
+        if self.weight_decay:
+            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
+        torch._foreach_mul_(first, b1)
+        torch._foreach_add_(first, grads, alpha=1 - b1)
+        torch._foreach_mul_(second, b2)
+        torch._foreach_addcmul_(second, grads, grads, value=1 - b2)
+        denominators = torch._foreach_div(second, 1 - b2**self.steps)
+        torch._foreach_sqrt_(denominators)
+        torch._foreach_add_(denominators, self.eps)
+        torch._foreach_addcdiv_(params, first, denominators, value=-self.lr / (1 - b1**self.steps))

@@ -69,6 +69,11 @@ def map_ahead(function: Callable[[T], R], items: Iterable[T], workers: int = 2, 
                 pending.append(pool.submit(function, item))
                 if len(pending) > ahead:
                     yield pending.popleft().result()
+            # nothing more to submit: the threads end as soon as they are idle, not when the
+            # consumer is done with the last results. Measured, cause not found: while the idle
+            # thread that had prepared the refiner's last window (flow, numpy, torch) lived, torch
+            # on two threads in the consumer ran that window's training at one thread's speed.
+            pool.shutdown(wait=False)
             while pending:
                 yield pending.popleft().result()
         finally:

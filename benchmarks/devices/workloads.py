@@ -136,7 +136,7 @@ def measure_refiner(clip: AnalysedClip, device: str, sizes: Sizes) -> Measuremen
         data, _ = prepare_window(geometry, source, clip.observations, start, stop)  # optical flow: OpenCV, not timed
 
     def work() -> None:
-        with single_threaded_torch():  # as refine_clip runs it
+        with single_threaded_torch():  # as refine_clip trains every window but the last
             drain(train_window(clip.model, new_refiner(clip.model.num_expression, config), geometry.regions, data, config))
 
     return Measurement(f"{config.iterations} training steps + inference on a {len(data)}-frame window, "

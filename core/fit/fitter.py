@@ -112,16 +112,23 @@ def interocular(landmarks: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def single_threaded_torch() -> Iterator[None]:
-    """Run torch on one thread: the fitter's tensors are small (a few hundred frames x 478
-    landmarks), and on two cores threading costs more than it gains (measured: 2.9 s instead of
-    3.8 s for a 472-frame clip)."""
+def torch_threads(count: int) -> Iterator[None]:
+    """Run torch's intra-op work on ``count`` threads inside the block, as before after it."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, int(count)))
     try:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def single_threaded_torch() -> Iterator[None]:
+    """Run torch on one thread: the fitter's tensors are small (a few hundred frames x 478
+    landmarks), and on two cores threading costs more than it gains (measured: 2.9 s instead of
+    3.8 s for a 472-frame clip)."""
+    with torch_threads(1):
+        yield
 
 
 def so3_left_jacobian(rotation: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ Shapes: B frames, V vertices, C input channels, H hidden, E directed edges. Pure
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -96,28 +97,49 @@ class _NeighbourSum(torch.autograd.Function):
         return grad_values, grad_weights, None, None, None
 
 
-def neighbour_sum(values: torch.Tensor, weights: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+@dataclass(frozen=True)
+class NeighbourPattern:
+    """The block-diagonal CSR pattern of :func:`neighbour_sum` for B frames of a mesh's edges:
+    row starts (B V + 1), source columns (B E) and, per edge, the position of its reverse (B E)."""
+
+    rows: torch.Tensor
+    columns: torch.Tensor
+    reverse: torch.Tensor
+
+    @classmethod
+    def of(cls, edges: torch.Tensor, batch: int, count: int) -> NeighbourPattern:
+        """edges: 2 x E (sorted by target, then source; every edge with its reverse); count: V."""
+        source, target = edges[0], edges[1]
+        reverse = reverse_edges(edges, count)
+        starts = torch.zeros(count + 1, dtype=torch.int64, device=edges.device)
+        starts[1:] = torch.cumsum(torch.bincount(target, minlength=count), 0)
+        edge_count = len(source)
+        frame = torch.arange(batch, device=edges.device)
+        rows = torch.cat([(starts[:-1][None] + edge_count * frame[:, None]).reshape(-1),
+                          torch.tensor([batch * edge_count], device=edges.device)])
+        columns = (source[None] + count * frame[:, None]).reshape(-1)
+        reverses = (reverse[None] + edge_count * frame[:, None]).reshape(-1)
+        return cls(rows, columns, reverses)
+
+
+def neighbour_sum(values: torch.Tensor, weights: torch.Tensor, edges: torch.Tensor,
+                  pattern: NeighbourPattern | None = None) -> torch.Tensor:
     """Per target vertex, the sum of its incoming edges' weights times their sources' values.
     values: B x V x H, weights: B x E, edges: 2 x E (sorted by target, then source; every edge
-    with its reverse, as :func:`mesh_edges` gives them) -> B x V x H."""
+    with its reverse, as :func:`mesh_edges` gives them) -> B x V x H. ``pattern``: the
+    NeighbourPattern of these edges and B (built here when None; the layers of one forward pass
+    share one)."""
     batch, count, _ = values.shape
-    source, target = edges[0], edges[1]
-    reverse = reverse_edges(edges, count)
-    starts = torch.zeros(count + 1, dtype=torch.int64, device=values.device)
-    starts[1:] = torch.cumsum(torch.bincount(target, minlength=count), 0)
-    edge_count = len(source)
-    frame = torch.arange(batch, device=values.device)
-    rows = torch.cat([(starts[:-1][None] + edge_count * frame[:, None]).reshape(-1),
-                      torch.tensor([batch * edge_count], device=values.device)])
-    columns = (source[None] + count * frame[:, None]).reshape(-1)
-    reverses = (reverse[None] + edge_count * frame[:, None]).reshape(-1)
-    return _NeighbourSum.apply(values.contiguous(), weights.contiguous(), rows, columns, reverses)
+    if pattern is None:
+        pattern = NeighbourPattern.of(edges, batch, count)
+    return _NeighbourSum.apply(values.contiguous(), weights.contiguous(), pattern.rows, pattern.columns,
+                               pattern.reverse)
 
 
 class MotionAttentionLayer(nn.Module):
     """One residual message-passing layer with motion attention (see module docstring).
 
-    forward(h B x V x H, motion B x V x Cm, edges 2 x E) -> B x V x H. Attention logits are
+    forward(h B x V x H, motion B x V x Cm, edges 2 x E[, their NeighbourPattern]) -> B x V x H. Attention logits are
     computed in a narrower space (attention_dim) than the features, which keeps the per-edge work
     small."""
 
@@ -131,13 +153,14 @@ class MotionAttentionLayer(nn.Module):
         self.update = mlp([2 * hidden, hidden, hidden])
         self.norm = nn.LayerNorm(hidden)
 
-    def forward(self, h: torch.Tensor, motion: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, motion: torch.Tensor, edges: torch.Tensor,
+                pattern: NeighbourPattern | None = None) -> torch.Tensor:
         source, target = edges[0], edges[1]
         keys = self.key(h) + self.motion(motion)  # B x V x H
         pair = self.query(h).index_select(1, target) + keys.index_select(1, source)
         logits = self.score(torch.tanh(pair))[..., 0]  # B x E
         alpha = scatter_softmax(logits, target, h.shape[1])
-        gathered = neighbour_sum(self.value(h), alpha, edges)
+        gathered = neighbour_sum(self.value(h), alpha, edges, pattern)
         return self.norm(h + self.update(torch.cat([h, gathered], dim=2)))
 
 
@@ -156,6 +179,7 @@ class DynamicGuidedDeformation(nn.Module):
 
     def forward(self, features: torch.Tensor, motion: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
         h = self.embed(features)
+        pattern = NeighbourPattern.of(edges, features.shape[0], features.shape[1])
         for layer in self.layers:
-            h = layer(h, motion, edges)
+            h = layer(h, motion, edges, pattern)
         return self.max_offset_mm * torch.tanh(self.head(h) / self.max_offset_mm)

@@ -128,10 +128,14 @@ class MeshWarp:
         h, w = self.size
         ones = np.ones((len(self.reference), 1))
         affine, *_ = np.linalg.lstsq(np.hstack([self.reference, ones]), vertices, rcond=None)  # 3 x 2
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-        out = xx[..., None] * affine[0] + yy[..., None] * affine[1] + affine[2]
-        out[self.rows, self.cols] = (vertices[self.corners] * self.barycentric[..., None]).sum(axis=1)
-        return out.astype(np.float32)
+        xx = np.arange(w, dtype=np.float64)[None, :, None]
+        yy = np.arange(h, dtype=np.float64)[:, None, None]
+        out = np.empty((h, w, 2), np.float32)
+        out[:] = xx * affine[0] + yy * affine[1] + affine[2]  # broadcast, no H x W coordinate grids
+        corner = vertices[self.corners]  # P x 3 x 2
+        b = self.barycentric
+        out[self.rows, self.cols] = corner[:, 0] * b[:, 0:1] + corner[:, 1] * b[:, 1:2] + corner[:, 2] * b[:, 2:3]
+        return out
 
 
 def mesh_warp(vertices: np.ndarray, faces: np.ndarray, size: tuple[int, int]) -> MeshWarp:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from core.facemodel.model import FaceModel
+from core.facemodel.types import FaceModelOutput
 from core.microexpr.config import LossWeights, RefineConfig
 from core.microexpr.correspondence import MeshRegions, SampleSet, apply_matrix
 from core.microexpr.dem import DynamicEncodedModule
@@ -175,7 +176,18 @@ class WindowTensors:
     def forward(self, expression, rotation, camera, rows=None, offsets_m=None) -> _Pass:
         rows = slice(None) if rows is None else rows
         params = face_params(self.identity, expression, rotation, self.neck[rows], self.jaw[rows], self.eyes[rows])
-        output = self.model(params)
+        return self._project(self.model(params), camera, offsets_m)
+
+    def with_offsets(self, coarse: _Pass, local: torch.Tensor, camera: torch.Tensor, offsets_m: torch.Tensor) -> _Pass:
+        """The pass of rows ``local`` of ``coarse`` (B of them, with their B x 4 ``camera``) with
+        B x V x 3 head-frame offsets (metres) added: the model's posed output is reused, not
+        recomputed, as the expression and pose of those rows are the coarse pass's."""
+        out = coarse.output
+        posed = FaceModelOutput(out.vertices[local], out.joints[local], out.landmarks[local], out.vertex_rotations[local],
+                                out.rest_vertices[local], out.rest_joints[local], out.joint_rotations[local])
+        return self._project(posed, camera, offsets_m)
+
+    def _project(self, output: FaceModelOutput, camera: torch.Tensor, offsets_m: torch.Tensor | None) -> _Pass:
         vertices = apply_offsets(output, offsets_m)
         image = image_points(vertices, camera)
         return _Pass(output, vertices, image, apply_matrix(self.sample_matrix, image),
@@ -232,7 +244,7 @@ def window_losses(refiner: MicroExpressionRefiner, window: WindowTensors, correc
         features, motion = _vertex_inputs(w, coarse, fine_rows, rows[fine_rows], rotation, camera)
     offsets_mm = refiner.dgmd(features, motion, w.edges)
     frames = rows[fine_rows]
-    fine = w.forward(expression[frames], rotation[frames], camera[frames], frames, offsets_mm / 1000.0)
+    fine = w.with_offsets(coarse, fine_rows, camera[frames], offsets_mm / 1000.0)
     parts |= {
         "flow": flow_guided_loss(k * fine.samples, k * w.tracks[frames], w.flow_weight[frames]),
         "identity": identity_loss(offsets_mm, torch.tensor([fine_onset])),

@@ -33,12 +33,12 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter1d, median_filter
+from scipy.ndimage import gaussian_filter1d
 
 from core.errors import CancelledError
 from core.facemodel.model import FaceModel
 from core.fit.camera import project
-from core.fit.fitter import interocular, single_threaded_torch
+from core.fit.fitter import interocular, single_threaded_torch, torch_threads
 from core.fit.params import FitParams
 from core.fit.temporal import segments
 from core.memory import release_freed_memory
@@ -204,10 +204,23 @@ def fast_part(residual: np.ndarray, fps: float, detrend_s: float, smooth_s: floa
     of ``smooth_s`` seconds (frame-to-frame flow noise; 0: not smoothed)."""
     width = int(round(detrend_s * fps)) | 1
     if detrend_s > 0 and width >= 3 and len(residual) >= 3:
-        residual = residual - median_filter(residual, size=(min(width, 2 * len(residual) - 1), 1, 1), mode="nearest")
+        residual = residual - running_median(residual, min(width, 2 * len(residual) - 1))
     if smooth_s > 0 and len(residual) >= 3:
         residual = gaussian_filter1d(residual, smooth_s * fps, axis=0, mode="nearest")
     return residual
+
+
+def running_median(values: np.ndarray, width: int) -> np.ndarray:
+    """The median over ``width`` (odd) consecutive rows centred on each row of ``values`` (T x
+    ...), the first and last rows repeated beyond the ends: scipy's ``median_filter`` along the
+    first axis with mode "nearest", to the bit. bottleneck's double heap costs O(log width) a
+    value where scipy's selection costs O(width): 0.08 s instead of 0.92 for the tracks of a
+    180-frame window at 120 fps (85 rows, 3 063 points)."""
+    import bottleneck  # 76 ms to import; only a refinement needs it
+
+    half = width // 2
+    padded = np.concatenate([np.repeat(values[:1], half, axis=0), values, np.repeat(values[-1:], half, axis=0)])
+    return bottleneck.move_median(padded, width, axis=0)[width - 1:]
 
 
 def landmark_points(model: FaceModel, images: np.ndarray) -> np.ndarray:
@@ -289,23 +302,27 @@ def refine_clip(
         return (*window, *prepare_window(geometry, source, observations, *window, cancel, flow_progress))
 
     # The flow of the next window (OpenCV, the video) runs on a thread while the refiner trains on
-    # this one (torch on one thread): the two cores work at once on clips of several windows.
+    # this one (torch on one thread): the two cores work at once on clips of several windows. The
+    # last window trains alone, on all of torch's threads (a step of a 120 fps window: 69 instead
+    # of 84 ms on two cores).
+    threads = torch.get_num_threads()
     with single_threaded_torch():
-        for start, stop, data, energy in map_ahead(prepared, todo, workers=1, ahead=1):
+        for index, (start, stop, data, energy) in enumerate(map_ahead(prepared, todo, workers=1, ahead=1)):
             yield from reported()
             refiner = new_refiner(model.num_expression, config)
             training = train_window(model, refiner, geometry.regions, data, config)
-            while True:
-                try:
-                    step = next(training)
-                except StopIteration as stop_iteration:
-                    refined: WindowRefinement = stop_iteration.value
-                    break
-                if cancel is not None and cancel.is_set():
-                    raise CancelledError("micro-expression refinement cancelled; a new run resumes after the last window")
-                if step % 10 == 0 or step == config.iterations:
-                    yield from reported()
-                    yield StageProgress(REFINE_STEP, refine_done + step, refine_total)
+            with torch_threads(threads if index == len(todo) - 1 else 1):
+                while True:
+                    try:
+                        step = next(training)
+                    except StopIteration as stop_iteration:
+                        refined: WindowRefinement = stop_iteration.value
+                        break
+                    if cancel is not None and cancel.is_set():
+                        raise CancelledError("micro-expression refinement cancelled; a new run resumes after the last window")
+                    if step % 10 == 0 or step == config.iterations:
+                        yield from reported()
+                        yield StageProgress(REFINE_STEP, refine_done + step, refine_total)
             refine_done += config.iterations
             result = WindowResult(
                 start, stop, start + data.onset, energy.astype(np.float32), refined.expression, refined.rotation,

@@ -558,6 +558,18 @@ def test_the_offsets_basis_is_the_truncated_svd_computed_in_blocks():
     assert offsets_basis(zero)[0].shape == (0, 40, 3) and offsets_basis(zero)[1].shape == (4, 0)
 
 
+@pytest.mark.parametrize("rows, width", [(180, 85), (7, 13), (3, 5), (40, 3)])
+def test_the_running_median_is_scipys_median_filter_along_time(rows, width):
+    from scipy.ndimage import median_filter
+
+    from core.microexpr.stage import running_median
+
+    values = np.random.default_rng(rows).standard_normal((rows, 50, 2)).astype(np.float32)
+    values[rows // 2] = 0.0  # ties
+    expected = median_filter(values, size=(width, 1, 1), mode="nearest")
+    assert np.array_equal(running_median(values, width), expected)
+
+
 def test_fast_part_keeps_a_brief_motion_and_drops_a_slow_drift():
     from core.microexpr.stage import fast_part
 

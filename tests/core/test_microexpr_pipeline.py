@@ -100,8 +100,17 @@ def test_cli_refine_recovers_the_lip_corner_and_reports_the_motion_energy(clip, 
     assert json.loads(run_cli("info", str(take_dir), "--json").stdout)["micro_energy"] == micro
 
 
-def test_an_interrupted_refinement_resumes_window_by_window_with_the_same_result(clip, fitted, tmp_path):
-    torch.set_num_threads(1)
+@pytest.fixture
+def two_torch_threads():
+    """torch on two threads for the test (the refiner's last window uses them), as before after it."""
+    from core.fit.fitter import torch_threads
+
+    with torch_threads(2):
+        yield
+
+
+def test_an_interrupted_refinement_resumes_window_by_window_with_the_same_result(clip, fitted, tmp_path, two_torch_threads):
+    # the last window trains on two threads, the others on one: the same in both runs
     config = PipelineConfig(device="cpu", refine=RefineConfig(window_s=0.25, overlap_s=0.05, iterations=15))
     whole = copy_take(fitted, tmp_path, "whole")
     Pipeline(config).run(clip, whole)
@@ -136,3 +145,34 @@ def test_changed_refine_settings_redo_the_refinement(clip, fitted, tmp_path):
     second = Take.open(take_dir).manifest.microexpr
     assert first.settings["iterations"] == 5 and second.settings["iterations"] == 6
     assert second.status == "complete"
+
+
+def test_only_the_last_window_trains_on_all_of_torchs_threads(clip, fitted, monkeypatch, two_torch_threads):
+    """The flow of the next window runs beside a window's training (torch on one thread); nothing
+    runs beside the last one, which gets the caller's threads."""
+    from core.microexpr import stage
+
+    threads_per_window = []
+    train = stage.train_window
+
+    def recording(*args, **kwargs):
+        seen = set()
+        threads_per_window.append(seen)
+        steps = train(*args, **kwargs)
+        while True:
+            seen.add(torch.get_num_threads())
+            try:
+                yield next(steps)
+            except StopIteration as done:
+                return done.value
+
+    monkeypatch.setattr(stage, "train_window", recording)
+    take = Take.open(fitted)
+    model = load_face_model(ModelChoice())
+    with open_source(clip) as source:
+        for _ in stage.refine_clip(source, take.load_observations(), take.read_fit(), model,
+                                   RefineConfig(window_s=0.25, overlap_s=0.05, iterations=3)):
+            pass
+    assert torch.get_num_threads() == 2
+    assert len(threads_per_window) >= 3
+    assert all(seen == {1} for seen in threads_per_window[:-1]) and threads_per_window[-1] == {2}

@@ -55,3 +55,18 @@ def test_map_ahead_raises_the_functions_error_after_the_results_before_it():
         for value in map_ahead(check, range(6), workers=2, ahead=2):
             seen.append(value)
     assert seen == [0, 1, 2]
+
+
+def test_map_ahead_lets_its_threads_go_once_everything_is_submitted():
+    """Idle pool threads must not outlive the submissions while the consumer works on the last
+    results (one that had prepared a refiner window slowed torch's threads in the consumer)."""
+    def ours() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("map-ahead")]
+
+    results = map_ahead(lambda x: x + 1, range(3), workers=2, ahead=4)
+    assert next(results) == 1
+    deadline = time.monotonic() + 5
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not ours()  # gone, although the generator is still open with two results to give
+    assert list(results) == [2, 3]
