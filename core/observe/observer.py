@@ -10,6 +10,7 @@ with ``has_face=False``; nothing is invented for it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -81,6 +82,12 @@ class FaceObserver:
 
     def observe(self, index: int, timestamp: float, image: np.ndarray) -> FrameObservation:
         """image: H x W x 3 uint8 RGB."""
+        return self.describe(self.track(index, timestamp, image), image)
+
+    def track(self, index: int, timestamp: float, image: np.ndarray) -> FrameObservation:
+        """The part of :meth:`observe` that the next frame depends on: landmarks, box, confidence
+        and the tracking state. Head pose, crop transform, crop and blendshapes are left to
+        :meth:`describe`, which a caller may run on another thread while it tracks the next frame."""
         faces_detected = -1
         landmarks = None
         if self.state.last_box is not None:
@@ -108,18 +115,21 @@ class FaceObserver:
         confidence = self._confidence(detections.result(), region, crop.shape[0], box)
         box = FaceBox(box.x0, box.y0, box.x1, box.y1, confidence)
         self.state = TrackState(box, box, self.state.selection)
+        return FrameObservation(index=index, timestamp=timestamp, has_face=True, confidence=confidence,
+                                landmarks=landmarks, box=box, faces_detected=faces_detected)
+
+    def describe(self, tracked: FrameObservation, image: np.ndarray) -> FrameObservation:
+        """The observation of :meth:`track`'s result on ``image`` (the same frame) completed with
+        what depends on its landmarks alone: head pose, crop transform (and crop), blendshapes."""
+        if not tracked.has_face:
+            return tracked
+        landmarks = tracked.landmarks
         transform = crop_transform(landmarks, self.crop_size)
-        return FrameObservation(
-            index=index,
-            timestamp=timestamp,
-            has_face=True,
-            confidence=confidence,
-            landmarks=landmarks,
-            box=box,
+        return dataclasses.replace(
+            tracked,
             head_pose=estimate_head_pose(landmarks),
             crop_transform=transform,
             crop=warp_crop(image, transform, self.crop_size) if self.crop_images else None,
-            faces_detected=faces_detected,
             blendshapes=self._blendshapes.predict(landmarks[None])[0],
         )
 

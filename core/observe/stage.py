@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from core.errors import CancelledError, VideoDecodeError
@@ -69,7 +70,26 @@ class ObserveStage(Stage):
         position = manifest.frames_done
         total = source.info.frame_count
         buffer: list[FrameObservation] = []
-        with FaceObserver(crop_size=manifest.settings.crop_size, crop_images=self.crop_images) as observer:
+        # A frame is tracked here while the one before it is described (head pose, crop
+        # transform, blendshapes) on a thread: MediaPipe releases the GIL while it runs.
+        described: Future[FrameObservation] | None = None
+        state_after: TrackState | None = None  # the tracking state after the frame being described
+
+        def finish() -> Generator[FrameResult, None, None]:
+            """Hand on the frame being described; store its chunk when full."""
+            nonlocal described, position, buffer
+            if described is None:
+                return
+            observation, described = described.result(), None
+            buffer.append(dataclasses.replace(observation, crop=None))
+            position += 1
+            yield FrameResult(observation, position, total)
+            if len(buffer) == chunk:
+                store(take, buffer, state_after)
+                buffer = []
+
+        with FaceObserver(crop_size=manifest.settings.crop_size, crop_images=self.crop_images) as observer, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="face-description") as describing:
             observer.state = state
             try:
                 for index, image in prefetch(source.iter_frames(start=position)):
@@ -84,14 +104,12 @@ class ObserveStage(Stage):
                         # Round-trip through the stored form so that a resumed run starts from
                         # bit-identical state.
                         observer.reset(track_state_from_arrays(track_state_to_arrays(observer.state)))
-                    observation = observer.observe(index, float(source.timestamps[index]), image)
-                    buffer.append(dataclasses.replace(observation, crop=None))
-                    position += 1
-                    yield FrameResult(observation, position, total)
-                    if len(buffer) == chunk:
-                        store(take, buffer, observer.state)
-                        buffer = []
+                    tracked = observer.track(index, float(source.timestamps[index]), image)
+                    yield from finish()
+                    described, state_after = describing.submit(observer.describe, tracked, image), observer.state
+                yield from finish()
             except VideoDecodeError as err:
+                yield from finish()
                 manifest.warnings.append(f"decoding stopped at frame {position}: {err}")
                 manifest.video.truncated_at = position
             if buffer:

@@ -143,3 +143,38 @@ def test_image_folder_is_a_clip(tmp_path):
         shutil.copy(fixture_path("single_face.jpg"), frames / f"f{i}.jpg")
     summary = Pipeline(PipelineConfig(device="cpu", image_fps=24.0)).run(frames, tmp_path / "t")
     assert summary.frames == 3 and summary.frames_with_face == 3 and summary.fps == 24.0
+
+
+def test_each_frame_is_described_on_a_thread_while_the_next_is_tracked_with_the_same_observations(tmp_path, monkeypatch):
+    from core.observe import FaceObserver
+    from core.observe.observer import FaceObserver as Observer
+    from core.take.observations import track_state_from_arrays, track_state_to_arrays
+    from core.video import open_source
+
+    threads = set()
+    describe = Observer.describe
+
+    def recording(self, tracked, image):
+        threads.add(threading.current_thread().name)
+        return describe(self, tracked, image)
+
+    monkeypatch.setattr(Observer, "describe", recording)
+    chunk = 32
+    Pipeline(PipelineConfig(device="cpu", model=None, emotion=None, chunk_size=chunk)).run(
+        fixture_path("single_face.mp4"), tmp_path / "take")
+    stored = Take.open(tmp_path / "take").load_observations()
+    assert threads and all(name.startswith("face-description") for name in threads)
+
+    # the same frames observed one after the other, tracking restarted at the same chunk boundaries
+    monkeypatch.undo()
+    with open_source(fixture_path("single_face.mp4")) as source, FaceObserver(crop_images=False) as observer:
+        plain = []
+        for index, image in source.iter_frames():
+            if index % chunk == 0:
+                observer.reset(track_state_from_arrays(track_state_to_arrays(observer.state)))
+            plain.append(observer.observe(index, float(source.timestamps[index]), image))
+    assert len(plain) == len(stored) and sum(o.has_face for o in plain) > 0
+    for row, observation in enumerate(plain):
+        assert np.array_equal(stored.landmarks[row], observation.landmarks)
+        assert np.array_equal(stored.blendshapes[row], observation.blendshapes, equal_nan=True)
+        assert np.array_equal(stored.crop_transform[row], observation.crop_transform.astype(stored.crop_transform.dtype))
