@@ -147,18 +147,17 @@ def test_image_folder_is_a_clip(tmp_path):
 
 def test_each_frame_is_described_on_a_thread_while_the_next_is_tracked_with_the_same_observations(tmp_path, monkeypatch):
     from core.observe import FaceObserver
-    from core.observe.observer import FaceObserver as Observer
     from core.take.observations import track_state_from_arrays, track_state_to_arrays
     from core.video import open_source
 
     threads = set()
-    describe = Observer.describe
+    describe = FaceObserver.describe
 
     def recording(self, tracked, image):
         threads.add(threading.current_thread().name)
         return describe(self, tracked, image)
 
-    monkeypatch.setattr(Observer, "describe", recording)
+    monkeypatch.setattr(FaceObserver, "describe", recording)
     chunk = 32
     Pipeline(PipelineConfig(device="cpu", model=None, emotion=None, chunk_size=chunk)).run(
         fixture_path("single_face.mp4"), tmp_path / "take")
@@ -174,7 +173,8 @@ def test_each_frame_is_described_on_a_thread_while_the_next_is_tracked_with_the_
                 observer.reset(track_state_from_arrays(track_state_to_arrays(observer.state)))
             plain.append(observer.observe(index, float(source.timestamps[index]), image))
     assert len(plain) == len(stored) and sum(o.has_face for o in plain) > 0
-    for row, observation in enumerate(plain):
+    assert np.array_equal(stored.has_face, [o.has_face for o in plain])
+    for row, observation in ((row, o) for row, o in enumerate(plain) if o.has_face):
         assert np.array_equal(stored.landmarks[row], observation.landmarks)
         assert np.array_equal(stored.blendshapes[row], observation.blendshapes, equal_nan=True)
         assert np.array_equal(stored.crop_transform[row], observation.crop_transform.astype(stored.crop_transform.dtype))
