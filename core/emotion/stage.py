@@ -23,7 +23,10 @@ reconstruction's, their consistency, and the emotion-from-parameters model.
    ``carrier_step_seconds`` of each run of face frames (and at its ends), judged by every
    recogniser and interpolated between: the emotion of the face that leaves EmoCap, and how much
    of the performer's it carries (``carried``, the same measure as consistency).
-5. A small network learns emotion from the fitted expression parameters (core/emotion/from_params).
+5. A small network learns emotion from the fitted expression parameters (core/emotion/from_params),
+   on a thread beside the renders of 3., as soon as the primary recogniser's timeline is known:
+   the fast recogniser's thread trains it after its pass when it is the only one, a thread of its
+   own after 2. when the slow one is the primary.
 """
 
 from __future__ import annotations
@@ -196,10 +199,15 @@ def analyse_emotion(
         check_cancel()
 
     fast_done = [0]
+    primary = SLOW if SLOW in names else fast
+    training: Future | None = None  # the emotion-from-curves network, learning beside the renders
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotion-fast")
     try:
         fast_pass = pool.submit(_fast_pass, source, observations, rows, recognisers[fast], crop_size, config.batch,
                                 check_fast_cancel, fast_done)
+        if fit is not None and primary == fast:  # it learns from the fast timeline, next on the same thread
+            training = pool.submit(lambda: _train_from_curves(
+                fit, _smoothed(EmotionScores(fast_pass.result()[rows]), rows, has_face, times, sigma, cuts)))
         choice, carrier_rows, carrier_raw = yield from _carrier_pass(
             carrier, renderer, reference, fit, has_face, fps, {k: recognisers[k] for k in names}, config, check_cancel)
         render_probs = None
@@ -227,6 +235,11 @@ def analyse_emotion(
             yield StageProgress(f"emotion: {name} on frames", min(k + config.batch, len(measured_rows[name])),
                                 len(measured_rows[name]))
         raw_scores[name] = _concat(parts)
+    if fit is not None and training is None:  # the primary is the slow one: it learns beside the renders
+        learner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotion-curves")
+        training = learner.submit(_train_from_curves, fit, _smoothed(raw_scores[primary], measured_rows[primary], has_face,
+                                                                     times, sigma, cuts))
+        learner.shutdown(wait=False)
     # 3. the renders of the reconstruction, judged by each recogniser on the frames it measured
     if render_probs is None and renderer is not None:
         # the fast recogniser also judges every render made for the slow one (it costs ~1 ms)
@@ -241,13 +254,7 @@ def analyse_emotion(
         raw[measured_rows[name]] = raw_scores[name].probabilities
         measured = np.zeros(n, bool)
         measured[measured_rows[name]] = True
-        probs = smooth(interpolate(raw_scores[name].probabilities, measured_rows[name], has_face, times), has_face, sigma, cuts)
-        probs = probs / np.nansum(probs, axis=1, keepdims=True)
-        valence = arousal = None
-        if raw_scores[name].valence is not None:
-            va = np.stack([raw_scores[name].valence, raw_scores[name].arousal], axis=1)
-            va = smooth(interpolate(va, measured_rows[name], has_face, times), has_face, sigma, cuts)
-            valence, arousal = va[:, 0], va[:, 1]
+        probs, valence, arousal = _smoothed(raw_scores[name], measured_rows[name], has_face, times, sigma, cuts)
         carried_probs = carried = None
         if name in carrier_raw and len(carrier_rows):
             carried_probs = smooth(interpolate(carrier_raw[name][carrier_rows], carrier_rows, has_face & fit.has_face, times),
@@ -259,22 +266,40 @@ def analyse_emotion(
             render_probs[name], consistency(raw, render_probs[name]), carrier_raw.get(name), carried_probs, carried,
         )
 
-    primary = SLOW if SLOW in timelines else fast
-    net, report = None, {}
-    if fit is not None:
-        target_rows = np.nonzero(fit.has_face & ~np.isnan(timelines[primary].probabilities).any(axis=1))[0]
-        if len(target_rows) >= 10:
-            main = timelines[primary]
-            target = EmotionScores(
-                main.probabilities[target_rows],
-                None if main.valence is None else main.valence[target_rows],
-                None if main.arousal is None else main.arousal[target_rows],
-            )
-            net, training = train_param_emotion(fit.expression[target_rows], target)
-            report = {"frames": training.frames, "held_out_kl": round(training.held_out_kl, 4),
-                      "top_class_agreement": round(training.top_class_agreement, 4)}
+    net, report = training.result() if training is not None else (None, {})
     return EmotionResult(timelines, primary, reference, net, report, choice,
                          {name: recognisers[name].runtime for name in names})
+
+
+def _smoothed(scores: EmotionScores, measured_rows: np.ndarray, has_face: np.ndarray, times: np.ndarray, sigma: float,
+              cuts) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A recogniser's ``scores`` of ``measured_rows`` interpolated in time to every face frame and
+    smoothed (``sigma`` frames, not across ``cuts``): probabilities N x 8 (normalised), valence
+    and arousal N each (None when it gives none)."""
+    probs = smooth(interpolate(scores.probabilities, measured_rows, has_face, times), has_face, sigma, cuts)
+    probs = probs / np.nansum(probs, axis=1, keepdims=True)
+    if scores.valence is None:
+        return probs, None, None
+    va = smooth(interpolate(np.stack([scores.valence, scores.arousal], axis=1), measured_rows, has_face, times),
+                has_face, sigma, cuts)
+    return probs, va[:, 0], va[:, 1]
+
+
+def _train_from_curves(fit: FitParams, smoothed: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
+                       ) -> tuple[ParamEmotionNet | None, dict]:
+    """The emotion-from-curves network trained on the fitted frames where the primary
+    recogniser's timeline (:func:`_smoothed`) has a value: (network, report), or (None, {}) with
+    fewer than 10 such frames."""
+    probs, valence, arousal = smoothed
+    probs = probs.astype(np.float32)  # as the timeline stores them
+    target_rows = np.nonzero(fit.has_face & ~np.isnan(probs).any(axis=1))[0]
+    if len(target_rows) < 10:
+        return None, {}
+    target = EmotionScores(probs[target_rows], None if valence is None else valence[target_rows],
+                           None if arousal is None else arousal[target_rows])
+    net, training = train_param_emotion(fit.expression[target_rows], target)
+    return net, {"frames": training.frames, "held_out_kl": round(training.held_out_kl, 4),
+                 "top_class_agreement": round(training.top_class_agreement, 4)}
 
 
 def _frames_to_render(fit: FitParams, has_face: np.ndarray, fps: float, config: EmotionConfig) -> np.ndarray:

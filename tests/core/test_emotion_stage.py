@@ -209,3 +209,33 @@ def test_a_cancel_stops_the_fast_recogniser_s_thread_too(stage_inputs, monkeypat
     with pytest.raises(CancelledError):
         run_stage(stage_inputs, ("fer",), monkeypatch, cancel)
     assert not [t for t in threading.enumerate() if t.name.startswith("emotion-fast")]
+
+
+@pytest.mark.parametrize("names, learner", [(("fer",), "emotion-fast"), (("fer", "emonet"), "emotion-curves")])
+def test_the_emotion_from_curves_network_learns_beside_the_renders_from_the_primary_timeline(stage_inputs, monkeypatch,
+                                                                                          names, learner):
+    """It trains on a thread of its own while the renders are judged (after the fast pass on that
+    pass's thread when FER is the only recogniser), on the primary recogniser's stored timeline."""
+    import threading
+
+    import core.emotion.stage as stage
+
+    _, _, fit, _, _ = stage_inputs
+    calls = []
+    train = stage.train_param_emotion
+
+    def recorded(expression, target):
+        calls.append((threading.current_thread().name, expression, target))
+        return train(expression, target)
+
+    monkeypatch.setattr(stage, "train_param_emotion", recorded)
+    result, _ = run_stage(stage_inputs, names, monkeypatch)
+    (thread, expression, target), = calls
+    assert thread.startswith(learner)
+    primary = result.timelines[result.primary]
+    rows = np.nonzero(fit.has_face & np.isfinite(primary.probabilities).all(axis=1))[0]
+    np.testing.assert_array_equal(expression, fit.expression[rows])
+    np.testing.assert_array_equal(target.probabilities, primary.probabilities[rows])
+    if primary.valence is not None:
+        np.testing.assert_array_equal(target.valence, primary.valence[rows])
+    assert result.param_model is not None
