@@ -70,9 +70,9 @@ def map_ahead(function: Callable[[T], R], items: Iterable[T], workers: int = 2, 
                 if len(pending) > ahead:
                     yield pending.popleft().result()
             # nothing more to submit: the threads end as soon as they are idle, not when the
-            # consumer is done with the last results. Measured, cause not found: while the idle
-            # thread that had prepared the refiner's last window (flow, numpy, torch) lived, torch
-            # on two threads in the consumer ran that window's training at one thread's speed.
+            # consumer is done with the last results (an idle thread that had run torch on two
+            # threads kept an OpenMP team that held the consumer's two torch threads to one
+            # thread's speed, measured on the refiner's last window)
             pool.shutdown(wait=False)
             while pending:
                 yield pending.popleft().result()

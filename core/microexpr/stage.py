@@ -299,7 +299,10 @@ def refine_clip(
             yield pending.popleft()
 
     def prepared(window: tuple[int, int]) -> tuple[int, int, WindowData, np.ndarray]:
-        return (*window, *prepare_window(geometry, source, observations, *window, cancel, flow_progress))
+        # torch's thread count is the calling thread's (OpenMP): on two, this thread would keep an
+        # OpenMP team of its own, which held the training's two threads to one thread's speed
+        with single_threaded_torch():
+            return (*window, *prepare_window(geometry, source, observations, *window, cancel, flow_progress))
 
     # The flow of the next window (OpenCV, the video) runs on a thread while the refiner trains on
     # this one (torch on one thread): the two cores work at once on clips of several windows. The
