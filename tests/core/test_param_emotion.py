@@ -46,6 +46,7 @@ def test_it_trains_and_predicts_on_one_torch_thread_and_gives_the_threads_back(m
     import torch
 
     from core.emotion import from_params
+    from core.fit.fitter import torch_threads
 
     seen = []
     forward = from_params.ParamEmotionNet.forward
@@ -55,9 +56,7 @@ def test_it_trains_and_predicts_on_one_torch_thread_and_gives_the_threads_back(m
         return forward(self, x)
 
     monkeypatch.setattr(from_params.ParamEmotionNet, "forward", recorded)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         rng = np.random.default_rng(2)
         expression = rng.uniform(0, 1, (40, 6)).astype(np.float32)
         probabilities = rng.dirichlet(np.ones(len(EMOTIONS)), 40).astype(np.float32)
@@ -65,5 +64,3 @@ def test_it_trains_and_predicts_on_one_torch_thread_and_gives_the_threads_back(m
         from_params.predict_from_params(net, expression)
         assert seen and set(seen) == {1}
         assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(threads)

@@ -41,6 +41,8 @@ def test_a_frame_is_posed_on_one_torch_thread(single_emotion_take, monkeypatch):
     torch's second thread made posing several times slower. The process's setting comes back."""
     import torch
 
+    from core.fit.fitter import torch_threads
+
     view = TakeView(single_emotion_take[1])
     seen = []
     forward = type(view.model).forward
@@ -50,13 +52,11 @@ def test_a_frame_is_posed_on_one_torch_thread(single_emotion_take, monkeypatch):
         return forward(self, params)
 
     monkeypatch.setattr(type(view.model), "forward", recorded)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
     try:
-        view.frame(40)
-        assert seen == [1] and torch.get_num_threads() == 2
+        with torch_threads(2):
+            view.frame(40)
+            assert seen == [1] and torch.get_num_threads() == 2
     finally:
-        torch.set_num_threads(threads)
         view.close()
 
 
