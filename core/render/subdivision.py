@@ -21,6 +21,8 @@ without rasterising the refined mesh.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -49,9 +51,9 @@ class LoopSubdivision:
         grid[:, 1, 0], grid[:, 0, 1], grid[:, 0, 0] = faces[:, 0], faces[:, 1], faces[:, 2]
         current = faces
         for _ in range(self.levels):
-            step, edge_ids = _loop_step(current, matrix.shape[0])
+            step, edges = _loop_step(current, matrix.shape[0])
             matrix = (step @ matrix).tocsr()
-            grid = _refine_grid(grid, edge_ids)
+            grid = _refine_grid(grid, edges)
             current = _grid_faces(grid)
         self.matrix = matrix
         self.grid = grid
@@ -93,61 +95,71 @@ class LoopSubdivision:
         return ids, weights.astype(np.float32)
 
 
-def _loop_step(faces: np.ndarray, num_vertices: int) -> tuple[sp.csr_matrix, dict]:
+@dataclass(frozen=True)
+class _EdgeIndex:
+    """The refined-vertex id of each edge of a mesh over ``num_vertices`` vertices: edge (low, high)
+    has key ``low * num_vertices + high``; ``keys`` are the sorted keys of every edge and the edge
+    whose key is ``keys[e]`` gets vertex ``num_vertices + e``."""
+
+    keys: np.ndarray
+    num_vertices: int
+
+    def ids(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The new vertex ids of edges (a, b), in either order (arrays of one shape)."""
+        low, high = np.minimum(a, b), np.maximum(a, b)
+        return self.num_vertices + np.searchsorted(self.keys, low * self.num_vertices + high)
+
+
+def _loop_step(faces: np.ndarray, num_vertices: int) -> tuple[sp.csr_matrix, _EdgeIndex]:
     """One Loop step: the (V + E) x V matrix (old vertices repositioned, then one new vertex per
-    edge) and a map from each edge (low, high vertex id) to its new vertex's id."""
+    edge, in edge-key order) and the index of each edge's new vertex."""
     edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
     opposite = np.concatenate([faces[:, 2], faces[:, 0], faces[:, 1]])
-    unique, inverse, count = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
-    boundary_edge = count == 1
-    rows, cols, vals = [], [], []
-    # even (old) vertices
-    neighbours = [set() for _ in range(num_vertices)]
-    boundary_neighbours = [set() for _ in range(num_vertices)]
-    for (a, b), on_boundary in zip(unique.tolist(), boundary_edge.tolist()):
-        neighbours[a].add(b)
-        neighbours[b].add(a)
-        if on_boundary:
-            boundary_neighbours[a].add(b)
-            boundary_neighbours[b].add(a)
-    for v in range(num_vertices):
-        ring = sorted(boundary_neighbours[v] or neighbours[v])
-        if boundary_neighbours[v] and len(ring) != 2:  # where two holes touch: keep it (a crease corner)
-            ring, weights = [], []
-        elif boundary_neighbours[v]:  # the boundary curve's cubic B-spline rule
-            weights = [0.125, 0.125]
-        elif ring:
-            k = len(ring)
-            beta = (0.625 - (0.375 + 0.25 * np.cos(2 * np.pi / k)) ** 2) / k
-            weights = [beta] * k
-        else:
-            weights = []
-        rows += [v] * (len(ring) + 1)
-        cols += [v, *ring]
-        vals += [1.0 - sum(weights), *weights]
-    # odd (edge) vertices
-    opposites = [[] for _ in range(len(unique))]
-    for e, o in zip(inverse.tolist(), opposite.tolist()):
-        opposites[e].append(o)
-    for e, (a, b) in enumerate(unique.tolist()):
-        row = num_vertices + e
-        if boundary_edge[e] or len(opposites[e]) != 2:
-            rows += [row, row]
-            cols += [a, b]
-            vals += [0.5, 0.5]
-        else:
-            c, d = opposites[e]
-            rows += [row] * 4
-            cols += [a, b, c, d]
-            vals += [0.375, 0.375, 0.125, 0.125]
-    step = sp.csr_matrix((vals, (rows, cols)), shape=(num_vertices + len(unique), num_vertices))
+    keys, first, inverse, count = np.unique(edges[:, 0] * num_vertices + edges[:, 1], return_index=True,
+                                            return_inverse=True, return_counts=True)
+    a, b = edges[first, 0], edges[first, 1]
+    num_edges = len(keys)
+    boundary = count == 1
+    # even (old) vertices: the boundary curve's cubic B-spline rule where a vertex has two boundary
+    # edges; kept where two holes touch (a crease corner: more boundary edges); else Loop's ring rule
+    ends = np.concatenate([a, b])
+    others = np.concatenate([b, a])
+    on_boundary = np.concatenate([boundary, boundary])
+    valence = np.bincount(ends, minlength=num_vertices)
+    boundary_valence = np.bincount(ends[on_boundary], minlength=num_vertices)
+    ring_weight = np.zeros(num_vertices)
+    centre = np.ones(num_vertices)
+    for k in np.unique(valence[valence > 0]):
+        beta = (0.625 - (0.375 + 0.25 * np.cos(2 * np.pi / k)) ** 2) / k
+        ring_weight[valence == k] = beta
+        centre[valence == k] = 1.0 - sum([beta] * int(k))  # the sum as a ring's weights add up
+    ring_weight[boundary_valence > 0] = 0.125
+    centre[boundary_valence == 2] = 0.75
+    crease = (boundary_valence > 0) & (boundary_valence != 2)
+    ring_weight[crease], centre[crease] = 0.0, 1.0
+    # a boundary vertex takes only its boundary neighbours; an interior one all of them
+    use = np.where(boundary_valence[ends] > 0, on_boundary, True) & ~crease[ends]
+    rows = [np.arange(num_vertices), ends[use]]
+    cols = [np.arange(num_vertices), others[use]]
+    vals = [centre, ring_weight[ends[use]]]
+    # odd (edge) vertices: the midpoint on a boundary (or non-manifold) edge, else 3/8 of each end
+    # and 1/8 of the two opposite corners
+    row = num_vertices + np.arange(num_edges)
+    interior = count == 2
+    order = np.argsort(inverse, kind="stable")  # each edge's occurrences together, in face order
+    starts = np.concatenate([[0], np.cumsum(count)[:-1]])
+    c, d = opposite[order[starts]], opposite[order[np.minimum(starts + 1, len(order) - 1)]]
+    end_weight = np.where(interior, 0.375, 0.5)
+    rows += [row, row, row[interior], row[interior]]
+    cols += [a, b, c[interior], d[interior]]
+    vals += [end_weight, end_weight, np.full(interior.sum(), 0.125), np.full(interior.sum(), 0.125)]
+    step = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(num_vertices + num_edges, num_vertices))
     step.sum_duplicates()
-    edge_ids = {(int(a), int(b)): num_vertices + e for e, (a, b) in enumerate(unique.tolist())}
-    return step, edge_ids
+    return step, _EdgeIndex(keys, num_vertices)
 
 
-def _refine_grid(grid: np.ndarray, edge_ids: dict) -> np.ndarray:
+def _refine_grid(grid: np.ndarray, edges: _EdgeIndex) -> np.ndarray:
     """F x (n+1) x (n+1) vertex grid -> F x (2n+1) x (2n+1): old vertices at even positions, edge
     vertices between the grid neighbours of the current triangles."""
     n = grid.shape[1] - 1
@@ -165,9 +177,7 @@ def _refine_grid(grid: np.ndarray, edge_ids: dict) -> np.ndarray:
                 p, q = ((i - 1) // 2, j // 2), ((i + 1) // 2, j // 2)
             else:
                 p, q = (i // 2, (j - 1) // 2), (i // 2, (j + 1) // 2)
-            a, b = grid[:, p[0], p[1]], grid[:, q[0], q[1]]
-            low, high = np.minimum(a, b), np.maximum(a, b)
-            out[:, i, j] = [edge_ids[(int(x), int(y))] for x, y in zip(low, high)]
+            out[:, i, j] = edges.ids(grid[:, p[0], p[1]], grid[:, q[0], q[1]])
     return out
 
 

@@ -15,7 +15,7 @@ from core.pipeline import Pipeline, PipelineConfig
 from core.render.rasterizer import alpha_mask, interpolate, rasterize, render_shaded, render_textured
 from core.render.reconstruction import FACE_OVAL, MOUTH, ReconstructionRenderer, choose_reference_frame
 from core.render.shading import TINT_RANGE, SurfaceShader, skin_tint, smooth_normals
-from core.render.subdivision import LoopSubdivision
+from core.render.subdivision import LoopSubdivision, _loop_step
 from core.take import Take
 from core.video import open_source
 from tests.conftest import fixture_path
@@ -308,6 +308,53 @@ def test_loop_subdivision_is_a_fixed_affine_map_that_keeps_a_plane_flat():
     refined_points = np.einsum("kj,kjc->kc", weights, fine[ids])
     interior = np.abs(coarse_points[:, :2] - 2.0).max(axis=1) < 1.0  # away from the boundary rules
     np.testing.assert_allclose(refined_points[interior], coarse_points[interior], atol=1e-5)
+
+
+def _loop_rules(faces: np.ndarray, num_vertices: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Loop's rules written out vertex by vertex and edge by edge: the dense (V + E) x V step, and
+    the edges (low, high) in the order of their new vertices."""
+    edges = sorted({tuple(sorted((int(f[i]), int(f[(i + 1) % 3])))) for f in faces for i in range(3)})
+    faces_of = {e: [f for f in faces if set(e) <= set(f.tolist())] for e in edges}
+    step = np.zeros((num_vertices + len(edges), num_vertices))
+    for v in range(num_vertices):
+        ring = {w for e in edges if v in e for w in e if w != v}
+        rim = {w for e in edges if v in e and len(faces_of[e]) == 1 for w in e if w != v}
+        step[v, v] = 1.0
+        if len(rim) == 2:
+            step[v, v] = 0.75
+            step[v, list(rim)] = 0.125
+        elif ring and not rim:
+            beta = (0.625 - (0.375 + 0.25 * np.cos(2 * np.pi / len(ring))) ** 2) / len(ring)
+            step[v, v] = 1.0 - len(ring) * beta
+            step[v, list(ring)] = beta
+    for e, (a, b) in enumerate(edges):
+        row = num_vertices + e
+        if len(faces_of[(a, b)]) == 2:
+            step[row, [a, b]] = 0.375
+            for f in faces_of[(a, b)]:
+                step[row, [w for w in f.tolist() if w not in (a, b)]] += 0.125
+        else:  # a boundary edge, or one that more than two triangles share
+            step[row, [a, b]] = 0.5
+    return step, edges
+
+
+def test_a_loop_step_applies_loop_s_rules_at_boundaries_crease_corners_and_shared_edges():
+    # a 3 x 3 grid of squares with the centre square left open (a hole), two triangles that touch
+    # the grid at one corner only (two boundaries meet there: kept in place), a triangle that
+    # makes an edge shared by three (a boundary edge's rule), and a vertex that nothing uses
+    quads = [(r * 4 + c, r * 4 + c + 1, (r + 1) * 4 + c + 1, (r + 1) * 4 + c) for r in range(3) for c in range(3)
+             if (r, c) != (1, 1)]
+    faces = [t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))]
+    faces += [(15, 16, 17), (15, 17, 18), (0, 5, 19)]
+    faces = np.array(faces)
+    step, edges = _loop_step(faces, 21)
+    expected, edge_list = _loop_rules(faces, 21)
+    np.testing.assert_allclose(step.toarray(), expected, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(np.asarray(step.sum(axis=1)).ravel(), 1.0)
+    assert step[15, 15] == 1.0 and step[20, 20] == 1.0  # the crease corner and the unused vertex stay
+    assert step[21 + edge_list.index((0, 5)), 19] == 0.0  # the edge three triangles share
+    a, b = np.array([5, 16, 1]), np.array([1, 15, 0])  # either order
+    assert edges.ids(a, b).tolist() == [21 + edge_list.index(tuple(sorted(p))) for p in zip(a.tolist(), b.tolist())]
 
 
 def test_surface_shader_changes_nothing_without_deformation_or_for_a_translation():
