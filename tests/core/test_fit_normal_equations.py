@@ -9,7 +9,7 @@ import torch
 from core.facemodel import FaceModel
 from core.facemodel.open_model import load_open_model
 from core.fit.fitter import FitConfig, Fitter
-from core.fit.solver import second_difference_matrix, solve_step
+from core.fit.solver import Coupling, solve_step
 from core.take.observations import ObservationArrays
 from tests.synthetic_observations import observations_from
 
@@ -67,17 +67,24 @@ def test_the_banded_window_solve_equals_the_dense_solve_with_frozen_entries():
     gradient = rng.normal(size=(m, d))
     state = rng.uniform(0.2, 0.8, size=(fixed + m, d))
     state[fixed + 1, 0], state[fixed + 4, 3] = 0.0, 1.0  # at the lower and upper bound
-    gradient[1, 0], gradient[4, 3] = 5.0, -5.0  # pushing outward: frozen
-    temporal = np.array([0.3, 0.3, 1.0, 2.0, 0.5])
-    k = second_difference_matrix(fixed + m, np.arange(1, fixed + m - 1))
+    gradient[1, 0], gradient[4, 3] = 50.0, -50.0  # pushing outward (beyond any coupling): frozen
+    centres = np.arange(1, fixed + m - 1)
+    scale = rng.uniform(0.2, 2.0, size=(len(centres), d))  # per centre and dimension (a reweighted penalty)
     lower, upper, damping = np.zeros(d), np.ones(d), 1e-3
-    delta = solve_step(blocks, gradient, state, temporal, k, fixed, lower, upper, damping)
+    delta = solve_step(blocks, gradient, state, Coupling(fixed + m, centres, scale), fixed, lower, upper, damping)
 
+    d2 = np.zeros((len(centres), fixed + m))
+    for row, c in enumerate(centres):
+        d2[row, c - 1 : c + 2] = [1, -2, 1]
     dense = sp.block_diag(list(blocks)).toarray()
     dense[np.diag_indices_from(dense)] *= 1 + damping
     dense[np.diag_indices_from(dense)] += damping * 1e-9
-    dense += np.kron(k.toarray()[fixed:, fixed:], np.diag(temporal))
-    rhs = -(gradient + ((k.toarray() @ state) * temporal)[fixed:]).ravel()
+    coupling_gradient = np.zeros((fixed + m, d))
+    for k in range(d):  # K_d = D2^T diag(scale_d) D2 on dimension d of every frame
+        k_d = d2.T @ np.diag(scale[:, k]) @ d2
+        dense[k::d, k::d] += k_d[fixed:, fixed:]
+        coupling_gradient[:, k] = k_d @ state[:, k]
+    rhs = -(gradient + coupling_gradient[fixed:]).ravel()
     free = np.ones(m * d, bool)
     free[[1 * d + 0, 4 * d + 3]] = False
     expected = np.zeros(m * d)
