@@ -36,7 +36,7 @@ class FaceDetector:
             y0 = max(rel.ymin, 0.0) * height
             x1 = min(rel.xmin + rel.width, 1.0) * width
             y1 = min(rel.ymin + rel.height, 1.0) * height
-            box = FaceBox(x0, y0, x1, y1, float(det.score[0]))
+            box = FaceBox(x0, y0, x1, y1, float(det.score[0]), _eye_roll_deg(det, width, height))
             if box.area > 0:
                 boxes.append(box)
         boxes.sort(key=lambda b: (-round(b.area, 3), b.x0, b.y0))
@@ -44,3 +44,13 @@ class FaceDetector:
 
     def close(self) -> None:
         self._solution.close()
+
+
+def _eye_roll_deg(detection, width: int, height: int) -> float:
+    """The roll of a BlazeFace detection from its first two keypoints (the face's right eye, then
+    its left eye), in degrees; 0 without them."""
+    points = detection.location_data.relative_keypoints
+    if len(points) < 2:
+        return 0.0
+    right, left = points[0], points[1]
+    return float(np.degrees(np.arctan2((left.y - right.y) * height, (left.x - right.x) * width)))

@@ -11,13 +11,16 @@ from core.observe.headpose import HeadPose
 
 @dataclass(frozen=True)
 class FaceBox:
-    """Axis-aligned face box in image pixels, with the detector's score in [0, 1]."""
+    """Axis-aligned face box in image pixels, with the detector's score in [0, 1]. roll_deg: how far
+    the line from the face's right eye to its left eye turns from the image's x axis (degrees,
+    clockwise on screen, as y points down; the detector's eye keypoints; 0 where unknown)."""
 
     x0: float
     y0: float
     x1: float
     y1: float
     score: float = 1.0
+    roll_deg: float = 0.0
 
     @property
     def width(self) -> float:

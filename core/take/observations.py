@@ -181,11 +181,12 @@ def blendshapes_of(landmarks: np.ndarray) -> np.ndarray:
 
 def _box_to_array(box: FaceBox | None) -> np.ndarray:
     if box is None:
-        return np.full(5, np.nan)
-    return np.array([box.x0, box.y0, box.x1, box.y1, box.score], np.float64)
+        return np.full(6, np.nan)
+    return np.array([box.x0, box.y0, box.x1, box.y1, box.score, box.roll_deg], np.float64)
 
 
 def _box_from_array(values: np.ndarray) -> FaceBox | None:
+    """A box from its 6 values (takes written before 2026-12-07 stored 5, without the roll)."""
     return None if np.isnan(values[0]) else FaceBox(*map(float, values))
 
 
