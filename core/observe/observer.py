@@ -45,6 +45,18 @@ def box_from_landmarks(landmarks: np.ndarray) -> FaceBox:
     return FaceBox(float(x0), float(y0), float(x1), float(y1))
 
 
+def _next_roll(roll_deg: float, landmarks: np.ndarray) -> float:
+    """The roll of the next frame's tracking crop after landmarks found in a crop turned by
+    ``roll_deg``: level while the track is level (a level crop that works stays as it was); while
+    it follows a head upright, the head's roll now (its outer eye corners), and level again once
+    that is under UPRIGHT_RETRY_DEG."""
+    if roll_deg == 0.0:
+        return 0.0
+    eyes = landmarks[ids.LEFT_EYE_OUTER, :2] - landmarks[ids.RIGHT_EYE_OUTER, :2]
+    now = float(np.degrees(np.arctan2(eyes[1], eyes[0])))
+    return now if abs(now) >= UPRIGHT_RETRY_DEG else 0.0
+
+
 def nearest_box(boxes: list[FaceBox], reference: FaceBox) -> FaceBox:
     """The box whose centre is nearest to the reference's, in units of the reference's size."""
     size = max(reference.width, reference.height, 1.0)
@@ -97,12 +109,14 @@ class FaceObserver:
         landmarks = None
         roll = 0.0  # of the crop the landmarks come from
         if self.state.last_box is not None:
+            roll = self.state.last_box.roll_deg  # 0 unless the track follows a rolled head upright
             region = square_region(self.state.last_box, TRACKING_REGION_SCALE)
-            crop = self._landmarker.crop(image, region)
+            crop = self._landmarker.crop(image, region, roll)
             detections: Future = self._side_thread.submit(self._crop_detector.detect, crop)
-            landmarks = self._landmarker.landmarks(crop, region)
+            landmarks = self._landmarker.landmarks(crop, region, roll)
             if landmarks is None:
                 detections.result()
+                roll = 0.0
         if landmarks is None:
             boxes = self._full_detector.detect(image) or self._near_detector.detect(image)
             faces_detected = len(boxes)
@@ -127,7 +141,7 @@ class FaceObserver:
 
         box = box_from_landmarks(landmarks)
         confidence = self._confidence(detections.result(), region, roll, box)
-        box = FaceBox(box.x0, box.y0, box.x1, box.y1, confidence)
+        box = FaceBox(box.x0, box.y0, box.x1, box.y1, confidence, _next_roll(roll, landmarks))
         self.state = TrackState(box, box, self.state.selection)
         return FrameObservation(index=index, timestamp=timestamp, has_face=True, confidence=confidence,
                                 landmarks=landmarks, box=box, faces_detected=faces_detected)
@@ -167,14 +181,11 @@ class FaceObserver:
     def _upright(self, image: np.ndarray, region: tuple[float, float, float], roll_deg: float):
         """The mesh on the detection's region turned upright (for a head rolled so far that the
         mesh finds no face in the plain crop): (landmarks or None, roll_deg, the crop detector's
-        future). The mesh forgets this crop afterwards, so that tracking, which crops
-        without turning, does not start from positions in the turned crop's frame."""
+        future). Tracking then crops the next frames turned as well (:func:`_next_roll`)."""
         self._landmarker.reset()
         crop = self._landmarker.crop(image, region, roll_deg)
         detections = self._side_thread.submit(self._crop_detector.detect, crop)
-        landmarks = self._landmarker.landmarks(crop, region, roll_deg)
-        self._landmarker.reset()
-        return landmarks, roll_deg, detections
+        return self._landmarker.landmarks(crop, region, roll_deg), roll_deg, detections
 
     @staticmethod
     def _confidence(detections: list[FaceBox], region: tuple[float, float, float], roll_deg: float, box: FaceBox) -> float:

@@ -159,6 +159,42 @@ def test_a_rolled_head_the_mesh_misses_in_a_level_crop_is_found_upright(name, de
     assert np.linalg.norm(back - target, axis=1).mean() < 0.04 * iod  # 1.3 and 2.6 % measured
 
 
+def test_a_rolled_head_is_tracked_in_turned_crops_and_a_resumed_track_matches():
+    """After the upright retry found a head rolled 35 degrees, the next frames are tracked in crops
+    turned by its roll (no detector run per frame); a track restarted from its stored state at a
+    chunk boundary, as the pipeline restarts it, gives the same landmarks as one that ran on."""
+    from core.take.observations import track_state_from_arrays, track_state_to_arrays
+    from tests.conftest import ROOT
+
+    with open_source(ROOT.parent / "shared" / "expressions" / "happy__epiasoo__1.jpg") as source:
+        image = _rolled(source.read(0), 35)
+    frames = [np.roll(image, shift, axis=1) for shift in (0, 2, 4, 6, 8, 10)]  # the head drifts sideways
+
+    def observe_all(restart_at: int | None) -> list:
+        observer, out = FaceObserver(crop_images=False), []
+        try:
+            for index, frame in enumerate(frames):
+                if index in (0, 3):  # the pipeline's chunk boundaries
+                    state = track_state_to_arrays(observer.state)
+                    if index == restart_at:  # a new process, from the stored state
+                        observer.close()
+                        observer = FaceObserver(crop_images=False)
+                    observer.reset(track_state_from_arrays(state))
+                out.append(observer.observe(index, index / 30, frame))
+        finally:
+            observer.close()
+        return out
+
+    ran_on, resumed = observe_all(None), observe_all(3)
+    assert all(o.has_face for o in ran_on)
+    assert [o.faces_detected >= 0 for o in ran_on] == [True] + [False] * 5  # the detector on the first frame only
+    for a, b in zip(ran_on, resumed):
+        assert np.array_equal(a.landmarks, b.landmarks)
+    # the tracking crops were turned with the head (its eyes' roll, as drawn on screen)
+    for o in ran_on[1:]:
+        assert o.box.roll_deg == pytest.approx(-35, abs=5)
+
+
 def test_a_graph_that_refuses_to_restart_is_built_again(caplog):
     from core.observe.mediapipe_runtime import QuietSolution
 
