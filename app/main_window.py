@@ -558,6 +558,7 @@ class MainWindow(QMainWindow):
             with torch.no_grad():
                 rest = view.model(view.model.zero_params(1)).vertices[0].numpy()
             self.viewport.set_topology(view.faces, rest)
+            self.viewport.set_teeth(view.teeth.faces, view.teeth.shade, view.teeth.gum)
             self.video.set_edges(self.viewport.edges)
             self.edit_panel.setEnabled(True)
             self.edit_panel.set_available_emotions(view.emotions_with_direction)
@@ -655,7 +656,7 @@ class MainWindow(QMainWindow):
         if self.view is not None and frame < self.view.frame_count:
             fv = self.view.frame(frame, image)
             self.video.set_frame(image, fv.landmarks, fv.projected)
-            self.viewport.show_mesh(fv.vertices, fv.colours)
+            self.viewport.show_mesh(fv.vertices, fv.colours, fv.teeth)
         else:
             self.video.set_frame(image, self.stream.landmarks.get(frame) if self.stream else None)
         self.timelines.set_current(frame)

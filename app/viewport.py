@@ -1,6 +1,6 @@
-"""The 3D viewport: the current frame's reconstructed mesh (vispy), orbit / pan / zoom with the
-mouse (left drag orbits, shift + left or middle drag pans, wheel zooms), reset, front and side
-views, wireframe and the performer's colours as toggles."""
+"""The 3D viewport: the current frame's reconstructed mesh (vispy) with teeth in its mouth, orbit /
+pan / zoom with the mouse (left drag orbits, shift + left or middle drag pans, wheel zooms), reset,
+front and side views, wireframe and the performer's colours as toggles."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from app.mesh_visual import IndexedMesh, MeshBuffers, mesh_edges, vertex_normals
 log = logging.getLogger(__name__)
 
 SKIN = np.array([0.80, 0.68, 0.60], np.float32)
+TEETH = np.array([0.90, 0.87, 0.79], np.float32)
+GUM = np.array([0.70, 0.38, 0.38], np.float32)
+MOUTH_SHADOW = np.array([0.20, 0.08, 0.08], np.float32)  # what a tooth's shade fades toward
 BACKGROUND = (0.13, 0.14, 0.16, 1.0)
 NO_TRIANGLE = np.zeros((1, 3), np.uint32)  # a collapsed triangle: draws no pixel
 PRESETS = {"front": (90.0, 0.0), "side": (0.0, 0.0)}  # (azimuth, elevation) degrees; +z faces the viewer at 90
@@ -40,13 +43,18 @@ class MeshViewport(QWidget):
         self._surface = IndexedMesh(self._buffers, NO_TRIANGLE, "triangles", parent=self.view.scene)
         self._wire = IndexedMesh(self._buffers, NO_TRIANGLE[:, :2], "lines", parent=self.view.scene)
         self._wire.visible = False
+        self._teeth_buffers = MeshBuffers(3)
+        self._teeth = IndexedMesh(self._teeth_buffers, NO_TRIANGLE, "triangles", parent=self.view.scene)
+        self._teeth.visible = False
         self._faces: np.ndarray | None = None
+        self._teeth_faces: np.ndarray | None = None
+        self._teeth_colours: np.ndarray | None = None
         self.edges: np.ndarray | None = None  # E x 2 mesh edges of the topology (the video overlay uses them too)
         self._centre = np.zeros(3, np.float32)
         self._radius = 0.12
         self.textured = True
         self.wireframe = False
-        self._last: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._last: tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None = None
         self.view.camera.transform.changed.connect(self._update_light)
         # A Qt label beside the buttons, not vispy text in the view: a vispy Text visual costs
         # ~0.2 s of glyph rendering on its first draw, and nothing can be drawn over the view's
@@ -101,21 +109,35 @@ class MeshViewport(QWidget):
         self._update_light()
         self.show_mesh(rest_vertices, None)
 
-    def show_mesh(self, vertices: np.ndarray | None, colours: np.ndarray | None) -> None:
-        """Show V x 3 vertices (model space, metres) with V x 3 colours in [0, 1] (None: skin).
-        ``vertices=None`` hides the mesh (a frame without a face)."""
+    def set_teeth(self, faces: np.ndarray, shade: np.ndarray, gum: np.ndarray) -> None:
+        """The teeth of this topology (core.render.teeth.TeethRig): F x 3 triangles of T vertices,
+        per vertex a shade factor and a gum weight (T each), which colour them once; their
+        vertices come with each frame (:meth:`show_mesh`)."""
+        self._teeth_faces = np.asarray(faces, np.int64)
+        tooth = (1.0 - gum[:, None]) * TEETH + gum[:, None] * GUM
+        self._teeth_colours = (shade[:, None] * tooth + (1.0 - shade[:, None]) * MOUTH_SHADOW).astype(np.float32)
+        self._teeth.set_indices(self._teeth_faces)
+
+    def show_mesh(self, vertices: np.ndarray | None, colours: np.ndarray | None, teeth: np.ndarray | None = None) -> None:
+        """Show V x 3 vertices (model space, metres) with V x 3 colours in [0, 1] (None: skin), and
+        the T x 3 vertices of the teeth (:meth:`set_teeth`; None: none). ``vertices=None`` hides the
+        mesh (a frame without a face)."""
         if self._faces is None:
             return
         self.placeholder.hide()
         if vertices is None:
             self._surface.visible = False
             self._wire.visible = False
+            self._teeth.visible = False
         else:
-            self._last = (vertices, colours)
+            self._last = (vertices, colours, teeth)
             shown = colours if (self.textured and colours is not None) else np.broadcast_to(SKIN, vertices.shape)
             self._buffers.update(vertices, vertex_normals(vertices, self._faces), shown)
             self._surface.visible = True
             self._wire.visible = self.wireframe
+            self._teeth.visible = teeth is not None and self._teeth_faces is not None
+            if self._teeth.visible:
+                self._teeth_buffers.update(teeth, vertex_normals(teeth, self._teeth_faces), self._teeth_colours)
         self.canvas.update()
 
     def clear(self) -> None:
@@ -123,7 +145,8 @@ class MeshViewport(QWidget):
         self._surface.set_indices(NO_TRIANGLE)
         self._surface.visible = True  # drawing nothing, with its shaders kept built
         self._wire.visible = False
-        self._faces = self.edges = self._last = None
+        self._teeth.visible = False
+        self._faces = self.edges = self._last = self._teeth_faces = self._teeth_colours = None
         self.placeholder.show()
         self.canvas.update()
 
@@ -172,6 +195,7 @@ class MeshViewport(QWidget):
         """A headlight: the light travels along the camera's viewing direction."""
         direction = self.view.camera.transform.map([0.0, 0.0, -1.0, 0.0])[:3]
         self._surface.set_light(direction)
+        self._teeth.set_light(direction)
 
     def close_canvas(self) -> None:
         self.canvas.close()

@@ -23,6 +23,7 @@ from core.facemodel.open_model import ARKIT_NAMES
 from core.fit.camera import project
 from core.fit.fitter import single_threaded_torch
 from core.fit.params import FitParams
+from core.render.teeth import TeethRig
 from core.take import ObservationArrays, Take
 from core.video import FrameSource, open_source
 
@@ -37,7 +38,8 @@ class FrameView:
     vertices: V x 3 float32 posed mesh in model space (metres, y up, head rotation applied, no
     translation), or None before fitting or without a face. projected: V x 2 float32 image pixels of
     the same vertices through the fitted camera. colours: V x 3 float32 in [0, 1], the performer's
-    pixels under each vertex."""
+    pixels under each vertex. teeth: T x 3 float32 vertices of the teeth (TakeView.teeth, the
+    same space as ``vertices``), or None with them."""
 
     index: int
     image: np.ndarray
@@ -45,6 +47,7 @@ class FrameView:
     vertices: np.ndarray | None
     projected: np.ndarray | None
     colours: np.ndarray | None
+    teeth: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -106,11 +109,13 @@ class TakeView:
         self.raw_fit: FitParams | None = self.take.read_fit()
         self.model = None
         self.basis: EditBasis | None = None
+        self.teeth: TeethRig | None = None  # the teeth the viewer draws in the mouth (core/render/teeth.py)
         self._param_net = None
         self._emotion = self.take.read_emotion()
         if self.raw_fit is not None:
             self.model = load_face_model(ModelChoice.from_settings(self.take.manifest.fit.settings))
             self.basis = take_basis(self.take, self.model, fit=self.raw_fit, emotion=self._emotion)
+            self.teeth = TeethRig.of_neutral(self.model.neutral_face(self.raw_fit.identity))
             if self._emotion is not None:
                 self._param_net = self._emotion.param_model(self.model.num_expression)
         self.refinement = self.take.read_refinement() if self.raw_fit is not None else None
@@ -165,16 +170,17 @@ class TakeView:
         image = self.source.read(index) if image is None else image
         obs = self.observations
         landmarks = obs.landmarks[index, :, :2].copy() if obs.has_face[index] else None
-        vertices = projected = colours = None
+        vertices = projected = colours = teeth = None
         fit = self.fit
         if fit is not None and index < len(fit) and fit.has_face[index]:
-            vertices, projected = self.posed(index)
+            vertices, projected, teeth = self.posed(index)
             colours = sample_colours(image, projected)
-        return FrameView(index, image, landmarks, vertices, projected, colours)
+        return FrameView(index, image, landmarks, vertices, projected, colours, teeth)
 
-    def posed(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(V x 3 model-space vertices, V x 2 image pixels) of frame ``index``: the edited fit, with
-        the refiner's per-vertex offsets when the refinement is shown. On one torch thread: one
+    def posed(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(V x 3 model-space vertices, V x 2 image pixels, T x 3 model-space teeth vertices) of
+        frame ``index``: the edited fit, with the refiner's per-vertex offsets when the refinement
+        is shown (the teeth follow the skull and the jaw of the fit). On one torch thread: one
         frame's tensors are tiny, and while an analysis keeps the cores busy (the app's child
         process at a lower priority) torch's second thread made each frame 3.7 ms instead of 0.8."""
         from core.microexpr.geometry import apply_offsets
@@ -186,7 +192,7 @@ class TakeView:
             offsets = torch.as_tensor(self.refinement.vertex_offsets(rows)) if refined else None
             vertices = apply_offsets(out, offsets)
             image = project(vertices, torch.as_tensor(self.fit.camera[rows], dtype=torch.float32))
-        return vertices[0].numpy(), image[0, :, :2].numpy()
+        return vertices[0].numpy(), image[0, :, :2].numpy(), self.teeth.place(out)[0].astype(np.float32)
 
     # -- curves ------------------------------------------------------------------------------
     def curves(self) -> Curves:

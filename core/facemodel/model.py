@@ -99,6 +99,13 @@ class FaceModel(nn.Module):
     def zero_params(self, batch: int = 1) -> FaceParams:
         return FaceParams.zeros(batch, self.num_shape, self.num_expression, device=self.template.device)
 
+    def neutral_face(self, identity) -> FaceModelOutput:
+        """The face of ``identity`` (S shape coefficients) with no expression and no pose, without
+        gradient: a batch of one."""
+        shape = torch.as_tensor(np.asarray(identity), dtype=torch.float32, device=self.template.device)[None]
+        with torch.no_grad():
+            return self(replace(self.zero_params(1), shape=shape))
+
     def forward(self, params: FaceParams) -> FaceModelOutput:
         batch = params.batch_size
         identity = self.template[None] + blend_shapes(params.shape, self.shape_basis)

@@ -29,13 +29,8 @@ recognisers are fed):
   (The mesh's own iris fans are left out: they would float in front of the lids.)
 - **Mouth**: the mesh has no inner mouth. The inner-lip loop is closed by a strip between the upper
   and lower inner-lip contours, drawn behind the skin: a dark red-brown cavity that turns into the
-  tongue's red toward the lower lip. Teeth are two arched bands built in the fitted identity's
-  neutral model space (17 columns over 1.04 x the inner mouth width, curving 12 mm back toward the
-  ends; upper incisal edge 4.5 mm below the neutral upper inner lip, so relaxed parted lips show a
-  little of it and a smile shows more; lower incisors 2 mm behind it and overlapping it by 2 mm;
-  10 and 9 mm crowns with 4 mm of gum beyond): the upper band moves with the skull (the head joint),
-  the lower one with the jaw (the rigid motion that best fits the fitted chin and jaw-line points,
-  so it follows the jaw joint and the open model's jaw blendshapes alike). They are rasterised
+  tongue's red toward the lower lip. Teeth are the two arched bands of :mod:`core.render.teeth`
+  (the upper one moves with the skull, the lower one with the jaw). They are rasterised
   separately and shown only inside the cavity, off-white, darker toward the corners, on the lower
   row and toward the gums, with faint gaps between teeth. Colours follow the reference: levels
   scale with its median skin luminance (teeth 1.3 x, about what real teeth measure in the
@@ -85,9 +80,7 @@ import numpy as np
 import torch
 
 from core.facemodel.model import FaceModel
-from core.facemodel.types import JOINT_NAMES
 from core.facemodel.open_model import (
-    JAW_LINE,
     JAW_OPEN_RAD,
     LEFT_LOWER_LID,
     LEFT_UPPER_LID,
@@ -102,6 +95,7 @@ from core.fit.params import FitParams
 from core.observe import landmark_ids as ids
 from core.render.rasterizer import Fragments, alpha_mask, rasterize, sample_bilinear
 from core.render.shading import SurfaceShader
+from core.render.teeth import SKULL_JOINT, TeethRig
 from core.take.observations import ObservationArrays
 
 BACKGROUNDS = ("reference", "grey")
@@ -116,20 +110,6 @@ LEFT_EYE = ((ids.LEFT_EYE_OUTER, *LEFT_UPPER_LID, ids.LEFT_EYE_INNER),
 MOUTH = (UPPER_LIP_INNER, LOWER_LIP_INNER)  # right corner -> left corner, corners shared
 MOUTH_WINDING_OPENING_M = 0.005  # how far the lower inner lip is dropped to wind the mouth's filling
 FACE_OVAL = ids.FACE_OVAL
-JAW_POINTS = tuple(dict.fromkeys((200, 199, 175, 152) + JAW_LINE))  # move rigidly with the jaw
-# The upper teeth follow this joint's world transform: FLAME's head joint ("neck"); the open model
-# keeps the neck at zero and skins the skull to the root, so there it is the root's motion.
-SKULL_JOINT = JOINT_NAMES.index("neck")
-
-# Teeth, metres, in the identity's neutral model space (x to the performer's left, y up, z forward).
-TEETH_COLUMNS = 17
-TEETH_HALF_WIDTH = 0.52  # of the mouth width (inner-lip corner to corner)
-TEETH_ARCH_BACK = 0.012  # how far the arch curves back at its ends
-TEETH_SMILE_ARC = 0.0015  # how much higher the incisal edge is at the ends
-UPPER_EDGE_BELOW_LIP = 0.0045  # upper incisal edge below the neutral upper inner lip
-TEETH_BEHIND_LIPS = 0.004
-UPPER_CROWN, LOWER_CROWN, GUM = 0.010, 0.009, 0.004
-OVERBITE, OVERJET = 0.002, 0.002
 # tooth boundaries along the arch from the midline (mm): incisors, canine, premolars
 UPPER_TOOTH_EDGES = np.array([0.0, 8.5, 15.0, 22.5, 29.5, 36.5])
 LOWER_TOOTH_EDGES = np.array([0.0, 5.3, 11.2, 18.0, 25.0, 32.0])
@@ -169,20 +149,6 @@ def strip_triangles(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
         tris.append((upper[i], lower[i], upper[i + 1]))
         tris.append((upper[i + 1], lower[i], lower[i + 1]))
     return np.array(tris, np.int64)
-
-
-def kabsch(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rigid motions (B x 3 x 3 rotations, B x 3 translations) best mapping K x 3 ``source`` points
-    onto each of the B x K x 3 ``target`` sets (least squares)."""
-    mu_s = source.mean(axis=0)
-    mu_t = target.mean(axis=1)
-    cov = np.einsum("ki,bkj->bij", source - mu_s, target - mu_t[:, None])
-    u, _, vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(np.einsum("bij,bjk->bik", u, vt)))
-    fix = np.ones((len(target), 3))
-    fix[:, 2] = d
-    rot = np.einsum("bji,bj,bkj->bik", vt, fix, u)  # V diag(1, 1, d) U^T
-    return rot, mu_t - np.einsum("bij,j->bi", rot, mu_s)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,9 +202,9 @@ class ReconstructionRenderer:
         self.reference_frame = choose_reference_frame(fit_params) if reference_frame is None else int(reference_frame)
         self._check_frame(self.reference_frame)
         self._reference_image: np.ndarray | None = None
-        neutral = self._neutral()
+        neutral = model.neutral_face(fit_params.identity)
         self._build_topology(neutral.landmarks[0].double().numpy())
-        self._build_teeth(neutral)
+        self._teeth = TeethRig.of_neutral(neutral)
         self._shader = None
         if shading:
             skin = self._faces[: self.layers["skin"][1]]
@@ -335,15 +301,6 @@ class ReconstructionRenderer:
         if obs is None or not np.isfinite(self.observations.crop_transform[obs]).all():
             raise ValueError(f"frame {index} has no observed face (no crop transform)")
 
-    def _neutral(self):
-        """The fitted identity with no expression and no pose (model space)."""
-        row = self._fit_rows[self.reference_frame]
-        params = self.fit.to_face_params(np.array([row]))
-        zero = {name: torch.zeros_like(getattr(params, name))
-                for name in ("expression", "rotation", "neck", "jaw", "eyes", "translation")}
-        with torch.no_grad():
-            return self.model(dataclasses.replace(params, **zero))
-
     def _build_topology(self, neutral_landmarks: np.ndarray) -> None:
         faces = self.model.faces.cpu().numpy().astype(np.int64)
         v = self.model.num_vertices
@@ -380,43 +337,6 @@ class ReconstructionRenderer:
         tri = faces[self.model.landmark_faces.cpu().numpy()[list(landmarks)]]
         bary = self.model.landmark_barycentric.cpu().numpy()[list(landmarks)]
         return tri[np.arange(len(tri)), bary.argmax(axis=1)][bary.max(axis=1) > 0.5]
-
-    def _build_teeth(self, neutral) -> None:
-        """Teeth bands in the neutral model space of the fitted identity (see module docstring):
-        two strips of TEETH_COLUMNS columns and three rows each (edge, crown end, gum end)."""
-        lm = neutral.landmarks[0].double().numpy()
-        self._neutral_jaw = lm[list(JAW_POINTS)]
-        self._skull_rest = neutral.rest_joints[0, SKULL_JOINT].double().numpy()
-        upper_lip, lower_lip = lm[list(UPPER_LIP_INNER)], lm[list(LOWER_LIP_INNER)]
-        middle = len(upper_lip) // 2
-        centre = (upper_lip[middle] + lower_lip[middle]) / 2
-        width = np.linalg.norm(upper_lip[-1] - upper_lip[0])
-        x = np.linspace(-1.0, 1.0, TEETH_COLUMNS)
-        across = centre[0] + x * TEETH_HALF_WIDTH * width
-        front_z = centre[2] - TEETH_BEHIND_LIPS - TEETH_ARCH_BACK * x**2
-        edge_y = upper_lip[middle, 1] - UPPER_EDGE_BELOW_LIP + TEETH_SMILE_ARC * x**2
-
-        def band(levels) -> np.ndarray:
-            return np.concatenate([np.stack([across, edge_y + dy, front_z + dz], axis=1) for dy, dz in levels])
-
-        self._upper_teeth = band([(0.0, 0.0), (UPPER_CROWN, 0.0), (UPPER_CROWN + GUM, -0.001)])
-        self._lower_teeth = band([(OVERBITE, -OVERJET), (OVERBITE - LOWER_CROWN, -OVERJET - 0.001),
-                                  (OVERBITE - LOWER_CROWN - GUM, -OVERJET - 0.002)])
-        n = TEETH_COLUMNS
-        quads = [(base + level * n + i, base + level * n + i + 1) for base in (0, 3 * n)
-                 for level in range(2) for i in range(n - 1)]
-        self._teeth_faces = np.array([t for a, b in quads for t in ((a, a + n, b), (b, a + n, b + n))], np.int64)
-        # per-vertex attributes: brightness (the arch turns away from the light toward the corners,
-        # the lower row sits in the upper lip's shadow, crowns darken toward the gum), gum weight,
-        # and the distance along the arch from the midline in mm (for the gaps between teeth)
-        side = 1.0 - 0.6 * x**2
-        self._teeth_shade = np.concatenate([side, 0.8 * side, 0.7 * side, 0.82 * side, 0.7 * side, 0.6 * side])
-        self._teeth_gum = np.tile(np.repeat([0.0, 0.0, 1.0], n), 2)
-        step = np.hypot(np.diff(across), np.diff(front_z)) * 1000.0
-        arc = np.concatenate([[0.0], np.cumsum(step)])
-        arc -= arc[n // 2]
-        self._teeth_arc = np.tile(arc, 6)
-        self._teeth_is_lower = np.repeat([False, True], 3 * n)
 
     def _colours(self, image: np.ndarray) -> None:
         """Mouth colours matched to the reference: everything scales with the median skin luminance
@@ -487,15 +407,8 @@ class ReconstructionRenderer:
         size = self.crop_size if size is None else size
         out, camera = self._model_output(indices, overrides)
         vertices, landmarks = self._to_image(out, camera)
-        model_landmarks = out.landmarks.double().numpy()
-        # teeth: upper with the skull, lower with the jaw (rigid fit to the jaw points)
-        skull_rot = out.joint_rotations[:, SKULL_JOINT].double().numpy()
-        skull_pos = out.joints[:, SKULL_JOINT].double().numpy()
-        upper = np.einsum("bij,kj->bki", skull_rot, self._upper_teeth - self._skull_rest) + skull_pos[:, None]
-        jaw_rot, jaw_t = kabsch(self._neutral_jaw, model_landmarks[:, list(JAW_POINTS)])
-        lower = np.einsum("bij,kj->bki", jaw_rot, self._lower_teeth) + jaw_t[:, None]
         with torch.no_grad():
-            teeth = project(torch.as_tensor(np.concatenate([upper, lower], axis=1)), camera.double()).numpy()
+            teeth = project(torch.as_tensor(self._teeth.place(out)), camera.double()).numpy()
 
         rows = [self._obs_rows[i] for i in indices]
         transforms = self.observations.crop_transform[rows].astype(np.float64) * (size / self.crop_size)  # B x 2 x 3
@@ -622,22 +535,22 @@ class ReconstructionRenderer:
         y0, x0 = ys.min(), xs.min()
         window = (int(ys.max() - y0 + 1), int(xs.max() - x0 + 1))
         local = teeth - np.array([x0, y0, 0.0])
-        tf = rasterize(local, self._teeth_faces, window)
+        tf = rasterize(local, self._teeth.faces, window)
         flat = (ys - y0) * window[1] + (xs - x0)
         ttri = tf.triangle.reshape(-1)[flat]
         hit = np.nonzero(ttri >= 0)[0]
         if len(hit) == 0:
             return colour
         tbary = tf.barycentric.reshape(-1, 3)[flat[hit]]
-        corners = self._teeth_faces[ttri[hit]]
+        corners = self._teeth.faces[ttri[hit]]
 
         def attribute(values: np.ndarray) -> np.ndarray:
             return (tbary * values[corners]).sum(axis=1)
 
-        shade = attribute(self._teeth_shade)
-        gum = attribute(self._teeth_gum)[:, None]
-        arc = np.abs(attribute(self._teeth_arc))
-        lower = self._teeth_is_lower[corners[:, 0]]
+        shade = attribute(self._teeth.shade)
+        gum = attribute(self._teeth.gum)[:, None]
+        arc = np.abs(attribute(self._teeth.arc_mm))
+        lower = self._teeth.is_lower[corners[:, 0]]
         edges = np.where(lower[:, None], LOWER_TOOTH_EDGES, UPPER_TOOTH_EDGES)
         gap = np.abs(arc[:, None] - edges).min(axis=1)  # mm to the nearest boundary between teeth
         shade = shade * (1.0 - 0.25 * np.clip(1.0 - gap / 0.7, 0.0, 1.0))

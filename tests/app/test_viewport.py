@@ -166,3 +166,43 @@ def test_a_new_topology_replaces_the_mesh_in_the_same_buffers(viewport, model):
     ys = np.nonzero(half)[0]
     assert ys.mean() > np.nonzero(full)[0].mean()  # what is left is the lower half
     assert len(viewport.edges) < len(mesh_edges(faces))
+
+
+def test_teeth_show_in_an_open_mouth_and_hide_behind_closed_lips(viewport, model):
+    from app.viewport import TEETH
+    from core.render.teeth import TeethRig
+
+    rig = TeethRig.of_neutral(model.neutral_face(np.zeros(model.num_shape)))
+    viewport.set_teeth(rig.faces, rig.shade, rig.gum)
+    viewport.set_textured(False)
+
+    def frame(**weights):
+        params = model.zero_params(1)
+        for name, value in weights.items():
+            params.expression[0, ARKIT_NAMES.index(name)] = value
+        with torch.no_grad():
+            out = model(params)
+        return out.vertices[0].numpy(), rig.place(out)[0]
+
+    def toothlike(image: np.ndarray) -> np.ndarray:  # near the teeth's colour, brighter than skin
+        return (np.abs(image - TEETH * 255).max(-1) < 45) & (image.min(-1) > 150)
+
+    closed, closed_teeth = frame()
+    viewport.show_mesh(closed, None)
+    plain = render(viewport)
+    viewport.show_mesh(closed, None, closed_teeth)
+    np.testing.assert_array_equal(render(viewport), plain)  # a closed mouth hides them
+
+    laugh, laugh_teeth = frame(jawOpen=0.5, mouthSmileLeft=1.0, mouthSmileRight=1.0, mouthUpperUpLeft=0.6,
+                               mouthUpperUpRight=0.6)
+    viewport.show_mesh(laugh, None)
+    without = render(viewport)
+    viewport.show_mesh(laugh, None, laugh_teeth)
+    with_teeth = render(viewport)
+    shown = toothlike(with_teeth) & ~toothlike(without)
+    ys, xs = np.nonzero(shown)
+    h, w = shown.shape
+    assert shown.sum() > 100
+    assert ys.mean() > h / 2 and abs(xs.mean() - w / 2) < w / 10  # in the mouth: below the middle, centred
+    viewport.show_mesh(None, None)
+    assert not face_pixels(render(viewport)).any()  # a frame without a face hides the teeth too

@@ -24,6 +24,15 @@ def test_frames_meshes_and_curves_of_an_analysed_take(single_emotion_take):
     eyes = np.linalg.norm(frame.landmarks[33] - frame.landmarks[263])
     assert error < 0.05 * eyes
     np.testing.assert_allclose(frame.colours, sample_colours(frame.image, frame.projected))
+    # the teeth in the mouth: the fitted identity's, behind the frame's lips in the image
+    assert frame.teeth.shape == (view.teeth.num_vertices, 3)
+    import torch
+
+    from core.fit.camera import project
+
+    teeth = project(torch.as_tensor(frame.teeth)[None], torch.as_tensor(view.fit.camera[[40]]))[0, :, :2].numpy()
+    mouth = frame.landmarks[[13, 14]].mean(axis=0)  # between the inner lips' midpoints
+    assert np.linalg.norm(teeth.mean(axis=0) - mouth) < 0.15 * eyes
     curves = view.curves()
     assert curves.primary == "emonet" and curves.emotion["emonet"].shape == (72, 8)
     assert curves.reconstruction_emotion.shape == (72, 8) and curves.micro_energy is None
