@@ -13,6 +13,7 @@ from vispy import scene
 
 from app.gl_window import WindowSceneCanvas
 from app.mesh_visual import IndexedMesh, MeshBuffers, mesh_edges, vertex_normals
+from core.render.teeth import teeth_colours
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,7 @@ class MeshViewport(QWidget):
         per vertex a shade factor and a gum weight (T each), which colour them once; their
         vertices come with each frame (:meth:`show_mesh`)."""
         self._teeth_faces = np.asarray(faces, np.int64)
-        tooth = (1.0 - gum[:, None]) * TEETH + gum[:, None] * GUM
-        self._teeth_colours = (shade[:, None] * tooth + (1.0 - shade[:, None]) * MOUTH_SHADOW).astype(np.float32)
+        self._teeth_colours = teeth_colours(shade, gum, TEETH, GUM, MOUTH_SHADOW).astype(np.float32)
         self._teeth.set_indices(self._teeth_faces)
 
     def show_mesh(self, vertices: np.ndarray | None, colours: np.ndarray | None, teeth: np.ndarray | None = None) -> None:

@@ -95,7 +95,7 @@ from core.fit.params import FitParams
 from core.observe import landmark_ids as ids
 from core.render.rasterizer import Fragments, alpha_mask, rasterize, sample_bilinear
 from core.render.shading import SurfaceShader
-from core.render.teeth import SKULL_JOINT, TeethRig
+from core.render.teeth import SKULL_JOINT, TeethRig, teeth_colours
 from core.take.observations import ObservationArrays
 
 BACKGROUNDS = ("reference", "grey")
@@ -548,14 +548,13 @@ class ReconstructionRenderer:
             return (tbary * values[corners]).sum(axis=1)
 
         shade = attribute(self._teeth.shade)
-        gum = attribute(self._teeth.gum)[:, None]
+        gum = attribute(self._teeth.gum)
         arc = np.abs(attribute(self._teeth.arc_mm))
         lower = self._teeth.is_lower[corners[:, 0]]
         edges = np.where(lower[:, None], LOWER_TOOTH_EDGES, UPPER_TOOTH_EDGES)
         gap = np.abs(arc[:, None] - edges).min(axis=1)  # mm to the nearest boundary between teeth
         shade = shade * (1.0 - 0.25 * np.clip(1.0 - gap / 0.7, 0.0, 1.0))
-        rgb = (1.0 - gum) * self._teeth_rgb + gum * self._gum_rgb
-        colour[hit] = shade[:, None] * rgb + (1.0 - shade[:, None]) * self._cavity_rgb
+        colour[hit] = teeth_colours(shade, gum, self._teeth_rgb, self._gum_rgb, self._cavity_rgb)
         return colour
 
 

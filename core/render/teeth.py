@@ -37,6 +37,15 @@ UPPER_CROWN, LOWER_CROWN, GUM = 0.010, 0.009, 0.004
 OVERBITE, OVERJET = 0.002, 0.002
 
 
+def teeth_colours(shade: np.ndarray, gum: np.ndarray, tooth_rgb: np.ndarray, gum_rgb: np.ndarray,
+                  shadow_rgb: np.ndarray) -> np.ndarray:
+    """N x 3 colours of N teeth points (vertices, or pixels with the attributes interpolated) from
+    their shade factor and gum weight (N each, TeethRig.shade and .gum): the tooth's colour turning
+    into the gum's along the gum weight, darkened toward ``shadow_rgb`` as the shade falls."""
+    rgb = (1.0 - gum[:, None]) * tooth_rgb + gum[:, None] * gum_rgb
+    return shade[:, None] * rgb + (1.0 - shade[:, None]) * shadow_rgb
+
+
 def kabsch(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rigid motions (B x 3 x 3 rotations, B x 3 translations) best mapping K x 3 ``source`` points
     onto each of the B x K x 3 ``target`` sets (least squares)."""
