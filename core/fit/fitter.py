@@ -46,6 +46,16 @@ from core.take.observations import ObservationArrays
 
 log = logging.getLogger(__name__)
 
+# Curves a neutral face may show for a moment: a blink and a glance. On a neutral the user named
+# they are fitted freely (not held at rest), and the learned scores' baseline for them stays the
+# mean of neutral faces: a named frame caught with its lids half down would otherwise become the
+# performer's eye shape, and every later frame with open eyes would read as eyes wide (a typical
+# synthetic face named neutral mid-blink: eyeWide 0.30-0.43 on its open-eyed frame held at rest,
+# 0.04-0.10 free, tests/core/test_fit.py; a CK+ sequence whose first frame is mid-blink, at the
+# identity prior 1e-6: 0.53 at its apex held, 0.32 free, the network 0.00).
+TRANSIENT_CURVES = tuple(f"eye{kind}{side}" for kind in ("Blink", "LookUp", "LookDown", "LookIn", "LookOut")
+                         for side in ("Left", "Right"))
+
 
 @dataclass(frozen=True)
 class FitConfig:
@@ -72,17 +82,19 @@ class FitConfig:
     1.35 % IOD); named_neutral_identity_prior: the same on
     a neutral the user named, which the identity explains as far from the mean face as the face is
     (all of it is identity). At 1e-4 it held the identity of a typical face (coefficients drawn from
-    the prior) near the mean: 1.0-1.3 % IOD left on the neutral, and that face's shape then came back
-    as expression in every other frame (synthetic squint, brow and smile weights 0.05-0.13 off; at
-    1e-6, 0.01 off, tests/core/test_fit.py). On eight KDEF people's frontal photos, each fitted with
-    their own neutral, the fitted eyeSquint rose from 0.59 to 0.82 of MediaPipe's learned scores
-    (minus the neutral's) and browDown from 0.59 to 0.68; the neutrals' identities grew from a norm
-    of about 0.9 to 3.5 (a typical face's is 9); bench_fidelity's real motion explained 0.827 ->
-    0.832 (12 people), its retargeted emotion 44 -> 43 % (only its carriers, named neutrals, change;
-    1e-5 gave 42 %). named_neutral_factor: the expression prior's
-    factor while the identity is fitted on a neutral the user named (their face there is neutral,
-    so the identity explains it; a weaker identity prior there lets the identity take noise for
-    shape, which can fold the lips over the mouth opening). evidence, antagonist, bound: weights of the
+    the prior) near the mean: 1.0-1.3 % IOD left on the neutral, and that face's shape came back as
+    expression in every other frame (synthetic squint, brow and smile weights 0.05-0.13 off; at 1e-5,
+    0.03; tests/core/test_fit.py). On eight KDEF people's frontal photos, each fitted with their own
+    neutral, the fitted eyeSquint rose from 0.59 to 0.77 of MediaPipe's learned scores (minus the
+    neutral's) and browDown from 0.59 to 0.66, the neutral's residual fell from 0.72 to 0.42 % IOD;
+    bench_fidelity's real motion explained 0.827 -> 0.831 (12 people). At 1e-6 the identity also
+    took a half-closed lid on a named frame for the performer's eye shape (a CK+ sequence whose first
+    frame is mid-blink: eyeWide 0.32 at its apex against the network's 0.00; 0.10 at 1e-5), even
+    with the blink and the gaze fitted freely there (TRANSIENT_CURVES). named_neutral_factor: the
+    expression prior's factor while the identity is fitted on a neutral the user named, except on
+    the TRANSIENT_CURVES (their face there is neutral, so the identity explains it; a weaker
+    expression prior there lets the identity take noise for shape, which can fold the lips over the
+    mouth opening). evidence, antagonist, bound: weights of the
     priors on ARKit curves (MediaPipe's learned scores, antagonist pairs, weights near the bound;
     core/fit/evidence.py), for models that carry the network's statistics (the open model).
     eyelid_weight: extra weight of the eyelid points' image residual (x, y), each eye's scaled by
@@ -109,7 +121,7 @@ class FitConfig:
     z_weight: float = 0.2
     expression_prior: float = 1e-5
     identity_prior: float = 3e-4
-    named_neutral_identity_prior: float = 1e-6
+    named_neutral_identity_prior: float = 1e-5
     identity_expression_factor: float = 10.0
     temporal: float = 0.02
     temporal_pose: float = 3.0
@@ -282,13 +294,27 @@ class Fitter:
             cfg = self.config
             self.priors = CurvePriors.for_model(model.expression_names, model.info, cfg.evidence, cfg.antagonist, cfg.bound)
         self.neutral_scores: np.ndarray | None = None
+        self.transient = np.isin(np.asarray(model.expression_names, dtype=object), TRANSIENT_CURVES)  # E
         self.identity_mean = torch.zeros(1, self.model.num_shape)
         self.view_bias = shipped_view_bias() if self.config.view_bias else None
 
     def use_neutral_scores(self, scores: np.ndarray | None) -> None:
         """The performer's own neutral as the baseline of the learned scores (E: the network's
-        scores of a neutral the user named), instead of the mean of neutral faces."""
-        self.neutral_scores = None if scores is None else np.asarray(scores, np.float64)
+        scores of a neutral the user named), instead of the mean of neutral faces; except for the
+        TRANSIENT_CURVES, which keep the mean's (a lid half down or a glance in the named face is
+        no trait of the performer)."""
+        if scores is None or self.priors is None:
+            self.neutral_scores = None
+            return
+        self.neutral_scores = np.asarray(scores, np.float64).copy()
+        self.neutral_scores[self.transient] = self.priors.neutral_mean[self.transient]
+
+    def _named_neutral_factors(self) -> float | np.ndarray:
+        """The expression prior's factor while the identity is fitted on a named neutral:
+        named_neutral_factor (held at rest), identity_expression_factor on the TRANSIENT_CURVES."""
+        if not self.transient.any():
+            return self.config.named_neutral_factor
+        return np.where(self.transient, self.config.identity_expression_factor, self.config.named_neutral_factor)
 
     def use_identity_mean(self, identity: np.ndarray | None) -> None:
         """Centre the identity prior on ``identity`` (S: a performer profile's identity) instead of
@@ -578,8 +604,10 @@ class Fitter:
         return sum(bary[None, :, c, None, None] * per_vertex[:, self.corners[:, c]] for c in range(3))
 
     # ---- energies ----------------------------------------------------------------------------
-    def _prior_gradient_and_curvature(self, vector: np.ndarray, factor: float, problem: _Problem) -> tuple[np.ndarray, np.ndarray]:
-        """Half-convention prior gradient and diagonal curvature, M x D each."""
+    def _prior_gradient_and_curvature(self, vector: np.ndarray, factor: float | np.ndarray,
+                                      problem: _Problem) -> tuple[np.ndarray, np.ndarray]:
+        """Half-convention prior gradient and diagonal curvature, M x D each. ``factor``: of the
+        expression prior, one for all curves or E, one per curve."""
         cfg = self.config
         gradient = np.zeros_like(vector)
         curvature = np.zeros_like(vector)
@@ -598,12 +626,14 @@ class Fitter:
             curvature[:, e : e + 9] = cfg.pose_prior
         return gradient, curvature
 
-    def _prior_per_frame(self, vector: np.ndarray, factor: float, problem: _Problem) -> np.ndarray:
+    def _prior_per_frame(self, vector: np.ndarray, factor: float | np.ndarray, problem: _Problem) -> np.ndarray:
         """Prior energy of each frame: M."""
         cfg = self.config
         e = self.num_expression
         if self.bounds is not None:
-            prior = cfg.expression_prior * factor * np.abs(vector[:, :e]).sum(axis=1)
+            magnitude = np.abs(vector[:, :e])
+            per_curve = np.ndim(factor) > 0
+            prior = cfg.expression_prior * ((factor * magnitude).sum(axis=1) if per_curve else factor * magnitude.sum(axis=1))
             if problem.evidence_target is not None:
                 prior = prior + self.priors.energy(vector[:, :e], problem.evidence_target, problem.evidence_precision)
         else:
@@ -612,7 +642,8 @@ class Fitter:
             prior = prior + cfg.pose_prior * (vector[:, e : e + 9] ** 2).sum(axis=1)
         return prior
 
-    def _energy(self, residual: torch.Tensor, vector: np.ndarray, factor: float, temporal_term, problem: _Problem) -> float:
+    def _energy(self, residual: torch.Tensor, vector: np.ndarray, factor: float | np.ndarray, temporal_term,
+                problem: _Problem) -> float:
         data = float((residual**2).sum())
         if problem.eyelid_sqrt is not None:
             data += float((self._eyelid_rows(residual, problem) ** 2).sum())
@@ -737,7 +768,7 @@ class Fitter:
         state, problem = self._prepare(observations, chosen)
         mean = self.identity_mean
         identity = mean.clone()
-        factor = cfg.named_neutral_factor if named_neutral else cfg.identity_expression_factor
+        factor = self._named_neutral_factors() if named_neutral else cfg.identity_expression_factor
         identity_prior = cfg.named_neutral_identity_prior if named_neutral else cfg.identity_prior
         lower, upper = np.tile(self.lower, (len(chosen), 1)), np.tile(self.upper, (len(chosen), 1))
 

@@ -103,7 +103,7 @@ def test_a_named_neutral_keeps_a_typical_face_in_the_identity_and_the_expression
     scale), its neutral frame named: the identity reaches that face, so an expression frame's
     curves come out at their true weights. With the named neutral's identity prior at 1e-4 the
     identity stayed near the mean face (residual on the neutral 1.0-1.3 % IOD) and the squint,
-    brow and smile weights came out 0.05-0.13 off; at 1e-6, 0.005-0.009."""
+    brow and smile weights came out 0.05-0.13 off; at 1e-5, 0.026-0.034."""
     rng = np.random.default_rng(seed)
     active = [ARKIT_NAMES.index(f"{stem}{side}") for stem in ("browDown", "eyeSquint", "mouthSmile")
               for side in ("Left", "Right")]
@@ -115,8 +115,33 @@ def test_a_named_neutral_keeps_a_typical_face_in_the_identity_and_the_expression
     fitter = Fitter(open_model)
     identity = fitter.fit_identity(slice_observations(obs, 0, 1), named_neutral=True)
     fit = drain(fit_clip(fitter, obs, identity))
-    assert fit.residual[0] < 0.005  # in IOD; the landmark noise alone is about 0.002
-    assert np.abs(fit.expression[1, active] - params.expression[1, active].numpy()).mean() < 0.02
+    assert fit.residual[0] < 0.008  # in IOD; the landmark noise alone is about 0.002
+    assert np.abs(fit.expression[1, active] - params.expression[1, active].numpy()).mean() < 0.045
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_named_neutral_caught_mid_blink_keeps_the_blink_out_of_the_identity(open_model, seed):
+    """The frame named neutral has its lids half down (and the learned network says so): that is a
+    blink, not the performer's eye shape, so the next frame's open eyes are not read as eyes wide.
+    Held at rest like the other curves, the blink went into the identity: 0.12-0.15 of it left on
+    the named frame and eyeWide 0.30-0.43 on the open one."""
+    rng = np.random.default_rng(seed)
+    blink = [ARKIT_NAMES.index(f"eyeBlink{side}") for side in ("Left", "Right")]
+    wide = [ARKIT_NAMES.index(f"eyeWide{side}") for side in ("Left", "Right")]
+    params = open_model.zero_params(2)
+    params.shape[:] = torch.tensor(rng.normal(size=open_model.num_shape), dtype=torch.float32)
+    params.expression[0, blink] = 0.5
+    camera = torch.tensor([[np.log(2200.0), 320.0, 200.0, 0.0]] * 2)
+    obs = observations_from(open_model, params, camera, noise_px=0.3, seed=seed)
+    scores = np.tile(np.nan_to_num(np.asarray(open_model.info["mediapipe_neutral"]["mean"])), (2, 1))
+    scores[0, blink] = 0.55  # the network's reading of a half-closed lid
+    obs.blendshapes[:] = scores
+    neutral = slice_observations(obs, 0, 1)
+    fitter = Fitter(open_model)
+    fitter.use_neutral_scores(neutral.blendshapes[0])  # as the fit stage does with a named neutral
+    fit = drain(fit_clip(fitter, obs, fitter.fit_identity(neutral, named_neutral=True)))
+    assert fit.expression[0, blink].mean() > 0.35
+    assert fit.expression[1, wide].mean() < 0.15
 
 
 def test_one_frame_clip(open_model):
