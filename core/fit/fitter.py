@@ -47,12 +47,11 @@ from core.take.observations import ObservationArrays
 log = logging.getLogger(__name__)
 
 # Curves a neutral face may show for a moment: a blink and a glance. On a neutral the user named
-# they are fitted freely (not held at rest), and the learned scores' baseline for them stays the
-# mean of neutral faces: a named frame caught with its lids half down would otherwise become the
-# performer's eye shape, and every later frame with open eyes would read as eyes wide (a typical
-# synthetic face named neutral mid-blink: eyeWide 0.30-0.43 on its open-eyed frame held at rest,
-# 0.04-0.10 free, tests/core/test_fit.py; a CK+ sequence whose first frame is mid-blink, at the
-# identity prior 1e-6: 0.53 at its apex held, 0.32 free, the network 0.00).
+# they are fitted freely (not held at rest), and the learned scores' baseline for them is the named
+# face's own score only up to what neutral faces score (Fitter.use_neutral_scores): a named frame
+# caught with its lids half down would otherwise become the performer's eye shape, and every later
+# frame with open eyes would read as eyes wide (a typical synthetic face named neutral mid-blink:
+# eyeWide 0.30-0.43 on its open-eyed frame held at rest; tests/core/test_fit.py).
 TRANSIENT_CURVES = tuple(f"eye{kind}{side}" for kind in ("Blink", "LookUp", "LookDown", "LookIn", "LookOut")
                          for side in ("Left", "Right"))
 
@@ -85,12 +84,11 @@ class FitConfig:
     the prior) near the mean: 1.0-1.3 % IOD left on the neutral, and that face's shape came back as
     expression in every other frame (synthetic squint, brow and smile weights 0.05-0.13 off; at 1e-5,
     0.03; tests/core/test_fit.py). On eight KDEF people's frontal photos, each fitted with their own
-    neutral, the fitted eyeSquint rose from 0.59 to 0.77 of MediaPipe's learned scores (minus the
-    neutral's) and browDown from 0.59 to 0.66, the neutral's residual fell from 0.72 to 0.42 % IOD;
-    bench_fidelity's real motion explained 0.827 -> 0.831 (12 people). At 1e-6 the identity also
-    took a half-closed lid on a named frame for the performer's eye shape (a CK+ sequence whose first
-    frame is mid-blink: eyeWide 0.32 at its apex against the network's 0.00; 0.10 at 1e-5), even
-    with the blink and the gaze fitted freely there (TRANSIENT_CURVES). named_neutral_factor: the
+    neutral, the fitted eyeSquint rose from 0.59 to 0.76 of MediaPipe's learned scores (minus the
+    neutral's) and browDown from 0.59 to 0.66, the neutral's residual fell from 0.72 to 0.42 % IOD.
+    1e-6 reached 0.82 and 0.68, but a CK+ sequence whose first frame, named neutral, is mid-blink
+    then read eyeWide 0.53 at its apex with the blink held at rest there (the network: 0.00; at 1e-5
+    with the blink free, TRANSIENT_CURVES: 0.00). named_neutral_factor: the
     expression prior's factor while the identity is fitted on a neutral the user named, except on
     the TRANSIENT_CURVES (their face there is neutral, so the identity explains it; a weaker
     expression prior there lets the identity take noise for shape, which can fold the lips over the
@@ -300,14 +298,15 @@ class Fitter:
 
     def use_neutral_scores(self, scores: np.ndarray | None) -> None:
         """The performer's own neutral as the baseline of the learned scores (E: the network's
-        scores of a neutral the user named), instead of the mean of neutral faces; except for the
-        TRANSIENT_CURVES, which keep the mean's (a lid half down or a glance in the named face is
-        no trait of the performer)."""
+        scores of a neutral the user named), instead of the mean of neutral faces. On the
+        TRANSIENT_CURVES no higher than neutral faces score (their mean plus twice their spread):
+        beyond that the named face shows a blink or a glance, which is no trait of the performer."""
         if scores is None or self.priors is None:
             self.neutral_scores = None
             return
-        self.neutral_scores = np.asarray(scores, np.float64).copy()
-        self.neutral_scores[self.transient] = self.priors.neutral_mean[self.transient]
+        self.neutral_scores = np.nan_to_num(np.asarray(scores, np.float64))
+        ceiling = self.priors.neutral_mean + 2.0 * self.priors.neutral_spread
+        self.neutral_scores[self.transient] = np.minimum(self.neutral_scores, ceiling)[self.transient]
 
     def _named_neutral_factors(self) -> float | np.ndarray:
         """The expression prior's factor while the identity is fitted on a named neutral:
