@@ -197,3 +197,26 @@ def test_the_far_eye_of_a_turned_head_weighs_less(model):
     assert near == pytest.approx(FitConfig().eyelid_weight)
     assert far < 0.6 * near
     assert Fitter(model, FitConfig(eyelid_weight=0.0)).eyelid_weights(landmarks) is None
+
+
+def test_a_named_neutral_is_the_score_baseline_except_for_a_blink_or_glance_beyond_neutral_faces(model):
+    """The performer's own neutral scores are the baseline of the evidence, curve by curve; on the
+    blink and gaze curves only up to what neutral faces score (mean + 2 spreads), since beyond
+    that the named face shows a blink or a glance, not a trait."""
+    fitter = Fitter(model)
+    names = list(ARKIT_NAMES)
+    blink, squint, look = names.index("eyeBlinkLeft"), names.index("eyeSquintLeft"), names.index("eyeLookOutRight")
+    priors = fitter.priors
+    ceiling = priors.neutral_mean + 2.0 * priors.neutral_spread
+    scores = np.nan_to_num(priors.neutral_mean.copy())
+    scores[[blink, squint, look]] = 0.9
+    scores[names.index("eyeBlinkRight")] = ceiling[names.index("eyeBlinkRight")] - 0.05  # narrow eyes: their own
+    fitter.use_neutral_scores(scores)
+    baseline = fitter.neutral_scores
+    assert baseline[squint] == pytest.approx(0.9)  # a trait (narrow eyes, full cheeks) is the performer's own
+    assert baseline[blink] == pytest.approx(ceiling[blink]) and baseline[look] == pytest.approx(ceiling[look])
+    assert baseline[names.index("eyeBlinkRight")] == pytest.approx(scores[names.index("eyeBlinkRight")])
+    target, _ = priors.targets(np.full((1, len(names)), 0.9), baseline)
+    assert target[0, blink] == pytest.approx(0.9 - ceiling[blink]) and target[0, squint] == pytest.approx(0.0)
+    fitter.use_neutral_scores(None)
+    assert fitter.neutral_scores is None
