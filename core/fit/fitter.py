@@ -631,6 +631,7 @@ class Fitter:
         e = self.num_expression
         if self.bounds is not None:
             magnitude = np.abs(vector[:, :e])
+            # one factor keeps its float order of old, so fits without a named neutral stay bit-identical
             per_curve = np.ndim(factor) > 0
             prior = cfg.expression_prior * ((factor * magnitude).sum(axis=1) if per_curve else factor * magnitude.sum(axis=1))
             if problem.evidence_target is not None:
