@@ -84,16 +84,19 @@ class CurvePriors:
             evidence=evidence, antagonist=antagonist, bound=bound,
         )
 
-    def targets(self, scores: np.ndarray, neutral_scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def targets(self, scores: np.ndarray, neutral_scores: np.ndarray | None = None,
+                evidence: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(targets, weights), both M x E, from the network's M x E scores (NaN: no evidence; a NaN
         curve in a scored frame is one the network has no output for, drawn toward 0).
-        neutral_scores: E scores of the performer's own neutral, replacing the population mean."""
+        neutral_scores: E scores of the performer's own neutral, replacing the population mean.
+        evidence: the weight of the scores, instead of ``self.evidence``."""
+        evidence = self.evidence if evidence is None else evidence
         baseline = self.neutral_mean if neutral_scores is None else np.nan_to_num(neutral_scores)
         known = np.isfinite(scores)
         scored_frame = known.any(axis=1, keepdims=True)
         target = np.clip(np.where(known, scores, 0.0) - baseline, 0.0, 1.0)
-        weight = np.where(known, self.evidence / self.neutral_spread**2, 0.0)
-        weight = np.where(~known & scored_frame, self.evidence / UNSCORED_SPREAD**2, weight)
+        weight = np.where(known, evidence / self.neutral_spread**2, 0.0)
+        weight = np.where(~known & scored_frame, evidence / UNSCORED_SPREAD**2, weight)
         return target, weight
 
     def energy(self, weights: np.ndarray, target: np.ndarray, precision: np.ndarray) -> np.ndarray:

@@ -95,6 +95,19 @@ class FitConfig:
     mouth opening). evidence, antagonist, bound: weights of the
     priors on ARKit curves (MediaPipe's learned scores, antagonist pairs, weights near the bound;
     core/fit/evidence.py), for models that carry the network's statistics (the open model).
+    evidence_single_image: the learned scores' weight in one image of a performer whose neutral is
+    unknown (no named neutral, no performer profile; Fitter.use_single_image). There the identity
+    can only come from the expression itself, and the landmarks cannot tell a lowered brow or a
+    narrowed eye from a face built that way: on the development set's stills the identity took
+    much of it (browDown 0.24 where the network reads 0.50 on angry faces). In a clip the identity
+    comes from its most neutral frames, so the landmarks decide there. Measured with
+    bench_fidelity.py on the stills analysed alone, at 1e-6 / 1e-5 / 3e-5: retargeted emotion
+    (EmoNet) 42 / 43 / 46 % (happy 83 / 96 / 96 %; MediaPipe's own curves 43 %); the share of the
+    motion fitted with the person's own neutral that the still alone reproduces, mean over the six
+    expressions, 0.60 / 0.62 / 0.51 (sad -0.14 / 0.03 / -0.27: beyond 1e-5 the network's brows
+    knitted in sadness become browDown). Not used in clips: at 3e-5 the Wolfgang clip's EmoNet
+    consistency fell from 0.58 to 0.57; raised for named neutrals too (1e-5), the real motion
+    explained fell from 0.83 to 0.75.
     eyelid_weight: extra weight of the eyelid points' image residual (x, y), each eye's scaled by
     its visibility (its apparent width against the other eye's, squared: the far eye of a half
     profile is seen foreshortened and its lids are guessed). The lids move 1-3 % of the IOD
@@ -127,6 +140,7 @@ class FitConfig:
     pose_prior: float = 1e-3
     named_neutral_factor: float = 1000.0
     evidence: float = 1e-6
+    evidence_single_image: float = 1e-5
     antagonist: float = 3e-5
     bound: float = 1e-3
     eyelid_weight: float = 8.0
@@ -292,6 +306,7 @@ class Fitter:
             cfg = self.config
             self.priors = CurvePriors.for_model(model.expression_names, model.info, cfg.evidence, cfg.antagonist, cfg.bound)
         self.neutral_scores: np.ndarray | None = None
+        self.evidence = self.config.evidence
         self.transient = np.isin(np.asarray(model.expression_names, dtype=object), TRANSIENT_CURVES)  # E
         self.identity_mean = torch.zeros(1, self.model.num_shape)
         self.view_bias = shipped_view_bias() if self.config.view_bias else None
@@ -307,6 +322,11 @@ class Fitter:
         self.neutral_scores = np.nan_to_num(np.asarray(scores, np.float64))
         ceiling = self.priors.neutral_mean + 2.0 * self.priors.neutral_spread
         self.neutral_scores[self.transient] = np.minimum(self.neutral_scores, ceiling)[self.transient]
+
+    def use_single_image(self) -> None:
+        """Fit one image of a performer whose neutral is unknown: the learned scores weigh
+        FitConfig.evidence_single_image instead of FitConfig.evidence."""
+        self.evidence = self.config.evidence_single_image
 
     def _named_neutral_factors(self) -> float | np.ndarray:
         """The expression prior's factor while the identity is fitted on a named neutral:
@@ -718,7 +738,8 @@ class Fitter:
         )
         target = precision = None
         if self.priors is not None:
-            target, precision = self.priors.targets(observations.blendshapes[rows].astype(np.float64), self.neutral_scores)
+            target, precision = self.priors.targets(observations.blendshapes[rows].astype(np.float64), self.neutral_scores,
+                                                    self.evidence)
         problem = _Problem(torch.as_tensor(landmarks, dtype=torch.float32), torch.as_tensor(iod), float(iod.mean()),
                            target, precision, self.eyelid_weights(observed))
         return state, problem

@@ -106,6 +106,8 @@ class FitStage(Stage):
             fitter.use_neutral_scores(profile.neutral_scores)
         if profile is not None:  # the take's neutral refines the performer's known identity
             fitter.use_identity_mean(profile.identity)
+        elif not named and len(ctx.observations) == 1:  # its identity can only come from the expression itself
+            fitter.use_single_image()
         identity = take.read_identity()
         if identity is None:
             identity = fitter.fit_identity(evidence, named_neutral=named)
