@@ -3,7 +3,8 @@
     python scripts/render_reconstruction.py TAKE OUT.png [--frames 12,80,200] [--background grey] [--shaded]
 
 The render is the fitted mesh of the frame, seen by its fitted camera in the frame's aligned crop,
-textured from the take's reference (most neutral) frame (core.render.reconstruction): it must show
+textured from the take's reference frame, the one the emotion stage uses (its most neutral frame
+with no hand over the face, core.render.reference; core.render.reconstruction): it must show
 the fitted expression, not the frame's pixels. Without --frames, the reference frame and the frames
 whose expressions differ most from it and from each other are shown (farthest-point sampling on
 the expression rows), so a glance covers the clip's range.
@@ -24,6 +25,7 @@ from core.fit.params import FitParams
 from core.observe.align import warp_crop
 from core.render.rasterizer import rasterize, render_shaded
 from core.render.reconstruction import BACKGROUNDS, ReconstructionRenderer
+from core.render.reference import choose_uncovered_reference_frame
 from core.take import Take
 from core.video import open_source
 
@@ -66,7 +68,8 @@ def main() -> None:
     parser.add_argument("--frames", default="", help="comma-separated frame indices (default: the reference "
                         "and the most different expressions)")
     parser.add_argument("--count", type=int, default=9, help="frames to pick without --frames")
-    parser.add_argument("--reference", type=int, help="reference frame (default: the most neutral)")
+    parser.add_argument("--reference", type=int, help="reference frame (default: the emotion "
+                        "stage's: the most neutral frame with no hand over the face)")
     parser.add_argument("--background", choices=BACKGROUNDS, default="reference")
     parser.add_argument("--no-teeth", action="store_true", help="leave the open mouth dark")
     parser.add_argument("--shaded", action="store_true", help="add a third tile: the fitted geometry, shaded")
@@ -84,15 +87,17 @@ def main() -> None:
                          settings.get("num_shape", 100), settings.get("num_expression", 50))
     model = load_face_model(choice)
     observations = take.load_observations()
-    renderer = ReconstructionRenderer(model, fit, observations, args.reference,
-                                      background=args.background, teeth=not args.no_teeth)
-    reference = renderer.reference_frame
-    if args.frames:
-        frames = [int(f) for f in args.frames.split(",")]
-    else:
-        frames = [reference] + diverse_frames(fit, reference, args.count - 1)
     tiles = []
     with open_source(take.manifest.source.path) as source:
+        reference = args.reference
+        if reference is None:
+            reference = choose_uncovered_reference_frame(fit, observations, source.read)
+        renderer = ReconstructionRenderer(model, fit, observations, reference,
+                                          background=args.background, teeth=not args.no_teeth)
+        if args.frames:
+            frames = [int(f) for f in args.frames.split(",")]
+        else:
+            frames = [reference] + diverse_frames(fit, reference, args.count - 1)
         renderer.set_reference(reference, source.read(reference))
         start = time.perf_counter()
         renders, _ = renderer.render_crop_batch(frames)
