@@ -8,7 +8,8 @@
   target is the network's score minus its mean on neutral faces (or minus the performer's own
   neutral scores when the user names a neutral), its weight the inverse of the score's spread on
   neutral faces, and for the under-reported curves the evidence only pushes up (a low score says
-  nothing).
+  nothing). On one image whose neutral is unknown the scores weigh more, and an under-reported
+  curve's low score pulls it down weakly (:meth:`CurvePriors.for_single_image`).
   A curve the network has no output for (tongueOut) is drawn toward zero in frames the network
   scored: landmarks alone cannot tell it from the mouth shapes that move the lips the same way, so
   it must not take their place.
@@ -25,7 +26,7 @@ and half the diagonal curvature of the energy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -58,7 +59,8 @@ def antagonist_pairs(names: tuple[str, ...]) -> np.ndarray:
 class CurvePriors:
     """Per-curve statistics and weights. neutral_mean, neutral_spread: E, the network's mean score
     and spread (RMS about the mean) on neutral faces; up_only: E bool; pairs: P x 2;
-    evidence, antagonist, bound: weights of the three energies (0 turns one off)."""
+    evidence, antagonist, bound: weights of the three energies (0 turns one off); curve_weight:
+    E factors of the evidence's weight per curve (None: 1)."""
 
     neutral_mean: np.ndarray
     neutral_spread: np.ndarray
@@ -67,6 +69,7 @@ class CurvePriors:
     evidence: float
     antagonist: float
     bound: float
+    curve_weight: np.ndarray | None = None
 
     @classmethod
     def for_model(cls, names: tuple[str, ...], info: dict, evidence: float, antagonist: float,
@@ -84,19 +87,27 @@ class CurvePriors:
             evidence=evidence, antagonist=antagonist, bound=bound,
         )
 
-    def targets(self, scores: np.ndarray, neutral_scores: np.ndarray | None = None,
-                evidence: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def for_single_image(self, evidence: float, under_reported: float) -> CurvePriors:
+        """These priors for one image of a performer whose neutral is unknown: the scores weigh
+        ``evidence``, and those of the UNDER_REPORTED curves count both ways at ``under_reported``
+        times that weight (a low score of a curve the network under-reports is weak evidence, not
+        none). See FitConfig.evidence_single_image."""
+        return replace(self, evidence=evidence, up_only=np.zeros_like(self.up_only),
+                                   curve_weight=np.where(self.up_only, under_reported, 1.0))
+
+    def targets(self, scores: np.ndarray, neutral_scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(targets, weights), both M x E, from the network's M x E scores (NaN: no evidence; a NaN
         curve in a scored frame is one the network has no output for, drawn toward 0).
-        neutral_scores: E scores of the performer's own neutral, replacing the population mean.
-        evidence: the weight of the scores, instead of ``self.evidence``."""
-        evidence = self.evidence if evidence is None else evidence
+        neutral_scores: E scores of the performer's own neutral, replacing the population mean."""
         baseline = self.neutral_mean if neutral_scores is None else np.nan_to_num(neutral_scores)
         known = np.isfinite(scores)
         scored_frame = known.any(axis=1, keepdims=True)
         target = np.clip(np.where(known, scores, 0.0) - baseline, 0.0, 1.0)
-        weight = np.where(known, evidence / self.neutral_spread**2, 0.0)
-        weight = np.where(~known & scored_frame, evidence / UNSCORED_SPREAD**2, weight)
+        precision = self.evidence / self.neutral_spread**2
+        if self.curve_weight is not None:
+            precision = precision * self.curve_weight
+        weight = np.where(known, precision, 0.0)
+        weight = np.where(~known & scored_frame, self.evidence / UNSCORED_SPREAD**2, weight)
         return target, weight
 
     def energy(self, weights: np.ndarray, target: np.ndarray, precision: np.ndarray) -> np.ndarray:

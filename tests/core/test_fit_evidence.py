@@ -93,6 +93,40 @@ def test_scores_below_a_neutral_face_are_no_evidence_and_up_only_curves_only_pus
     assert priors.gradient(weights, target, precision)[0][0, sneer] < 0.0  # pulled up to the score
 
 
+def test_a_single_image_weighs_the_scores_more_and_an_under_reported_curves_low_score_a_little(model):
+    """One image with no neutral (FitConfig.evidence_single_image): the scores weigh more, and a
+    low score of a curve the network under-reports pulls it down, weakly."""
+    priors = CurvePriors.for_model(model.expression_names, model.info, 1e-6, 0.0, 0.0)
+    single = priors.for_single_image(1e-5, 0.01)
+    wide, smile = index("eyeWideLeft"), index("mouthSmileLeft")
+    scores = np.array(priors.neutral_mean)[None].copy()
+    _, clip_precision = priors.targets(scores)
+    target, precision = single.targets(scores)
+    assert precision[0, smile] == pytest.approx(10 * clip_precision[0, smile])
+    assert precision[0, wide] == pytest.approx(0.1 * clip_precision[0, wide])
+    weights = np.zeros((1, 52))
+    weights[0, wide] = 0.4  # geometry says eyes wide, the network says nothing
+    assert priors.gradient(weights, target, clip_precision)[0][0, wide] == 0.0
+    assert single.gradient(weights, target, precision)[0][0, wide] > 0.0  # pulled down
+    assert priors.up_only[wide]  # the model's own priors are left as they were
+
+
+def test_a_single_images_fit_leaves_a_wide_eyed_face_less_eye_wide_than_a_clips(model):
+    """The same frame fitted as one image and as a frame of a clip: where the network reads no
+    eyeWide, the single image's fit shows less of it (the landmarks still have their say)."""
+    expression = np.zeros(52)
+    expression[index("eyeWideLeft")] = expression[index("eyeWideRight")] = 0.4
+    observations = synthetic_frame(model, expression)
+    observations.blendshapes[:] = np.array(model.info["mediapipe_neutral"]["mean"], np.float32)[None]
+    clip = Fitter(model).fit_window(observations, np.zeros(model.num_shape, np.float32)).expression[0]
+    fitter = Fitter(model)
+    fitter.use_single_image()
+    single = fitter.fit_window(observations, np.zeros(model.num_shape, np.float32)).expression[0]
+    wide = [index("eyeWideLeft"), index("eyeWideRight")]
+    assert clip[wide].mean() > 0.3  # measured 0.36 (the L1 prior takes the rest), single image 0.28
+    assert 0.1 < single[wide].mean() < clip[wide].mean() - 0.05
+
+
 def synthetic_frame(model: FaceModel, expression: np.ndarray) -> ObservationArrays:
     params = model.zero_params(1)
     params.expression[:] = torch.as_tensor(expression, dtype=torch.float32)[None]
