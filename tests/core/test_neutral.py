@@ -64,7 +64,7 @@ def test_without_a_neutral_the_identity_of_a_still_comes_from_neutral_faces(tmp_
 def test_a_still_without_a_neutral_leans_on_the_learned_scores_where_its_identity_is_unknown(tmp_path):
     """An angry still analysed alone: its identity could take the lowered brows for the person's
     own, so the network's scores weigh more there (FitConfig.evidence_single_image) than in a clip.
-    Measured: browDown 0.37 with it, 0.28 at the clip's weight; the network says 0.67 above a
+    Measured: browDown 0.38 with it, 0.28 at the clip's weight; the network says 0.67 above a
     neutral face's score."""
     anger = kdef("anger")
     clip_weight = FitConfig(evidence_single_image=FitConfig().evidence)
