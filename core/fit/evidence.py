@@ -60,7 +60,7 @@ class CurvePriors:
     """Per-curve statistics and weights. neutral_mean, neutral_spread: E, the network's mean score
     and spread (RMS about the mean) on neutral faces; up_only: E bool; pairs: P x 2;
     evidence, antagonist, bound: weights of the three energies (0 turns one off); curve_weight:
-    E factors of the evidence's weight per curve (None: 1)."""
+    E factors of the evidence's weight per curve."""
 
     neutral_mean: np.ndarray
     neutral_spread: np.ndarray
@@ -69,7 +69,7 @@ class CurvePriors:
     evidence: float
     antagonist: float
     bound: float
-    curve_weight: np.ndarray | None = None
+    curve_weight: np.ndarray
 
     @classmethod
     def for_model(cls, names: tuple[str, ...], info: dict, evidence: float, antagonist: float,
@@ -84,7 +84,7 @@ class CurvePriors:
             neutral_spread=np.maximum(np.nan_to_num(np.asarray(stats["spread"], np.float64), nan=1.0), MIN_SPREAD),
             up_only=np.array([n in UNDER_REPORTED for n in names]),
             pairs=antagonist_pairs(names),
-            evidence=evidence, antagonist=antagonist, bound=bound,
+            evidence=evidence, antagonist=antagonist, bound=bound, curve_weight=np.ones(len(names)),
         )
 
     def for_single_image(self, evidence: float, under_reported: float) -> CurvePriors:
@@ -93,7 +93,7 @@ class CurvePriors:
         times that weight (a low score of a curve the network under-reports is weak evidence, not
         none). See FitConfig.evidence_single_image."""
         return replace(self, evidence=evidence, up_only=np.zeros_like(self.up_only),
-                                   curve_weight=np.where(self.up_only, under_reported, 1.0))
+                       curve_weight=np.where(self.up_only, under_reported, 1.0))
 
     def targets(self, scores: np.ndarray, neutral_scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(targets, weights), both M x E, from the network's M x E scores (NaN: no evidence; a NaN
@@ -103,10 +103,7 @@ class CurvePriors:
         known = np.isfinite(scores)
         scored_frame = known.any(axis=1, keepdims=True)
         target = np.clip(np.where(known, scores, 0.0) - baseline, 0.0, 1.0)
-        precision = self.evidence / self.neutral_spread**2
-        if self.curve_weight is not None:
-            precision = precision * self.curve_weight
-        weight = np.where(known, precision, 0.0)
+        weight = np.where(known, self.evidence / self.neutral_spread**2 * self.curve_weight, 0.0)
         weight = np.where(~known & scored_frame, self.evidence / UNSCORED_SPREAD**2, weight)
         return target, weight
 
