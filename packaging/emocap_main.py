@@ -44,9 +44,10 @@ def main() -> int:
     multiprocessing.freeze_support()
     if run_as_python(sys.argv[1:]):
         return 0
-    from core.cli import main as emocap
+    from core.cli import run as emocap
 
-    return emocap()
+    emocap()  # exits with emocap's status
+    return 0
 
 
 if __name__ == "__main__":
