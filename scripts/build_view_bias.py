@@ -1,21 +1,26 @@
-"""Rebuild ``resources/landmark_view_bias.npz``: MediaPipe's yaw-dependent landmark drift.
+"""Rebuild ``resources/landmark_view_bias.npz``: MediaPipe's yaw-dependent landmark drift, and that
+of its blendshape network's scores.
 
-Every KDEF person's neutral photos (frontal and both 45-degree half profiles, in
-``../shared/expressions/kdef``) are observed as the pipeline observes a frame; each is brought into
-the observer's canonical frame by its own head pose, and the drift between one person's views is
-learned as a function of yaw (core/observe/view_bias.py). Deterministic for the same photos.
+Every KDEF photo (``../shared/expressions/kdef``: each person neutral and in six expressions,
+frontal and both 45-degree half profiles) is observed as the pipeline observes a frame. The neutral
+ones are brought into the observer's canonical frame by their own head pose, and the drift between
+one person's views is learned as a function of yaw (core/observe/view_bias.py); the network scores
+every photo, and the drift of its scores between the frontal and each half-profile photo of the
+same person and expression is learned the same way. Deterministic for the same photos.
 
     python scripts/build_view_bias.py [--calibration ../shared/expressions/kdef] [--people N]
         [--holdout N] [--out resources/landmark_view_bias.npz]
 
 ``--holdout N`` learns from all but the last N people and reports how much of the view-to-view
-difference of those N people's neutral faces the field removes (the number in the file's info).
+difference of those N people's neutral faces the field removes, and how far their scores of each
+expression are between views before and after the score drift is taken out (the file's info).
 KDEF is licensed for non-commercial research; the file records that it was derived from it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -26,9 +31,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.digest import file_sha256  # noqa: E402
+from core.facemodel.open_model import ARKIT_NAMES  # noqa: E402
 from core.facemodel.open_model_authoring import mirror_permutation  # noqa: E402
+from core.observe.blendshapes import BlendshapeNetwork  # noqa: E402
 from core.observe.headpose import canonical_face  # noqa: E402
-from core.observe.view_bias import VIEW_BIAS_PATH, canonical_view, learn_view_bias, save_view_bias  # noqa: E402
+from core.observe.view_bias import (  # noqa: E402
+    VIEW_BIAS_PATH,
+    ViewBias,
+    canonical_view,
+    learn_score_drift,
+    learn_view_bias,
+    save_view_bias,
+)
 from scripts.build_open_model import KDEF, KDEF_TERMS, kdef_photos, observe  # noqa: E402
 
 log = logging.getLogger("build_view_bias")
@@ -42,20 +56,69 @@ BUILD_INPUTS = (
     "core/observe/headpose.py",
     "core/observe/observer.py",
     "core/observe/landmarker.py",
+    "core/observe/blendshapes.py",
     "resources/canonical_face_478.npy",
 )
+# Curves whose drift is held at zero: gaze (where a photographed person looks is their own, not the
+# network's drift) and tongueOut (the network has no such output).
+UNDRIFTED = tuple(n for n in ARKIT_NAMES if n.startswith("eyeLook")) + ("tongueOut",)
 
 
-def neutral_views(photos: dict[tuple[str, str, str], Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+class Observed:
+    """Every photo observed once: landmarks (image pixels) and the network's scores, by key."""
+
+    def __init__(self, photos: dict[tuple[str, str, str], Path]) -> None:
+        self.keys = sorted(photos)
+        landmarks = observe([photos[k] for k in self.keys])
+        found = np.isfinite(landmarks).all(axis=(1, 2))
+        self.keys = [k for k, ok in zip(self.keys, found) if ok]
+        self.landmarks = dict(zip(self.keys, landmarks[found]))
+        self.scores = dict(zip(self.keys, BlendshapeNetwork().predict(landmarks[found]).astype(np.float64)))
+
+
+def curve_mirror() -> np.ndarray:
+    """E: each ARKit curve's mirror partner (Left <-> Right; itself for a symmetric one)."""
+    names = list(ARKIT_NAMES)
+    swapped = [n[:-4] + "Right" if n.endswith("Left") else n[:-5] + "Left" if n.endswith("Right") else n for n in names]
+    return np.array([names.index(n) for n in swapped])
+
+
+def view_pairs(observed: Observed, people: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(frontal scores, turned scores, frontal yaws, turned yaws) of every photo of ``people`` in a
+    half-profile view whose frontal photo of the same expression was observed too."""
+    frontal, turned, frontal_yaw, turned_yaw = [], [], [], []
+    for person, label, view in observed.keys:
+        front = (person, label, "frontal")
+        if view == "frontal" or person not in people or front not in observed.scores:
+            continue
+        frontal.append(observed.scores[front])
+        turned.append(observed.scores[(person, label, view)])
+        frontal_yaw.append(canonical_view(observed.landmarks[front])[1])
+        turned_yaw.append(canonical_view(observed.landmarks[(person, label, view)])[1])
+    return np.array(frontal), np.array(turned), np.array(frontal_yaw), np.array(turned_yaw)
+
+
+def score_gaps(pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], odd: np.ndarray,
+               even: np.ndarray) -> tuple[float, float]:
+    """Mean |score difference| between the turned and the frontal photos (over the drifting curves
+    with an output), before and after the drift (odd, even) is taken out of both."""
+    frontal, turned, frontal_yaw, turned_yaw = pairs
+    bias = ViewBias(np.zeros((478, 3)), np.zeros((478, 3)), MAX_YAW_DEG, score_odd=odd, score_even=even)
+    curves = np.array([n not in UNDRIFTED for n in ARKIT_NAMES])
+
+    before = np.abs(turned - frontal)[:, curves].mean()
+    after = np.abs(bias.correct_scores_at_yaw(turned, turned_yaw) - bias.correct_scores_at_yaw(frontal, frontal_yaw))
+    return float(before), float(after[:, curves].mean())
+
+
+def neutral_views(observed: Observed) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """person -> (K x 478 x 3 canonical-frame landmarks, K yaws in degrees) of their neutral photos
     in which a face was found, frontal first."""
-    keys = [(person, "neutral", view) for person in sorted({k[0] for k in photos}) for view in VIEWS
-            if (person, "neutral", view) in photos]
-    landmarks = observe([photos[k] for k in keys])
+    keys = [(person, "neutral", view) for person in sorted({k[0] for k in observed.keys}) for view in VIEWS
+            if (person, "neutral", view) in observed.landmarks]
     by_person: dict[str, tuple[list, list]] = {}
-    for key, points in zip(keys, landmarks):
-        if not np.isfinite(points).all():
-            continue
+    for key in keys:
+        points = observed.landmarks[key]
         canonical, yaws = by_person.setdefault(key[0], ([], []))
         points_canonical, yaw = canonical_view(points)
         canonical.append(points_canonical)
@@ -85,29 +148,37 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     photos = kdef_photos(args.calibration, args.people)
-    views = neutral_views(photos)
+    observed = Observed(photos)
+    views = neutral_views(observed)
     people = sorted(views)
     mirror = mirror_permutation(canonical_face())
+    curves, undrifted = curve_mirror(), np.isin(ARKIT_NAMES, UNDRIFTED)
     held = people[len(people) - args.holdout:] if 0 < args.holdout < len(people) else []
     learned_on = [p for p in people if p not in held]
     check = {}
     if held:
         trial = learn_view_bias([views[p][0] for p in learned_on], [views[p][1] for p in learned_on], mirror, MAX_YAW_DEG)
         before, after = removed_share(trial, {p: views[p] for p in held})
-        check = {"held_out_people": len(held), "gap_before": before, "gap_after": after}
-        log.info("held-out people (%d): view-to-view gap %.4f -> %.4f canonical units (%.0f %% removed)",
-                 len(held), before, after, 100 * (1 - after / before))
+        trial_scores = learn_score_drift(*view_pairs(observed, learned_on), curves, MAX_YAW_DEG, undrifted)
+        scores_before, scores_after = score_gaps(view_pairs(observed, held), *trial_scores)
+        check = {"held_out_people": len(held), "gap_before": before, "gap_after": after,
+                 "score_gap_before": scores_before, "score_gap_after": scores_after}
+        log.info("held-out people (%d): view-to-view gap %.4f -> %.4f canonical units (%.0f %% removed); "
+                 "scores of one expression between views %.4f -> %.4f apart", len(held), before, after,
+                 100 * (1 - after / before), scores_before, scores_after)
     info = {
         "source": "scripts/build_view_bias.py",
-        "sources": {"photos": KDEF_TERMS + " (the neutral photos only)"},
+        "sources": {"photos": KDEF_TERMS + " (the landmark drift from the neutral photos, the score drift from all)"},
         "people": len(people),
         "max_yaw_deg": MAX_YAW_DEG,
         "check": check,
+        "score_curves": list(ARKIT_NAMES),
         "inputs": {name: file_sha256(ROOT / name) for name in BUILD_INPUTS},
     }
     bias = learn_view_bias([views[p][0] for p in people], [views[p][1] for p in people], mirror, MAX_YAW_DEG, info)
-    save_view_bias(bias, args.out)
-    sys.stdout.write(f"wrote {args.out} from {len(people)} people's neutral photos\n")
+    score_odd, score_even = learn_score_drift(*view_pairs(observed, people), curves, MAX_YAW_DEG, undrifted)
+    save_view_bias(dataclasses.replace(bias, score_odd=score_odd, score_even=score_even), args.out)
+    sys.stdout.write(f"wrote {args.out} from {len(people)} people's photos\n")
 
 
 if __name__ == "__main__":

@@ -94,13 +94,13 @@ def built_in_face_model() -> dict:
 
 
 def built_in_view_bias() -> dict:
-    """The landmark view-drift correction that ships with EmoCap (core/observe/view_bias.py), with
-    what it was learned from and their terms."""
+    """The view-drift correction of MediaPipe's landmarks and blendshape scores that ships with
+    EmoCap (core/observe/view_bias.py), with what it was learned from and their terms."""
     from core.observe.view_bias import VIEW_BIAS_PATH, load_view_bias
 
     info = load_view_bias(VIEW_BIAS_PATH).info
     return {
-        "name": "view-bias", "kind": "landmark correction (built in)", "file": str(VIEW_BIAS_PATH), "installed": True,
+        "name": "view-bias", "kind": "landmark and score correction (built in)", "file": str(VIEW_BIAS_PATH), "installed": True,
         "size": VIEW_BIAS_PATH.stat().st_size,
         "licence": "EmoCap's own; learned from " + (info.get("sources", {}).get("photos") or "no third-party data"),
         "source": info.get("source", ""),

@@ -41,7 +41,7 @@ from core.fit.rigid import initial_rigid, rigid_rows
 from core.fit.solver import AccelerationPenalty, solve_step
 from core.fit.temporal import segments, valid_centres
 from core.observe import landmark_ids as ids
-from core.observe.view_bias import observed_landmarks, shipped_view_bias
+from core.observe.view_bias import observed_landmarks, observed_scores, shipped_view_bias
 from core.take.observations import ObservationArrays
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,9 @@ class FitConfig:
     fitting (core/observe/view_bias.py). On 28 KDEF people left out of its learning, a neutral
     half profile fitted with the person's frontal identity: false expression (L1 of the curves)
     3.4 -> 2.3, landmark residual 2.6 -> 1.6 % IOD; the same expression photographed frontally and
-    from 45 degrees: curves 18 % closer.
+    from 45 degrees: curves 18 % closer. It also takes the blendshape network's yaw-dependent
+    drift out of the learned scores (:meth:`Fitter.observed_scores`): bench_fidelity.py's view gap
+    0.0659 -> 0.0648, everything else within a render.
     """
 
     window: int = 256
@@ -747,10 +749,15 @@ class Fitter:
         )
         target = precision = None
         if self.priors is not None:
-            target, precision = self.priors.targets(observations.blendshapes[rows].astype(np.float64), self.neutral_scores)
+            target, precision = self.priors.targets(self.observed_scores(observations, rows), self.neutral_scores)
         problem = _Problem(torch.as_tensor(landmarks, dtype=torch.float32), torch.as_tensor(iod), float(iod.mean()),
                            target, precision, self.eyelid_weights(observed))
         return state, problem
+
+    def observed_scores(self, observations: ObservationArrays, rows: np.ndarray) -> np.ndarray:
+        """M x E MediaPipe's learned scores of ``rows`` as the fit reads them: with the network's
+        drift at each frame's head pose taken out (FitConfig.view_bias; core/observe/view_bias.py)."""
+        return observed_scores(observations, rows, self.view_bias)
 
     def eyelid_weights(self, landmarks: np.ndarray) -> torch.Tensor | None:
         """M x K square roots of the eyelid points' extra weight (FitConfig.eyelid_weight) from the

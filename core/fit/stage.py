@@ -101,7 +101,8 @@ class FitStage(Stage):
         named = self.neutral is not None
         profile = performer_profile(ctx.model_choice)
         if named:  # the performer's own neutral scores are the baseline of the learned scores
-            fitter.use_neutral_scores(np.median(np.nan_to_num(evidence.blendshapes[evidence.has_face]), axis=0))
+            neutral_rows = np.flatnonzero(evidence.has_face)
+            fitter.use_neutral_scores(np.median(np.nan_to_num(fitter.observed_scores(evidence, neutral_rows)), axis=0))
         elif profile is not None:
             fitter.use_neutral_scores(profile.neutral_scores)
         if profile is not None:  # the take's neutral refines the performer's known identity

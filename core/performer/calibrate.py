@@ -58,7 +58,7 @@ from core.fit.fitter import FitConfig, Fitter, single_threaded_torch, slice_obse
 from core.fit.params import FitParams
 from core.fit.stage import fit_clip
 from core.observe.landmark_ids import FACE_OVAL
-from core.observe.view_bias import observed_landmarks, shipped_view_bias
+from core.observe.view_bias import observed_landmarks, observed_scores, shipped_view_bias
 from core.performer.profile import PerformerProfile
 from core.render.reconstruction import expression_activity
 from core.stages import drain
@@ -343,6 +343,7 @@ def calibrate_performer(name: str, takes: list[PerformerTake], base: FaceModelDa
                                     "(see README: performer calibration)")
     first = takes[0]
     rows = first.neutral_rows if first.neutral_rows is not None else neutral_rows(first.fit, config.neutral_frames)
+    scores_bias = shipped_view_bias() if config.fit.view_bias else None  # the scores as the fitter reads them
     mesh = Mesh.build(base.template.astype(np.float64), base.faces)
     support = shape_support(mesh, base.expression_basis.astype(np.float64), config.support_radius_m)
     support[[k for k, n in enumerate(ARKIT_NAMES) if stem(n) in GENERIC_STEMS]] = False
@@ -376,7 +377,7 @@ def calibrate_performer(name: str, takes: list[PerformerTake], base: FaceModelDa
     profile = PerformerProfile(
         name=name, identity=first.fit.identity.astype(np.float32), neutral_offset=offset.astype(np.float32),
         expression_basis=model.expression_basis.astype(np.float32),
-        neutral_scores=_median_scores(first.observations.blendshapes[rows]).astype(np.float32),
+        neutral_scores=_median_scores(observed_scores(first.observations, rows, scores_bias)).astype(np.float32),
         base_model_sha256=base_sha256,
         info={"built_from": {"takes": [t.source for t in takes], "neutral_rows_first_take": [int(r) for r in rows]},
               "learned_shapes": [n for n in ARKIT_NAMES if stem(n) not in GENERIC_STEMS],

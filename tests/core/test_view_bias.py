@@ -21,9 +21,11 @@ from core.observe.view_bias import (
     ViewBias,
     ViewBiasError,
     canonical_view,
+    learn_score_drift,
     learn_view_bias,
     load_view_bias,
     observed_landmarks,
+    observed_scores,
     save_view_bias,
     view_azimuth_deg,
 )
@@ -145,6 +147,75 @@ def test_the_shipped_field_is_built_from_the_current_sources_and_says_where_it_c
     assert info["people"] >= 50
     check = info["check"]  # people left out of the learning: most of the systematic drift goes
     assert check["gap_after"] < 0.6 * check["gap_before"]
+    # their scores of one expression photographed frontally and from 45 degrees come closer
+    assert check["score_gap_after"] < 0.95 * check["score_gap_before"]
+    assert bias.score_odd is not None and bias.score_odd.shape == (52,) and len(info["score_curves"]) == 52
+
+
+# --- the blendshape network's scores -------------------------------------------------------------------
+NAMES = ("browDownLeft", "browDownRight", "browInnerUp", "eyeLookInLeft", "eyeLookInRight", "tongueOut")
+CURVE_MIRROR = np.array([1, 0, 2, 4, 3, 5])
+
+
+def yaw_rotation(yaw_deg: float) -> np.ndarray:
+    return Rotation.from_euler("y", yaw_deg, degrees=True).as_matrix()
+
+
+def test_learning_the_score_drift_recovers_a_known_one_with_its_mirror_symmetry():
+    rng = np.random.default_rng(5)
+    odd, even = np.array([-0.3, 0.3, 0.0, 0.0, 0.0, 0.0]), np.array([-0.2, -0.2, 0.1, 0.0, 0.0, 0.0])
+    truth = ViewBias(np.zeros((478, 3)), np.zeros((478, 3)), 45.0, score_odd=odd, score_even=even)
+    frontal_yaw = rng.normal(0, 2, 60)
+    turned_yaw = np.where(rng.random(60) < 0.5, 40.0, -40.0) + rng.normal(0, 3, 60)
+    face = rng.uniform(0.3, 0.7, (60, 6))  # each photo's own expression, scored alike from both sides
+    frontal = face + truth.score_drift(frontal_yaw) + rng.normal(0, 0.02, (60, 6))
+    turned = face + truth.score_drift(turned_yaw) + rng.normal(0, 0.02, (60, 6))
+    turned[:, 3:5] += rng.normal(0, 0.3, (60, 2))  # gaze differs from photo to photo: held at zero
+    fixed = np.array([False, False, False, True, True, True])
+    learned_odd, learned_even = learn_score_drift(frontal, turned, frontal_yaw, turned_yaw, CURVE_MIRROR, 45.0, fixed)
+    np.testing.assert_allclose(learned_odd, odd, atol=0.05)
+    np.testing.assert_allclose(learned_even, even, atol=0.05)
+    assert (learned_odd[fixed] == 0).all() and (learned_even[fixed] == 0).all()
+    # a face turned left scores as the mirror image of one turned right
+    drift = ViewBias(np.zeros((478, 3)), np.zeros((478, 3)), 45.0, score_odd=learned_odd,
+                     score_even=learned_even).score_drift(np.array([30.0, -30.0]))
+    np.testing.assert_allclose(drift[1], drift[0][CURVE_MIRROR], atol=1e-6)
+    with pytest.raises(ValueError, match="two pairs"):
+        learn_score_drift(frontal[:1], turned[:1], frontal_yaw[:1], turned_yaw[:1], CURVE_MIRROR, 45.0)
+
+
+def test_correcting_scores_keeps_them_scores_and_leaves_what_it_cannot_know():
+    bias = ViewBias(np.zeros((478, 3)), np.zeros((478, 3)), 45.0,
+                    score_odd=np.array([-0.3, 0.3, 0.0, 0.0, 0.0, 0.0], np.float32),
+                    score_even=np.array([-0.2, -0.2, 0.1, 0.0, 0.0, 0.0], np.float32))
+    scores = np.array([[0.05, 0.05, 0.5, 0.2, 0.2, np.nan]] * 3)
+    rotation = np.stack([yaw_rotation(40.0), yaw_rotation(0.0), np.full((3, 3), np.nan)])
+    out = bias.correct_scores(scores, rotation)
+    drift = bias.score_drift(np.array([40.0]))[0]
+    np.testing.assert_allclose(out[0, :5], np.clip(scores[0, :5] - drift[:5], 0.0, 1.0))
+    assert drift[0] < -0.2 and drift[1] > 0.1  # turned this way, one brow reads less lowered, the other more
+    assert out[0, 0] > 0.25 and out[0, 1] == 0.0  # and a score stays a score
+    np.testing.assert_array_equal(out[1], scores[1])  # frontal: no drift
+    np.testing.assert_array_equal(out[2], scores[2])  # no head pose: as observed
+    assert np.isnan(out[:, 5]).all()  # no output stays no output
+    # beyond the learned range the drift is not extrapolated
+    np.testing.assert_allclose(bias.score_drift(np.array([70.0])), bias.score_drift(np.array([45.0])))
+    # a field without a score drift (an older file) leaves the scores as they are
+    plain = ViewBias(np.zeros((478, 3)), np.zeros((478, 3)), 45.0)
+    np.testing.assert_array_equal(plain.correct_scores(scores, rotation), scores)
+
+
+def test_the_score_drift_is_stored_with_the_field(tmp_path, mirror):
+    rng = np.random.default_rng(4)
+    path = tmp_path / "bias.npz"
+    odd, even = symmetric_field(rng, mirror, True), symmetric_field(rng, mirror, False)
+    save_view_bias(ViewBias(odd, even, 45.0), path)
+    assert load_view_bias(path).score_odd is None  # a file from before the score drift still loads
+    score_odd, score_even = rng.normal(0, 0.1, 52).astype(np.float32), rng.normal(0, 0.1, 52).astype(np.float32)
+    save_view_bias(ViewBias(odd, even, 45.0, score_odd=score_odd, score_even=score_even), path)
+    again = load_view_bias(path)
+    np.testing.assert_array_equal(again.score_odd, score_odd)
+    np.testing.assert_array_equal(again.score_even, score_even)
 
 
 # --- on real photos: the fit of a half profile ------------------------------------------------------
@@ -222,6 +293,22 @@ def test_the_fit_reads_the_landmarks_with_the_drift_taken_out(kdef_neutrals):
     identity = np.zeros(model.num_shape, np.float32)
     assert not np.allclose(on.fit_window(photo, identity).expression, off.fit_window(photo, identity).expression)
     assert dataclasses.asdict(FitConfig())["view_bias"] is True  # part of the fit's settings: a change refits
+
+
+def test_the_fit_reads_the_scores_with_the_networks_drift_taken_out(kdef_neutrals):
+    photo = single_photo(kdef_neutrals[sorted(kdef_neutrals)[0]][1])  # a half profile, about 40 degrees
+    photo.blendshapes[0] = 0.5
+    photo.blendshapes[0, -1] = np.nan  # tongueOut: no output
+    model = FaceModel(load_open_model())
+    on, off = Fitter(model, FitConfig()), Fitter(model, FitConfig(view_bias=False))
+    rows = np.array([0])
+    np.testing.assert_array_equal(off.observed_scores(photo, rows), photo.blendshapes[rows].astype(np.float64))
+    read = on.observed_scores(photo, rows)
+    np.testing.assert_array_equal(read, observed_scores(photo, rows, on.view_bias))
+    yaw = view_azimuth_deg(photo.head_rotation[rows])
+    assert abs(yaw[0]) > 25.0
+    np.testing.assert_allclose(read[0, :-1], np.clip(0.5 - on.view_bias.score_drift(yaw)[0, :-1], 0.0, 1.0), atol=1e-6)
+    assert np.abs(read[0, :-1] - 0.5).max() > 0.1 and np.isnan(read[0, -1])
 
 
 def test_a_fit_made_with_another_field_or_without_one_is_redone():
