@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from core.digest import file_sha256  # noqa: E402
 from core.facemodel.open_model import ARKIT_NAMES  # noqa: E402
 from core.facemodel.open_model_authoring import mirror_permutation  # noqa: E402
+from core.facemodel.open_model_calibration import mirror_name  # noqa: E402
 from core.observe.blendshapes import BlendshapeNetwork  # noqa: E402
 from core.observe.headpose import canonical_face  # noqa: E402
 from core.observe.view_bias import (  # noqa: E402
@@ -79,8 +80,7 @@ class Observed:
 def curve_mirror() -> np.ndarray:
     """E: each ARKit curve's mirror partner (Left <-> Right; itself for a symmetric one)."""
     names = list(ARKIT_NAMES)
-    swapped = [n[:-4] + "Right" if n.endswith("Left") else n[:-5] + "Left" if n.endswith("Right") else n for n in names]
-    return np.array([names.index(n) for n in swapped])
+    return np.array([names.index(mirror_name(n)) for n in names])
 
 
 def view_pairs(observed: Observed, people: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -105,7 +105,6 @@ def score_gaps(pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], odd
     frontal, turned, frontal_yaw, turned_yaw = pairs
     bias = ViewBias(np.zeros((478, 3)), np.zeros((478, 3)), MAX_YAW_DEG, score_odd=odd, score_even=even)
     curves = np.array([n not in UNDRIFTED for n in ARKIT_NAMES])
-
     before = np.abs(turned - frontal)[:, curves].mean()
     after = np.abs(bias.correct_scores_at_yaw(turned, turned_yaw) - bias.correct_scores_at_yaw(frontal, frontal_yaw))
     return float(before), float(after[:, curves].mean())

@@ -109,7 +109,6 @@ class ViewBias:
             out[known] -= scale[known, None, None] * np.matmul(drift, rotation[known].transpose(0, 2, 1))
         return out
 
-
     def score_drift(self, yaw_deg: np.ndarray) -> np.ndarray:
         """N x E drift of the network's scores at N yaws (degrees), when one was learned."""
         features = yaw_features(np.clip(yaw_deg, -self.max_yaw_deg, self.max_yaw_deg))
