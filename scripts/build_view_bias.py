@@ -158,8 +158,8 @@ def main() -> None:
     if held:
         trial = learn_view_bias([views[p][0] for p in learned_on], [views[p][1] for p in learned_on], mirror, MAX_YAW_DEG)
         before, after = removed_share(trial, {p: views[p] for p in held})
-        trial_scores = learn_score_drift(*view_pairs(observed, learned_on), curves, MAX_YAW_DEG, undrifted)
-        scores_before, scores_after = score_gaps(view_pairs(observed, held), *trial_scores)
+        trial_odd, trial_even, _ = learn_score_drift(*view_pairs(observed, learned_on), curves, MAX_YAW_DEG, undrifted)
+        scores_before, scores_after = score_gaps(view_pairs(observed, held), trial_odd, trial_even)
         check = {"held_out_people": len(held), "gap_before": before, "gap_after": after,
                  "score_gap_before": scores_before, "score_gap_after": scores_after}
         log.info("held-out people (%d): view-to-view gap %.4f -> %.4f canonical units (%.0f %% removed); "
@@ -175,8 +175,9 @@ def main() -> None:
         "inputs": {name: file_sha256(ROOT / name) for name in BUILD_INPUTS},
     }
     bias = learn_view_bias([views[p][0] for p in people], [views[p][1] for p in people], mirror, MAX_YAW_DEG, info)
-    score_odd, score_even = learn_score_drift(*view_pairs(observed, people), curves, MAX_YAW_DEG, undrifted)
-    save_view_bias(dataclasses.replace(bias, score_odd=score_odd, score_even=score_even), args.out)
+    score_odd, score_even, score_variance = learn_score_drift(*view_pairs(observed, people), curves, MAX_YAW_DEG, undrifted)
+    save_view_bias(dataclasses.replace(bias, score_odd=score_odd, score_even=score_even, score_variance=score_variance),
+                   args.out)
     sys.stdout.write(f"wrote {args.out} from {len(people)} people's photos\n")
 
 

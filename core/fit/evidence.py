@@ -95,15 +95,19 @@ class CurvePriors:
         return replace(self, evidence=evidence, up_only=np.zeros_like(self.up_only),
                        curve_weight=np.where(self.up_only, under_reported, 1.0))
 
-    def targets(self, scores: np.ndarray, neutral_scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def targets(self, scores: np.ndarray, neutral_scores: np.ndarray | None = None,
+                view_variance: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(targets, weights), both M x E, from the network's M x E scores (NaN: no evidence; a NaN
         curve in a scored frame is one the network has no output for, drawn toward 0).
-        neutral_scores: E scores of the performer's own neutral, replacing the population mean."""
+        neutral_scores: E scores of the performer's own neutral, replacing the population mean.
+        view_variance: M x E, how much less certain each score is at its frame's head pose (its
+        variance between views, core/observe/view_bias.py), added to the neutral faces' spread."""
         baseline = self.neutral_mean if neutral_scores is None else np.nan_to_num(neutral_scores)
         known = np.isfinite(scores)
         scored_frame = known.any(axis=1, keepdims=True)
         target = np.clip(np.where(known, scores, 0.0) - baseline, 0.0, 1.0)
-        weight = np.where(known, self.evidence / self.neutral_spread**2 * self.curve_weight, 0.0)
+        variance = self.neutral_spread**2 if view_variance is None else self.neutral_spread**2 + view_variance
+        weight = np.where(known, self.evidence / variance * self.curve_weight, 0.0)
         weight = np.where(~known & scored_frame, self.evidence / UNSCORED_SPREAD**2, weight)
         return target, weight
 

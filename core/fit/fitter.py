@@ -33,6 +33,7 @@ import torch
 
 from core.facemodel.lbs import batch_rodrigues
 from core.facemodel.model import FaceModel
+from core.facemodel.open_model_calibration import mirror_name
 from core.facemodel.types import FaceParams
 from core.fit.camera import AXIS_FLIP, project
 from core.fit.evidence import CurvePriors
@@ -41,7 +42,7 @@ from core.fit.rigid import initial_rigid, rigid_rows
 from core.fit.solver import AccelerationPenalty, solve_step
 from core.fit.temporal import segments, valid_centres
 from core.observe import landmark_ids as ids
-from core.observe.view_bias import observed_landmarks, observed_scores, shipped_view_bias
+from core.observe.view_bias import observed_landmarks, observed_scores, shipped_view_bias, view_azimuth_deg
 from core.take.observations import ObservationArrays
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,14 @@ class FitConfig:
     3.4 -> 2.3, landmark residual 2.6 -> 1.6 % IOD; the same expression photographed frontally and
     from 45 degrees: curves 18 % closer. It also takes the blendshape network's yaw-dependent
     drift out of the learned scores (:meth:`Fitter.observed_scores`): bench_fidelity.py's view gap
-    0.0659 -> 0.0648, everything else within a render.
+    0.0659 -> 0.0648, everything else within a render. single_image_view_trust: on one image with
+    no neutral (where the scores weigh evidence_single_image), divide each score's weight by its
+    spread on neutral faces plus its variance between views at the image's yaw (the view bias's
+    score_variance), so that a half profile's scores the network reads least reliably decide
+    less. bench_fidelity.py, stills alone: retargeted emotion 43 -> 44 % (surprise 88 -> 92 %,
+    anger 21 -> 25 %), the still-alone share of the own-neutral motion 0.622 -> 0.657. Applied to
+    every frame it moved the two views' curves of one expression 7 % further apart, so clips and
+    named neutrals keep their weights.
     """
 
     window: int = 256
@@ -154,6 +162,7 @@ class FitConfig:
     bound: float = 1e-3
     eyelid_weight: float = 8.0
     view_bias: bool = True
+    single_image_view_trust: bool = True
 
 
 def interocular(landmarks: np.ndarray) -> np.ndarray:
@@ -318,6 +327,7 @@ class Fitter:
         self.transient = np.isin(np.asarray(model.expression_names, dtype=object), TRANSIENT_CURVES)  # E
         self.identity_mean = torch.zeros(1, self.model.num_shape)
         self.view_bias = shipped_view_bias() if self.config.view_bias else None
+        self.curve_mirror: np.ndarray | None = None  # E: set when the scores are weighed by the view
 
     def use_neutral_scores(self, scores: np.ndarray | None) -> None:
         """The performer's own neutral as the baseline of the learned scores (E: the network's
@@ -333,11 +343,17 @@ class Fitter:
 
     def use_single_image(self) -> None:
         """Fit one image of a performer whose neutral is unknown: the learned scores weigh
-        FitConfig.evidence_single_image instead of FitConfig.evidence, and the under-reported
-        curves' scores count both ways at FitConfig.under_reported_single_image of that."""
+        FitConfig.evidence_single_image instead of FitConfig.evidence, the under-reported
+        curves' scores count both ways at FitConfig.under_reported_single_image of that, and each
+        score weighs less by its variance between views at the image's yaw
+        (FitConfig.single_image_view_trust)."""
         if self.priors is not None:
             self.priors = self.priors.for_single_image(self.config.evidence_single_image,
                                                        self.config.under_reported_single_image)
+            if (self.config.single_image_view_trust and self.view_bias is not None
+                    and self.view_bias.score_variance is not None):
+                names = list(self.model.expression_names)
+                self.curve_mirror = np.array([names.index(mirror_name(n)) for n in names])
 
     def _named_neutral_factors(self) -> float | np.ndarray:
         """The expression prior's factor while the identity is fitted on a named neutral:
@@ -749,7 +765,12 @@ class Fitter:
         )
         target = precision = None
         if self.priors is not None:
-            target, precision = self.priors.targets(self.observed_scores(observations, rows), self.neutral_scores)
+            view_variance = None
+            if self.curve_mirror is not None:  # one image: its scores weigh what they are worth at its head pose
+                yaw = view_azimuth_deg(observations.head_rotation[rows])
+                view_variance = self.view_bias.score_variance_at(yaw, self.curve_mirror)
+            target, precision = self.priors.targets(self.observed_scores(observations, rows), self.neutral_scores,
+                                                    view_variance)
         problem = _Problem(torch.as_tensor(landmarks, dtype=torch.float32), torch.as_tensor(iod), float(iod.mean()),
                            target, precision, self.eyelid_weights(observed))
         return state, problem

@@ -29,10 +29,11 @@ lowered, the jaw 0.09 less open. The fit takes those scores as evidence, so the 
 per score (``score_odd``, ``score_even``: E, the network's curves in ARKit order, mirror-symmetric:
 a face turned left scores as the mirror image of one turned right, Left and Right curves swapped) is
 learned from the differences between views (:func:`learn_score_drift`) and taken out of the
-scores (:meth:`ViewBias.correct_scores`). Only this mean drift is taken out; the scores keep their
-weight: the remaining spread between views is not the network's error alone (each KDEF view is a
-photo of its own, posed again), and weighing a half profile's scores by it moved the curves of the
-two views of one expression 7 % further apart (bench_fidelity.py's view gap).
+scores (:meth:`ViewBias.correct_scores`). What remains between views is kept as a variance per
+score and side (``score_variance``, growing with sin(yaw)^2; :meth:`ViewBias.score_variance_at`).
+It is not the network's error alone (each KDEF view is a photo of its own, posed again), so the fit
+uses it only where the scores decide most, a single image with no neutral
+(FitConfig.single_image_view_trust).
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def yaw_features(yaw_deg: np.ndarray) -> np.ndarray:
 class ViewBias:
     """odd, even: 478 x 3 canonical units (see the module docstring). max_yaw_deg: yaws beyond it
     are treated as it. info: what the field was learned from (sources and their terms).
-    score_odd, score_even: E, the blendshape network's score drift (None: not learned)."""
+    score_odd, score_even: E, the blendshape network's score drift (None: not learned).
+    score_variance: E, what remains between views once the drift is out, as a variance per unit of
+    sin(yaw)^2, for a head turned to positive yaw (the mirror curve's for negative yaw)."""
 
     odd: np.ndarray
     even: np.ndarray
@@ -88,6 +91,7 @@ class ViewBias:
     info: dict = field(default_factory=dict)
     score_odd: np.ndarray | None = None
     score_even: np.ndarray | None = None
+    score_variance: np.ndarray | None = None
 
     def field(self, yaw_deg: np.ndarray) -> np.ndarray:
         """N x 478 x 3 canonical-frame drift at N yaws (degrees)."""
@@ -113,6 +117,13 @@ class ViewBias:
         """N x E drift of the network's scores at N yaws (degrees), when one was learned."""
         features = yaw_features(np.clip(yaw_deg, -self.max_yaw_deg, self.max_yaw_deg))
         return features[:, :1] * self.score_odd + features[:, 1:] * self.score_even
+
+    def score_variance_at(self, yaw_deg: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+        """N x E the scores' remaining variance between views at N yaws (degrees; NaN: 0), when it
+        was learned. mirror: E, each curve's mirror partner."""
+        yaw = np.nan_to_num(np.clip(np.asarray(yaw_deg, np.float64), -self.max_yaw_deg, self.max_yaw_deg))
+        per_side = np.where((yaw >= 0)[:, None], self.score_variance[None, :], self.score_variance[mirror][None, :])
+        return per_side * np.sin(np.radians(yaw))[:, None] ** 2
 
     def correct_scores(self, scores: np.ndarray, rotation: np.ndarray) -> np.ndarray:
         """N x E network scores with the drift of each frame's head pose (N x 3 x 3 rotation,
@@ -190,23 +201,31 @@ def learn_view_bias(canonical: list[np.ndarray], yaw_deg: list[np.ndarray], mirr
 
 
 def learn_score_drift(frontal: np.ndarray, turned: np.ndarray, frontal_yaw_deg: np.ndarray, turned_yaw_deg: np.ndarray,
-                      mirror: np.ndarray, max_yaw_deg: float, fixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      mirror: np.ndarray, max_yaw_deg: float,
+                      fixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The network's score drift from P pairs of photos of one face and expression: frontal and
     turned, P x E scores each (NaN: no output), and their P yaws (degrees, :func:`canonical_view`).
     mirror: E, each curve's mirror partner (itself for a symmetric one). fixed: E bool, curves whose
-    drift is held at zero. Returns (score_odd, score_even), E each, least squares over the pairs
-    and their mirror images (the odd term flips, Left and Right swap)."""
+    drift is held at zero (and whose variance is 0). Returns (score_odd, score_even, score_variance),
+    E each: the drift by least squares over the pairs and their mirror images (the odd term flips,
+    Left and Right swap), and what remains of each pair's difference, as a variance per unit of
+    sin(turned yaw)^2 (least squares), every pair seen as turned to positive yaw."""
     if len(frontal) < 2:
         raise ValueError("learning the score drift needs at least two pairs of views")
-    features = (yaw_features(np.clip(turned_yaw_deg, -max_yaw_deg, max_yaw_deg))
-                - yaw_features(np.clip(frontal_yaw_deg, -max_yaw_deg, max_yaw_deg)))
+    turned_yaw = np.clip(np.asarray(turned_yaw_deg, np.float64), -max_yaw_deg, max_yaw_deg)
+    features = yaw_features(turned_yaw) - yaw_features(np.clip(frontal_yaw_deg, -max_yaw_deg, max_yaw_deg))
     gap = np.nan_to_num(np.asarray(turned, np.float64) - np.asarray(frontal, np.float64))
-    features = np.concatenate([features, features * np.array([-1.0, 1.0])])
-    gap = np.concatenate([gap, gap[:, mirror]])
-    odd, even = np.linalg.lstsq(features, gap, rcond=None)[0]
+    odd, even = np.linalg.lstsq(np.concatenate([features, features * np.array([-1.0, 1.0])]),
+                                np.concatenate([gap, gap[:, mirror]]), rcond=None)[0]
     if fixed is not None:
         odd, even = np.where(fixed, 0.0, odd), np.where(fixed, 0.0, even)
-    return odd.astype(np.float32), even.astype(np.float32)
+    remaining = gap - features[:, :1] * odd - features[:, 1:] * even
+    remaining = np.where((turned_yaw >= 0)[:, None], remaining, remaining[:, mirror])  # as if turned to +yaw
+    size = np.sin(np.radians(turned_yaw)) ** 2
+    variance = (size[:, None] * remaining**2).sum(axis=0) / max(float((size**2).sum()), 1e-12)
+    if fixed is not None:
+        variance = np.where(fixed, 0.0, variance)
+    return odd.astype(np.float32), even.astype(np.float32), variance.astype(np.float32)
 
 
 def save_view_bias(bias: ViewBias, path: Path) -> None:
@@ -214,8 +233,9 @@ def save_view_bias(bias: ViewBias, path: Path) -> None:
     the same digest: a rebuild that changes nothing refits nothing)."""
     arrays = {"odd": bias.odd, "even": bias.even, "max_yaw_deg": np.float64(bias.max_yaw_deg),
               "info": np.array(json.dumps(bias.info, sort_keys=True))}
-    if bias.score_odd is not None and bias.score_even is not None:
-        arrays |= {"score_odd": np.asarray(bias.score_odd, np.float32), "score_even": np.asarray(bias.score_even, np.float32)}
+    for name in ("score_odd", "score_even", "score_variance"):
+        if getattr(bias, name) is not None:
+            arrays[name] = np.asarray(getattr(bias, name), np.float32)
     write_bytes_atomic(Path(path), npz_bytes(arrays))
 
 
@@ -223,8 +243,8 @@ def load_view_bias(path: Path = VIEW_BIAS_PATH) -> ViewBias:
     """The view bias stored at ``path`` (default: the one that ships in resources/)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            scores = ({"score_odd": data["score_odd"].astype(np.float32), "score_even": data["score_even"].astype(np.float32)}
-                      if "score_odd" in data.files else {})
+            scores = {name: data[name].astype(np.float32) for name in ("score_odd", "score_even", "score_variance")
+                      if name in data.files}
             bias = ViewBias(data["odd"].astype(np.float32), data["even"].astype(np.float32),
                             float(data["max_yaw_deg"]), json.loads(str(data["info"])), **scores)
     except (OSError, KeyError, ValueError) as error:

@@ -14,6 +14,8 @@ from core.facemodel.open_model import ARKIT_NAMES, load_open_model
 from core.fit.camera import project
 from core.fit.evidence import BOUND_START, UNSCORED_SPREAD, CurvePriors, antagonist_pairs
 from core.fit.fitter import FitConfig, Fitter
+from core.observe.headpose import estimate_head_pose
+from core.observe.view_bias import view_azimuth_deg
 from core.take.observations import ObservationArrays
 from tests.synthetic_observations import observations_from
 
@@ -254,3 +256,40 @@ def test_a_named_neutral_is_the_score_baseline_except_for_a_blink_or_glance_beyo
     assert target[0, blink] == pytest.approx(0.9 - ceiling[blink]) and target[0, squint] == pytest.approx(0.0)
     fitter.use_neutral_scores(None)
     assert fitter.neutral_scores is None
+
+
+def test_a_single_images_scores_weigh_what_they_are_worth_at_its_head_pose(model):
+    """One image with no neutral (FitConfig.single_image_view_trust): each score's weight shrinks by
+    its variance between views at the image's yaw (core/observe/view_bias.py), so a half profile's
+    outer-brow score, which the network reads anyhow on the side turned away, decides less; a clip's
+    frames keep the weights they had."""
+    priors = CurvePriors.for_model(model.expression_names, model.info, 1e-6, 0.0, 0.0)
+    brow = index("browOuterUpRight")
+    scores = np.array(priors.neutral_mean)[None].repeat(2, axis=0)
+    variance = np.zeros((2, 52))
+    variance[1, brow] = 0.09
+    _, plain = priors.targets(scores)
+    _, weighed = priors.targets(scores, view_variance=variance)
+    np.testing.assert_allclose(weighed[0], plain[0])
+    spread2 = priors.neutral_spread[brow] ** 2
+    assert weighed[1, brow] == pytest.approx(plain[1, brow] * spread2 / (spread2 + 0.09))
+
+    # a face turned 35 degrees, no expression, whose outer brows the network reads raised
+    params = model.zero_params(1)
+    params.rotation[0, 1] = np.radians(35.0)
+    observations = observations_from(model, params, torch.tensor([[np.log(3000.0), 320.0, 240.0, 0.0]]))
+    pose = estimate_head_pose(observations.landmarks[0])
+    observations.head_rotation[0], observations.head_scale[0] = pose.rotation, pose.scale
+    observations.blendshapes[:] = np.array(model.info["mediapipe_neutral"]["mean"], np.float32)[None]
+    observations.blendshapes[0, [brow, index("browOuterUpLeft")]] = 0.8
+    fits = {}
+    for trust in (True, False):
+        fitter = Fitter(model, FitConfig(single_image_view_trust=trust))
+        fitter.use_single_image()
+        fits[trust] = fitter.fit_window(observations, np.zeros(model.num_shape, np.float32)).expression[0]
+    yaw = view_azimuth_deg(pose.rotation[None])[0]
+    far = brow if yaw > 0 else index("browOuterUpLeft")  # the side the shipped variance calls uncertain
+    assert abs(yaw) > 25.0
+    assert fits[True][far] < fits[False][far] - 0.01  # measured 0.37 against 0.39 (the score is 0.64 once its drift is out)
+    clip = Fitter(model, FitConfig(single_image_view_trust=True))
+    assert clip.curve_mirror is None  # only use_single_image weighs the scores by the view

@@ -150,6 +150,7 @@ def test_the_shipped_field_is_built_from_the_current_sources_and_says_where_it_c
     # their scores of one expression photographed frontally and from 45 degrees come closer
     assert check["score_gap_after"] < 0.95 * check["score_gap_before"]
     assert bias.score_odd is not None and bias.score_odd.shape == (52,) and len(info["score_curves"]) == 52
+    assert bias.score_variance is not None and bias.score_variance.shape == (52,) and (bias.score_variance >= 0).all()
 
 
 # --- the blendshape network's scores -------------------------------------------------------------------
@@ -172,16 +173,39 @@ def test_learning_the_score_drift_recovers_a_known_one_with_its_mirror_symmetry(
     turned = face + truth.score_drift(turned_yaw) + rng.normal(0, 0.02, (60, 6))
     turned[:, 3:5] += rng.normal(0, 0.3, (60, 2))  # gaze differs from photo to photo: held at zero
     fixed = np.array([False, False, False, True, True, True])
-    learned_odd, learned_even = learn_score_drift(frontal, turned, frontal_yaw, turned_yaw, CURVE_MIRROR, 45.0, fixed)
+    learned_odd, learned_even, variance = learn_score_drift(frontal, turned, frontal_yaw, turned_yaw, CURVE_MIRROR,
+                                                            45.0, fixed)
     np.testing.assert_allclose(learned_odd, odd, atol=0.05)
     np.testing.assert_allclose(learned_even, even, atol=0.05)
-    assert (learned_odd[fixed] == 0).all() and (learned_even[fixed] == 0).all()
+    assert (learned_odd[fixed] == 0).all() and (learned_even[fixed] == 0).all() and (variance[fixed] == 0).all()
+    # what remains is the photos' noise (0.02 each, about 0.0008 in variance per pair at sin^2 ~ 0.4)
+    assert (variance[:3] < 0.01).all()
     # a face turned left scores as the mirror image of one turned right
     drift = ViewBias(np.zeros((478, 3)), np.zeros((478, 3)), 45.0, score_odd=learned_odd,
                      score_even=learned_even).score_drift(np.array([30.0, -30.0]))
     np.testing.assert_allclose(drift[1], drift[0][CURVE_MIRROR], atol=1e-6)
     with pytest.raises(ValueError, match="two pairs"):
         learn_score_drift(frontal[:1], turned[:1], frontal_yaw[:1], turned_yaw[:1], CURVE_MIRROR, 45.0)
+
+
+def test_a_score_that_wanders_on_one_side_of_a_turned_face_is_learned_as_less_certain_there():
+    rng = np.random.default_rng(6)
+    frontal_yaw = np.zeros(80)
+    turned_yaw = np.where(np.arange(80) % 2 == 0, 40.0, -40.0)
+    frontal = rng.uniform(0.3, 0.7, (80, 6))
+    turned = frontal + rng.normal(0, 0.01, (80, 6))
+    # the brow on the side that turns away (Right when the yaw is positive) is read anyhow
+    far = np.where(turned_yaw > 0, 1, 0)
+    turned[np.arange(80), far] += rng.normal(0, 0.3, 80)
+    _, _, variance = learn_score_drift(frontal, turned, frontal_yaw, turned_yaw, CURVE_MIRROR, 45.0)
+    assert variance[1] > 20 * variance[0] and variance[1] > 20 * variance[2]
+    bias = ViewBias(np.zeros((478, 3)), np.zeros((478, 3)), 45.0, score_odd=np.zeros(6), score_even=np.zeros(6),
+                    score_variance=variance)
+    at = bias.score_variance_at(np.array([0.0, 40.0, -40.0, np.nan]), CURVE_MIRROR)
+    assert (at[0] == 0).all() and (at[3] == 0).all()  # frontal, and no pose: as certain as ever
+    assert at[1, 1] > 20 * at[1, 0]  # turned one way the right brow is uncertain ...
+    assert at[2, 0] > 20 * at[2, 1]  # ... turned the other way the left one
+    np.testing.assert_allclose(at[1], at[2][CURVE_MIRROR])
 
 
 def test_correcting_scores_keeps_them_scores_and_leaves_what_it_cannot_know():
@@ -212,10 +236,13 @@ def test_the_score_drift_is_stored_with_the_field(tmp_path, mirror):
     save_view_bias(ViewBias(odd, even, 45.0), path)
     assert load_view_bias(path).score_odd is None  # a file from before the score drift still loads
     score_odd, score_even = rng.normal(0, 0.1, 52).astype(np.float32), rng.normal(0, 0.1, 52).astype(np.float32)
-    save_view_bias(ViewBias(odd, even, 45.0, score_odd=score_odd, score_even=score_even), path)
+    score_variance = rng.uniform(0, 0.1, 52).astype(np.float32)
+    save_view_bias(ViewBias(odd, even, 45.0, score_odd=score_odd, score_even=score_even, score_variance=score_variance),
+                   path)
     again = load_view_bias(path)
     np.testing.assert_array_equal(again.score_odd, score_odd)
     np.testing.assert_array_equal(again.score_even, score_even)
+    np.testing.assert_array_equal(again.score_variance, score_variance)
 
 
 # --- on real photos: the fit of a half profile ------------------------------------------------------
