@@ -66,14 +66,15 @@ UNDRIFTED = tuple(n for n in ARKIT_NAMES if n.startswith("eyeLook")) + ("tongueO
 
 
 class Observed:
-    """Every photo observed once: landmarks (image pixels) and the network's scores, by key."""
+    """Every photo observed once, by key: its canonical-frame landmarks and view azimuth
+    (:func:`canonical_view`) and the network's scores."""
 
     def __init__(self, photos: dict[tuple[str, str, str], Path]) -> None:
-        self.keys = sorted(photos)
-        landmarks = observe([photos[k] for k in self.keys])
+        keys = sorted(photos)
+        landmarks = observe([photos[k] for k in keys])
         found = np.isfinite(landmarks).all(axis=(1, 2))
-        self.keys = [k for k, ok in zip(self.keys, found) if ok]
-        self.landmarks = dict(zip(self.keys, landmarks[found]))
+        self.keys = [k for k, ok in zip(keys, found) if ok]
+        self.views = {k: canonical_view(points) for k, points in zip(self.keys, landmarks[found])}
         self.scores = dict(zip(self.keys, BlendshapeNetwork().predict(landmarks[found]).astype(np.float64)))
 
 
@@ -93,8 +94,8 @@ def view_pairs(observed: Observed, people: list[str]) -> tuple[np.ndarray, np.nd
             continue
         frontal.append(observed.scores[front])
         turned.append(observed.scores[(person, label, view)])
-        frontal_yaw.append(canonical_view(observed.landmarks[front])[1])
-        turned_yaw.append(canonical_view(observed.landmarks[(person, label, view)])[1])
+        frontal_yaw.append(observed.views[front][1])
+        turned_yaw.append(observed.views[(person, label, view)][1])
     return np.array(frontal), np.array(turned), np.array(frontal_yaw), np.array(turned_yaw)
 
 
@@ -114,12 +115,11 @@ def neutral_views(observed: Observed) -> dict[str, tuple[np.ndarray, np.ndarray]
     """person -> (K x 478 x 3 canonical-frame landmarks, K yaws in degrees) of their neutral photos
     in which a face was found, frontal first."""
     keys = [(person, "neutral", view) for person in sorted({k[0] for k in observed.keys}) for view in VIEWS
-            if (person, "neutral", view) in observed.landmarks]
+            if (person, "neutral", view) in observed.views]
     by_person: dict[str, tuple[list, list]] = {}
     for key in keys:
-        points = observed.landmarks[key]
         canonical, yaws = by_person.setdefault(key[0], ([], []))
-        points_canonical, yaw = canonical_view(points)
+        points_canonical, yaw = observed.views[key]
         canonical.append(points_canonical)
         yaws.append(yaw)
     return {person: (np.stack(c), np.array(y)) for person, (c, y) in by_person.items() if len(c) >= 2}

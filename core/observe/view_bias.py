@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from core.take.observations import ObservationArrays
 
 VIEW_BIAS_PATH = Path(__file__).resolve().parents[2] / "resources" / "landmark_view_bias.npz"
+SCORE_FIELDS = ("score_odd", "score_even", "score_variance")  # ViewBias's optional score arrays, as stored
 
 
 class ViewBiasError(EmoCapError):
@@ -233,7 +234,7 @@ def save_view_bias(bias: ViewBias, path: Path) -> None:
     the same digest: a rebuild that changes nothing refits nothing)."""
     arrays = {"odd": bias.odd, "even": bias.even, "max_yaw_deg": np.float64(bias.max_yaw_deg),
               "info": np.array(json.dumps(bias.info, sort_keys=True))}
-    for name in ("score_odd", "score_even", "score_variance"):
+    for name in SCORE_FIELDS:
         if getattr(bias, name) is not None:
             arrays[name] = np.asarray(getattr(bias, name), np.float32)
     write_bytes_atomic(Path(path), npz_bytes(arrays))
@@ -243,8 +244,7 @@ def load_view_bias(path: Path = VIEW_BIAS_PATH) -> ViewBias:
     """The view bias stored at ``path`` (default: the one that ships in resources/)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            scores = {name: data[name].astype(np.float32) for name in ("score_odd", "score_even", "score_variance")
-                      if name in data.files}
+            scores = {name: data[name].astype(np.float32) for name in SCORE_FIELDS if name in data.files}
             bias = ViewBias(data["odd"].astype(np.float32), data["even"].astype(np.float32),
                             float(data["max_yaw_deg"]), json.loads(str(data["info"])), **scores)
     except (OSError, KeyError, ValueError) as error:
