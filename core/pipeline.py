@@ -142,12 +142,17 @@ class Pipeline:
         healed = heal(take, source, self.config.crop_size, self._later_stages())
         ctx = RunContext(take, source, self.device, self.config.model, cancel)
         yield from ObserveStage(self.config.crop_images).run(ctx)
-        for stage in self._stages():
-            if not take.manifest.frames_with_face:
-                break
-            yield from stage.run(ctx)
-            if stage.name == "fit":
-                fit_changed(take, healed)
+        stages = self._stages() if take.manifest.frames_with_face else []
+        try:
+            for stage in stages:
+                stage.start_ahead(ctx)
+            for stage in stages:
+                yield from stage.run(ctx)
+                if stage.name == "fit":
+                    fit_changed(take, healed)
+        finally:
+            for stage in stages:
+                stage.stop_ahead()
         return summarize(take)
 
     def _stages(self) -> list[Stage]:

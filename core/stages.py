@@ -91,6 +91,15 @@ class Stage(ABC):
         """Stream what a current stage stores (default: nothing)."""
         yield from ()
 
+    def start_ahead(self, ctx: RunContext) -> None:
+        """Start, on a thread, work of this stage that needs only the observations, so that it
+        runs beside the stages before this one (default: none). The pipeline calls it once the
+        observations are complete, and :meth:`stop_ahead` when the run ends, however it ends."""
+
+    def stop_ahead(self) -> None:
+        """Abandon what :meth:`start_ahead` started, if the stage has not taken it over, and wait
+        for its thread."""
+
     @abstractmethod
     def start(self, ctx: RunContext, settings: dict[str, Any]) -> None:
         """Reset the stored result when it was made with other settings, and record the stage as

@@ -36,7 +36,6 @@ import logging
 import threading
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,13 +44,14 @@ from threadpoolctl import threadpool_limits
 
 from core.emotion.carrier import FRAME, NONE, PHOTO, CarrierChoice, CarrierFace, carrier_choice, neutral_photo, photo_carrier
 from core.emotion.consistency import consistency
+from core.emotion.fast_pass import FastPass
 from core.emotion.from_params import ParamEmotionNet, train_param_emotion
 from core.emotion.stored import EmotionTimelines, RecogniserTimeline
 from core.emotion.timeline import choose_frames, cuts_from_boxes, dominant_segments, intensity, interpolate, smooth
 from core.emotion.types import AUTO, EMOTIONS, FAST, SLOW, EmotionScores
 from core.errors import CancelledError
 from core.fit.params import FitParams
-from core.observe.crop_batches import face_crop_batches, read_face_crops
+from core.observe.crop_batches import read_face_crops
 from core.prefetch import map_ahead
 from core.results import StageProgress
 from core.stages import RunContext, Stage, json_ready
@@ -68,7 +68,7 @@ RENDER_THREADS = 2
 # In the change that picks frames to render (render_change), a radian of head rotation counts as
 # much as five full curves: a turn of 0.2 rad (11 degrees) alone picks a frame at render_change 1.
 RENDER_ROTATION_WEIGHT = 5.0
-PROGRESS_SECONDS = 0.25  # how often to report the progress of work on another thread
+CROP_SIZE = 256  # side in pixels of the aligned face crops the recognisers read
 
 
 @dataclass(frozen=True)
@@ -156,10 +156,14 @@ def analyse_emotion(
     config: EmotionConfig,
     cancel: threading.Event | None = None,
     carrier: CarrierFace | CarrierChoice | None = None,
+    fast_pass: FastPass | None = None,
 ) -> Generator[StageProgress, None, EmotionResult]:
     """Yields StageProgress while working; returns the EmotionResult.
     recognisers: name -> EmotionRecogniser (already loaded). carrier: the carrier face, or a
-    CarrierChoice of kind "frame" (the renders' reference frame) or "none" (None: "none")."""
+    CarrierChoice of kind "frame" (the renders' reference frame) or "none" (None: "none").
+    fast_pass: the fast recogniser's pass over these observations, started ahead
+    (:meth:`EmotionStage.start_ahead`; used when it is the pass this call would start, closed
+    either way)."""
     from core.render.reconstruction import ReconstructionRenderer
     from core.render.reference import choose_uncovered_reference_frame
 
@@ -167,7 +171,7 @@ def analyse_emotion(
     has_face = observations.has_face.copy()
     rows = np.nonzero(has_face)[0]
     fps = source.info.fps or 30.0
-    crop_size = 256
+    crop_size = CROP_SIZE
 
     def check_cancel() -> None:
         if cancel is not None and cancel.is_set():
@@ -191,23 +195,17 @@ def analyse_emotion(
 
     # 1. every face frame through the fast recogniser, one sequential decode on a thread of its own,
     # beside the work that does not depend on it (4., and 3. when only the fast recogniser judges)
-    abandon = threading.Event()
-
-    def check_fast_cancel() -> None:
-        if abandon.is_set():
-            raise CancelledError("emotion analysis stopped")
-        check_cancel()
-
-    fast_done = [0]
     primary = SLOW if SLOW in names else fast
     training: Future | None = None  # the emotion-from-curves network, learning beside the renders
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emotion-fast")
+    if fast_pass is not None and not fast_pass.serves(fast, observations, crop_size, config.batch):
+        fast_pass.close()
+        fast_pass = None
+    if fast_pass is None:
+        fast_pass = FastPass(fast, recognisers[fast], source, observations, crop_size, config.batch, cancel)
     try:
-        fast_pass = pool.submit(_fast_pass, source, observations, rows, recognisers[fast], crop_size, config.batch,
-                                check_fast_cancel, fast_done)
         if fit is not None and primary == fast:  # it learns from the fast timeline, next on the same thread
-            training = pool.submit(lambda: _train_from_curves(
-                fit, _smoothed(EmotionScores(fast_pass.result()[rows]), rows, has_face, times, sigma, cuts)))
+            training = fast_pass.then(lambda: _train_from_curves(
+                fit, _smoothed(EmotionScores(fast_pass.future.result()[rows]), rows, has_face, times, sigma, cuts)))
         choice, carrier_rows, carrier_raw = yield from _carrier_pass(
             carrier, renderer, reference, fit, has_face, fps, {k: recognisers[k] for k in names}, config, check_cancel)
         render_probs = None
@@ -215,10 +213,9 @@ def analyse_emotion(
         if renderer is not None and names == [fast]:
             render_probs = yield from _judge_renders(renderer, fit, {fast: fast_renders}, n, {fast: recognisers[fast]},
                                                      config.batch, check_cancel)
-        fast_scores = yield from _await(fast_pass, "emotion: fast recogniser", fast_done, len(rows))
+        fast_scores = yield from fast_pass.result("emotion: fast recogniser")
     finally:
-        abandon.set()
-        pool.shutdown(wait=True)
+        fast_pass.close()
 
     # 2. the slow recogniser on chosen frames
     measured_rows = {name: rows if name == fast else choose_frames(has_face, step, np.nan_to_num(fast_scores), config.change)
@@ -312,28 +309,6 @@ def _frames_to_render(fit: FitParams, has_face: np.ndarray, fps: float, config: 
     return choose_frames(faces, max(int(round(config.render_step_seconds * fps)), 1), signal, config.render_change)
 
 
-def _fast_pass(source: FrameSource, observations: ObservationArrays, rows: np.ndarray, recogniser, crop_size: int,
-               batch: int, check_cancel, done: list[int]) -> np.ndarray:
-    """N x 8 probabilities of the fast recogniser on the aligned crops of ``rows`` (NaN in the
-    others), the video decoded once in order; ``done[0]`` counts the frames judged so far."""
-    scores = np.full((len(observations), len(EMOTIONS)), np.nan, np.float32)
-    transforms = observations.crop_transform.astype(np.float64)
-    for batch_rows, crops in face_crop_batches(source, observations, rows, transforms, crop_size, batch, check_cancel):
-        scores[batch_rows] = recogniser.predict(crops).probabilities
-        done[0] += len(batch_rows)
-    return scores
-
-
-def _await(future: Future, label: str, done: list[int], total: int) -> Generator[StageProgress, None, Any]:
-    """The result of work on another thread, yielding its progress (``done[0]`` of ``total``)
-    while it runs."""
-    while True:
-        try:
-            return future.result(timeout=PROGRESS_SECONDS)
-        except FutureTimeout:
-            yield StageProgress(label, done[0], total)
-
-
 def _carrier_pass(carrier: CarrierFace | CarrierChoice | None, renderer, reference: int, fit: FitParams | None,
                   has_face: np.ndarray, fps: float, recognisers: dict, config: EmotionConfig, check_cancel,
                   ) -> Generator[StageProgress, None, tuple]:
@@ -424,6 +399,29 @@ class EmotionStage(Stage):
 
     def __init__(self, config: EmotionConfig) -> None:
         self.config = config
+        self._ahead: FastPass | None = None
+
+    def start_ahead(self, ctx: RunContext) -> None:
+        """Start the fast recogniser's pass (it needs only the observations) while the fit runs,
+        unless the stored timelines are current for the fit the take holds now (a rerun that
+        keeps the fit keeps them)."""
+        from core.emotion.recognisers import load_recogniser
+
+        self.stop_ahead()
+        record = self.record(ctx.take)
+        if FAST not in self.config.recognisers or (record is not None and record.is_current(self.settings(ctx))):
+            return
+        observations = ctx.observations
+        if not observations.has_face.any():
+            return
+        recogniser = load_recogniser(FAST, device=ctx.device, precision=self.config.precision)
+        self._ahead = FastPass(FAST, recogniser, ctx.source, observations, CROP_SIZE, self.config.batch, ctx.cancel)
+        log.debug("emotion: the fast recogniser's pass started ahead of the fit")
+
+    def stop_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         # the reconstruction's emotion judges the fit as read, closures applied: a refit or new
@@ -450,7 +448,9 @@ class EmotionStage(Stage):
     def resume(self, ctx: RunContext, settings: dict[str, Any]) -> Generator[StageProgress, None, None]:
         from core.emotion.recognisers import load_recogniser
 
-        recognisers = {name: load_recogniser(name, device=ctx.device, precision=self.config.precision)
+        ahead, self._ahead = self._ahead, None  # analyse_emotion takes it over
+        recognisers = {name: ahead.recogniser if ahead is not None and name == ahead.name
+                       else load_recogniser(name, device=ctx.device, precision=self.config.precision)
                        for name in self.config.recognisers}
         fit = ctx.take.read_fit(complete=True)
         model = ctx.model if fit is not None and ctx.model_choice is not None else None
@@ -460,6 +460,6 @@ class EmotionStage(Stage):
             carrier = photo_carrier(carrier, ctx.take.root, model, ctx.model_choice, ctx.device)
         result = yield from analyse_emotion(
             ctx.source, observations, fit if model is not None else None, model, recognisers, self.config, ctx.cancel,
-            carrier,
+            carrier, ahead,
         )
         ctx.take.write_emotion(result.stored(), result.record(settings, observations.has_face))

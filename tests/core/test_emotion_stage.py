@@ -239,3 +239,85 @@ def test_the_emotion_from_curves_network_learns_beside_the_renders_from_the_prim
     if primary.valence is not None:
         np.testing.assert_array_equal(target.valence, primary.valence[rows])
     assert result.param_model is not None
+
+
+def _fer_run(path, take_dir, monkeypatch, events, cancel=None):
+    """A FER-only pipeline run of ``path`` into ``take_dir``, appending to ``events`` where the fast
+    recogniser's pass started ("fast pass") and each fitted window ("fit window")."""
+    import core.emotion.stage as stage
+    from core.fit.fitter import Fitter
+
+    fast_pass, fit_window = stage.FastPass.__init__, Fitter.fit_window
+
+    def started(self, *args, **kwargs):
+        events.append("fast pass")
+        fast_pass(self, *args, **kwargs)
+
+    def fitted(self, *args, **kwargs):
+        events.append("fit window")
+        return fit_window(self, *args, **kwargs)
+
+    monkeypatch.setattr(stage.FastPass, "__init__", started)
+    monkeypatch.setattr(Fitter, "fit_window", fitted)
+    config = PipelineConfig(device="cpu", emotion=EmotionConfig(recognisers=("fer",)))
+    return Pipeline(config).run(path, take_dir, cancel=cancel)
+
+
+def test_the_fast_recogniser_s_pass_runs_beside_the_fit_with_the_same_timelines(tmp_path, monkeypatch):
+    """It needs only the observations: it starts before the first window is fitted, and what the
+    emotion stage stores is what a pass started inside the stage gives; a rerun that keeps the fit
+    finds the timelines current and starts no pass."""
+    import core.emotion.stage as stage
+
+    events = []
+    _fer_run(fixture_path("single_face.mp4"), tmp_path / "ahead", monkeypatch, events)
+    assert events[0] == "fast pass" and events.count("fast pass") == 1 and "fit window" in events
+    monkeypatch.setattr(stage.EmotionStage, "start_ahead", lambda self, ctx: None)
+    inside = []
+    _fer_run(fixture_path("single_face.mp4"), tmp_path / "inside", monkeypatch, inside)
+    assert inside.index("fast pass") > inside.index("fit window")
+    ahead, within = (Take.open(tmp_path / name).read_emotion().timelines["fer"] for name in ("ahead", "inside"))
+    for field in ("raw", "probabilities", "render_probabilities", "consistency", "carried"):
+        np.testing.assert_array_equal(getattr(ahead, field), getattr(within, field))
+
+    monkeypatch.undo()
+    again = []
+    _fer_run(fixture_path("single_face.mp4"), tmp_path / "ahead", monkeypatch, again)
+    assert again == []
+
+
+def test_a_fit_that_fails_abandons_the_fast_recogniser_s_pass_started_ahead(tmp_path, monkeypatch):
+    """The pass stops at its next frame and its thread is gone when the run ends with an error."""
+    import threading
+    import time
+
+    import core.emotion.fast_pass as fast_pass
+    from core.errors import CancelledError
+    from core.fit.fitter import Fitter
+
+    begun, outcome = threading.Event(), []
+
+    def pass_until_stopped(*args):  # a pass that only ends when it is told to stop
+        check_cancel = args[6]
+        begun.set()
+        for _ in range(6000):
+            try:
+                check_cancel()
+            except CancelledError:
+                outcome.append("abandoned")
+                raise
+            time.sleep(0.01)
+        outcome.append("never stopped")
+
+    def failing(self, *args, **kwargs):
+        assert begun.wait(60)
+        raise RuntimeError("the fit failed")
+
+    monkeypatch.setattr(fast_pass, "fast_scores", pass_until_stopped)
+    monkeypatch.setattr(Fitter, "fit_window", failing)
+    config = PipelineConfig(device="cpu", emotion=EmotionConfig(recognisers=("fer",)))
+    with pytest.raises(RuntimeError, match="the fit failed"):
+        Pipeline(config).run(fixture_path("single_face.mp4"), tmp_path / "t")
+    assert outcome == ["abandoned"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("emotion-fast")]
+    assert Take.open(tmp_path / "t").manifest.emotion is None  # the stage itself never ran
