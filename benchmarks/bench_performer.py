@@ -94,6 +94,7 @@ def fit_whole(model: FaceModel, observations, profile=None) -> FitParams:
     if profile is not None:
         fitter.use_neutral_scores(profile.neutral_scores)
         fitter.use_identity_mean(profile.identity)
+        fitter.use_view_drift(profile.view_drift)
     return drain(fit_clip(fitter, observations, fitter.fit_identity(observations)))
 
 
@@ -205,12 +206,18 @@ def run_clip(clip: str, work: Path, split: str = "half", block_seconds: float = 
         generic = fit_whole(generic_model, observations)
         calibrated = fit_whole(performer_model, observations, profile)
 
-    neutral = mean_neutral(observations.landmarks, neutral_rows(first_fit, 8))
     with_face = np.nonzero(test & observations.has_face)[0]
     frames = with_face[np.unique(np.linspace(0, len(with_face) - 1, MOTION_FRAMES).round().astype(int))]
-    motion = {kind: unexplained_motion(observations.landmarks, neutral, frames, data.expression_basis.astype(np.float64),
-                                       data.template.astype(np.float64))
-              for kind, data in (("generic", base), ("performer", performer))}
+    motion = {}
+    shipped = observed_landmarks(observations, np.arange(n), shipped_view_bias())
+    for kind, data, drift in (("generic", base, None), ("performer", performer, profile.view_drift)):
+        # each model with the drift of the landmarks with head pose that it knows: the shipped view
+        # bias, and the performer's own view drift (core/performer/view_drift.py)
+        landmarks = shipped if drift is None else drift.correct(shipped, observations.head_rotation,
+                                                                observations.head_scale)
+        neutral = mean_neutral(landmarks, neutral_rows(first_fit, 8))
+        motion[kind] = unexplained_motion(landmarks, neutral, frames, data.expression_basis.astype(np.float64),
+                                          data.template.astype(np.float64))
     return {
         "clip": clip, "frames": n, "calibration_frames": int((calibration & observations.has_face).sum()),
         "test_frames": int((test & observations.has_face).sum()), "calibration_s": seconds,
@@ -268,6 +275,7 @@ def run_kdef_person(person: str, photos: dict, base) -> dict | None:
             fitter = Fitter(performer_model, FitConfig())
             fitter.use_neutral_scores(np.nan_to_num(seen.blendshapes[0]))
             fitter.use_identity_mean(profile.identity)
+            fitter.use_view_drift(profile.view_drift)
             identity = fitter.fit_identity(slice_observations(seen, 0, 1), named_neutral=True)
             performer_fits = [drain(fit_clip(fitter, slice_observations(seen, k, k + 1), identity)) for k in range(1, 7)]
         for kind, fits, data in (("generic", generic_fits, base), ("performer", performer_fits, performer)):

@@ -327,6 +327,7 @@ class Fitter:
         self.transient = np.isin(np.asarray(model.expression_names, dtype=object), TRANSIENT_CURVES)  # E
         self.identity_mean = torch.zeros(1, self.model.num_shape)
         self.view_bias = shipped_view_bias() if self.config.view_bias else None
+        self.view_drift = None  # a performer's own drift with head pose (use_view_drift)
         self.curve_mirror: np.ndarray | None = None  # E: set when the scores are weighed by the view
 
     def use_neutral_scores(self, scores: np.ndarray | None) -> None:
@@ -361,6 +362,11 @@ class Fitter:
         if not self.transient.any():
             return self.config.named_neutral_factor
         return np.where(self.transient, self.config.identity_expression_factor, self.config.named_neutral_factor)
+
+    def use_view_drift(self, drift) -> None:
+        """Take a performer's own landmark drift with head pose (core.performer.view_drift.ViewDrift,
+        or None) out of the observed landmarks, after the shipped view bias."""
+        self.view_drift = drift
 
     def use_identity_mean(self, identity: np.ndarray | None) -> None:
         """Centre the identity prior on ``identity`` (S: a performer profile's identity) instead of
@@ -754,7 +760,7 @@ class Fitter:
 
     # ---- stages ------------------------------------------------------------------------------
     def _prepare(self, observations: ObservationArrays, rows: np.ndarray) -> tuple[_State, _Problem]:
-        observed = observed_landmarks(observations, rows, self.view_bias)
+        observed = self.observed_landmarks(observations, rows)
         landmarks = observed[:, self.ids]
         iod = interocular(observed).astype(np.float32)
         rotation0, camera0 = initial_rigid(self.neutral_landmarks, self.root_joint, landmarks, self.rigid)
@@ -774,6 +780,14 @@ class Fitter:
         problem = _Problem(torch.as_tensor(landmarks, dtype=torch.float32), torch.as_tensor(iod), float(iod.mean()),
                            target, precision, self.eyelid_weights(observed))
         return state, problem
+
+    def observed_landmarks(self, observations: ObservationArrays, rows: np.ndarray) -> np.ndarray:
+        """M x 478 x 3 the landmarks of ``rows`` as the fit reads them (image pixels): with the
+        shipped view bias (FitConfig.view_bias) and the performer's view drift taken out."""
+        observed = observed_landmarks(observations, rows, self.view_bias)
+        if self.view_drift is None:
+            return observed
+        return self.view_drift.correct(observed, observations.head_rotation[rows], observations.head_scale[rows])
 
     def observed_scores(self, observations: ObservationArrays, rows: np.ndarray) -> np.ndarray:
         """M x E MediaPipe's learned scores of ``rows`` as the fit reads them: with the network's

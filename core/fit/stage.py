@@ -108,6 +108,7 @@ class FitStage(Stage):
             fitter.use_neutral_scores(profile.neutral_scores)
         if profile is not None:  # the take's neutral refines the performer's known identity
             fitter.use_identity_mean(profile.identity)
+            fitter.use_view_drift(profile.view_drift)
         elif not named and len(ctx.observations) == 1:  # its identity can only come from the expression itself
             fitter.use_single_image()
         # torch fits on one thread (core.fit.fitter.single_threaded_torch); numpy's BLAS threads,

@@ -101,6 +101,7 @@ def format_report(name: str, path: Path, report: CalibrationReport) -> str:
         f"neutral   detail beyond the identity basis: {report.neutral_offset_rms_mm:.2f} mm RMS "
         f"(largest {report.neutral_offset_max_mm:.2f} mm)",
         check,
+        f"view      drift of the landmarks with head pose, learned for this face: up to {report.view_drift_mm:.1f} mm",
         "moved     " + ", ".join(f"{n} {mm:.1f} mm" for n, mm in moved),
     ]) + "\n"
 

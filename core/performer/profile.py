@@ -9,6 +9,9 @@ Stored as one small npz (``PERFORMER.npz``, written atomically) holding:
   (weights keep Apple's meaning: 1.0 is the shape's full extreme);
 - ``neutral_scores`` (E,): the learned blendshape network's scores of their neutral face (the
   baseline of its evidence when fitting them);
+- ``view_drift_fields`` (5 x V x 3, optional): how MediaPipe's landmarks of this performer drift
+  with their head pose (core/performer/view_drift.py; its ranges of directions in ``meta``),
+  taken out of the landmarks when fitting them;
 - ``info``: what it was built from, the open model it was built on, and the quality report.
 
 :func:`apply_profile` turns the open model into the performer's model; the fitter then keeps the
@@ -30,6 +33,7 @@ import numpy as np
 from core.atomic import write_bytes_atomic
 from core.errors import PerformerProfileError
 from core.facemodel.types import FaceModelData
+from core.performer.view_drift import ViewDrift
 
 PROFILE_FORMAT = 1
 PROFILE_SUFFIX = ".npz"
@@ -47,6 +51,7 @@ class PerformerProfile:
     neutral_scores: np.ndarray
     base_model_sha256: str
     info: dict = field(default_factory=dict)
+    view_drift: ViewDrift | None = None
 
     def validate_for(self, base: FaceModelData) -> None:
         """PerformerProfileError when the arrays do not fit ``base`` (the open model)."""
@@ -60,6 +65,10 @@ class PerformerProfile:
         for key in expected:
             if not np.isfinite(getattr(self, key)).all():
                 raise PerformerProfileError(f"performer profile '{self.name}' is damaged ({key} has non-finite values)")
+        drift = self.view_drift
+        if drift is not None and (drift.fields.shape[1:] != (v, 3) or not np.isfinite(drift.fields).all()):
+            raise PerformerProfileError(f"performer profile '{self.name}' has a view drift that does not fit the "
+                                        f"open model ({drift.fields.shape}): calibrate the performer again")
 
 
 def apply_profile(base: FaceModelData, profile: PerformerProfile) -> FaceModelData:
@@ -83,11 +92,17 @@ def save_profile(profile: PerformerProfile, path: str | Path) -> Path:
         path = path.with_name(path.name + PROFILE_SUFFIX)
     meta = {"format": PROFILE_FORMAT, "name": profile.name, "base_model_sha256": profile.base_model_sha256,
             "info": profile.info}
+    drift = {}
+    if profile.view_drift is not None:
+        meta["view_drift"] = {"azimuth_range_deg": list(profile.view_drift.azimuth_range_deg),
+                              "elevation_range_deg": list(profile.view_drift.elevation_range_deg)}
+        drift["view_drift_fields"] = profile.view_drift.fields.astype(np.float32)
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer, identity=profile.identity.astype(np.float32), neutral_offset=profile.neutral_offset.astype(np.float32),
         expression_basis=profile.expression_basis.astype(np.float32),
-        neutral_scores=profile.neutral_scores.astype(np.float32), meta=np.array(json.dumps(meta, sort_keys=True)))
+        neutral_scores=profile.neutral_scores.astype(np.float32), meta=np.array(json.dumps(meta, sort_keys=True)),
+        **drift)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(path, buffer.getvalue())
     return path
@@ -104,6 +119,12 @@ def load_profile(path: str | Path) -> PerformerProfile:
             meta = json.loads(str(npz["meta"]))
             arrays = {key: npz[key].astype(np.float32) for key in
                       ("identity", "neutral_offset", "expression_basis", "neutral_scores")}
+            drift = None
+            if "view_drift_fields" in npz.files:  # profiles made before it have none
+                ranges = meta["view_drift"]
+                drift = ViewDrift(npz["view_drift_fields"].astype(np.float64),
+                                  tuple(map(float, ranges["azimuth_range_deg"])),
+                                  tuple(map(float, ranges["elevation_range_deg"])))
     except Exception as err:  # noqa: BLE001 - any damage to the file means the same to the user
         raise PerformerProfileError(
             f"{path} is not a readable performer profile ({type(err).__name__}: {err})") from err
@@ -111,7 +132,7 @@ def load_profile(path: str | Path) -> PerformerProfile:
         raise PerformerProfileError(f"{path}: performer profile format {meta.get('format')} is not supported "
                                     f"(this EmoCap reads format {PROFILE_FORMAT})")
     return PerformerProfile(name=str(meta["name"]), base_model_sha256=str(meta["base_model_sha256"]),
-                            info=dict(meta.get("info", {})), **arrays)
+                            info=dict(meta.get("info", {})), view_drift=drift, **arrays)
 
 
 @functools.lru_cache(maxsize=8)

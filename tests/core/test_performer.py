@@ -50,6 +50,22 @@ def test_profile_round_trip_and_model(tmp_path):
     assert applied.name.endswith("+p")
 
 
+def test_a_profile_s_view_drift_is_stored_and_checked(tmp_path):
+    from core.performer.view_drift import NUM_FEATURES, ViewDrift
+
+    base = load_open_model()
+    rng = np.random.default_rng(3)
+    drift = ViewDrift(rng.normal(scale=0.01, size=(NUM_FEATURES, base.num_vertices, 3)), (-12.5, 20.0), (-9.0, 4.0))
+    profile = PerformerProfile(**{**_small_profile(base).__dict__, "view_drift": drift})
+    back = load_profile(save_profile(profile, tmp_path / "drifting"))
+    np.testing.assert_allclose(back.view_drift.fields, drift.fields, atol=1e-7)
+    assert back.view_drift.azimuth_range_deg == (-12.5, 20.0) and back.view_drift.elevation_range_deg == (-9.0, 4.0)
+    assert load_profile(save_profile(_small_profile(base), tmp_path / "still")).view_drift is None
+    wrong = PerformerProfile(**{**profile.__dict__, "view_drift": ViewDrift(drift.fields[:, :10], (0.0, 1.0), (0.0, 1.0))})
+    with pytest.raises(PerformerProfileError, match="view drift"):
+        apply_profile(base, wrong)
+
+
 def test_bad_profiles_get_clear_errors(tmp_path):
     base = load_open_model()
     with pytest.raises(PerformerProfileError, match="not found"):
@@ -145,6 +161,9 @@ def test_calibrate_reports_held_out_residual(wolfgang_profile):
                                profile.expression_basis[..., right], atol=1e-6)
     np.testing.assert_array_equal(profile.expression_basis[list(FACE_OVAL)], base.expression_basis[list(FACE_OVAL)])
     np.testing.assert_allclose(base.joint_regressor @ profile.neutral_offset, 0.0, atol=1e-6)
+    # how the landmarks of this face drift as the head turns and nods is learned, and reported
+    assert profile.view_drift is not None and report["view_drift_mm"] > 0.1
+    assert profile.view_drift.azimuth_range_deg[1] - profile.view_drift.azimuth_range_deg[0] > 10.0
 
 
 def test_generic_outline_decides_whether_the_outline_learns(wolfgang_take):
@@ -176,6 +195,21 @@ def test_analyze_with_performer_uses_and_records_the_profile(tmp_path, wolfgang_
     result = run_cli("analyze", str(wolfgang), "--out", str(take_dir), "--no-emotion", "--performer", str(path), "--json")
     assert result.returncode == 0, result.stderr
     take = Take.open(take_dir)
+    # the fit read the landmarks with the performer's view drift taken out
+    from core.fit.fitter import Fitter, slice_observations
+
+    first_window = Fitter(load_face_model(ModelChoice())).config.window
+    stored = take.read_fit(closures=False).expression[:first_window]
+    window = slice_observations(take.load_observations(), 0, first_window)
+    fitted = {}
+    for drift in (None, profile.view_drift):
+        fitter = Fitter(load_face_model(ModelChoice(performer=str(path))))
+        fitter.use_neutral_scores(profile.neutral_scores)
+        fitter.use_identity_mean(profile.identity)
+        fitter.use_view_drift(drift)
+        fitted[drift is None] = fitter.fit_window(window, take.read_identity()).expression
+    np.testing.assert_array_equal(fitted[False], stored)  # as the analysis fitted its first window
+    assert np.abs(fitted[True] - stored).max() > 0.01
     settings = take.manifest.fit.settings
     assert settings["performer"] == str(path.resolve()) and settings["performer_sha256"] == profile_digest(path)
     assert take.manifest.fit.model.endswith("+wolfgang")
