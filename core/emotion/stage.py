@@ -3,7 +3,9 @@ reconstruction's, their consistency, and the emotion-from-parameters model.
 
 1. The fast recogniser (FER mini-Xception, ~1 ms) sees every frame with a face: one sequential
    pass over the video, crops warped with the stored crop transforms, on a thread of its own
-   beside the work that does not depend on its scores (4., and 3. when it is the only recogniser).
+   (core/emotion/fast_pass.py). In an analysis it starts as soon as the observations are complete
+   and runs beside the fit (:meth:`EmotionStage.start_ahead`); otherwise beside the work here that
+   does not depend on its scores (4., and 3. when it is the only recogniser).
 2. The slow recogniser (EmoNet, ~0.25 s on a CPU) sees the frames ``choose_frames`` picks: every
    ``slow_step_seconds`` of each run of face frames, the run's ends, and frames where the fast
    recogniser's probabilities moved; the rest is interpolated in time inside each run. Frames are
