@@ -31,7 +31,7 @@ from app.video_view import VideoView
 from app.viewport import MeshViewport
 from app.workers import FittedWindow, Job, analysis_job, engine_job, export_job, open_take_job, train_actor_job
 from core.atomic import copy_folder_atomic
-from core.errors import CancelledError, EmoCapError
+from core.errors import CancelledError, DamagedChunkError, EmoCapError
 from core.take.store import is_take_folder
 from core.video import open_source
 
@@ -484,7 +484,7 @@ class MainWindow(QMainWindow):
         elif isinstance(last, FittedWindow):
             self.progress.update_stage("fitting", last.position, last.total)
             if last.position >= last.total:
-                self._load_take()  # the mesh and curves while the emotion stage runs
+                self._load_take(while_analysing=True)  # the mesh and curves while the emotion stage runs
         elif isinstance(last, StageEvent):
             self.progress.update_stage(last.step, last.done, last.total)
         if self.view is None:
@@ -511,12 +511,15 @@ class MainWindow(QMainWindow):
             self._load_take()
         self.job_finished.emit("analysis", True)
 
-    def _load_take(self) -> None:
+    def _load_take(self, while_analysing: bool = False) -> None:
         # Loads can overlap (the mesh is loaded when fitting ends, again once the emotion stage is
         # done): only the newest may be shown, or a slow older one would bring back stale curves.
+        # While the analysis goes on it may rewrite what the load reads; the load at its end
+        # reads the take again, so a file found changed then is no error.
+        on_error = self._changed_while_analysing if while_analysing else self._job_error
         job = Job("open_take", open_take_job, self.take_dir, self.input_path,
                   on_done=lambda view: self._take_ready(view) if job is self._newest_load else view.close(),
-                  on_error=self._job_error)
+                  on_error=on_error)
         self._newest_load = job
         self.jobs.append(job)
         job.worker.finished.connect(lambda: self.jobs.remove(job) if job in self.jobs else None)
@@ -593,6 +596,12 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"actor encoder trained{quality}; choose it in Settings > Reconstruction for "
                                      "new clips of this performer", 15000)
         self.job_finished.emit("train_actor", True)
+
+    def _changed_while_analysing(self, err: BaseException) -> None:
+        if isinstance(err, DamagedChunkError):
+            log.info("the take changed while it was read during the analysis (%s); it is read at the end", err)
+            return
+        self._job_error(err)
 
     def _job_error(self, err: BaseException) -> None:
         self.progress.end()

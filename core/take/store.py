@@ -334,7 +334,22 @@ class Take:
         record = self.manifest.emotion
         if record is None or not record.complete or not self.has_chunk(EMOTION_CHUNK):
             return None
-        data = self.read_named(EMOTION_CHUNK)
+        try:
+            data = self.read_named(EMOTION_CHUNK)
+        except DamagedChunkError:
+            # An analysis redoing the emotion stage removes the stored timelines as it starts and
+            # writes new ones at its end: a reader whose manifest was read before finds them gone
+            # or other than recorded. The manifest as it is now says whether they are being redone
+            # (there are none yet), were redone (read them), or are damaged.
+            now = Take.open(self.root).manifest
+            if now.emotion is not None and now.emotion.complete and now.record(EMOTION_CHUNK) == \
+                    self.manifest.record(EMOTION_CHUNK):
+                raise
+            self.manifest.emotion = now.emotion
+            self.manifest.forget(EMOTION_CHUNK)
+            if now.record(EMOTION_CHUNK) is not None:
+                self.manifest.set_record(EMOTION_CHUNK, now.record(EMOTION_CHUNK))
+            return self.read_emotion()
         try:
             return EmotionTimelines.from_npz_dict(data, record.recognisers, record.primary)
         except (ValueError, KeyError, TypeError) as err:

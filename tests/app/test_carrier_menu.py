@@ -36,3 +36,18 @@ def test_a_carrier_photo_judges_the_curves_without_refitting_and_stays_with_the_
     window.carrier = None  # forgotten: reopening the take must restore it
     window.open_take(take_dir)
     qtbot.waitUntil(lambda: window.view is not None and window.carrier == str(photo.resolve()), timeout=60000)
+
+
+def test_a_take_that_changes_while_the_analysis_runs_is_read_again_at_its_end_without_an_error(window, qtbot):
+    """The view loaded when fitting ends may find a file the analysis is rewriting (the emotion
+    timelines of a new carrier); the load at the analysis' end reads the take again, so that is
+    no error. Any other failure of that load still is."""
+    from core.errors import EmoCapError, MissingChunkError
+
+    finished = []
+    window.job_finished.connect(lambda *args: finished.append(args))
+    window._changed_while_analysing(MissingChunkError("take", "emotion/timelines.npz"))
+    assert finished == [] and getattr(window, "last_error", None) is None
+    window._changed_while_analysing(EmoCapError("the recording is gone"))
+    assert finished == [("error", False)] and "the recording is gone" in window.last_error.text()
+    window.last_error.close()

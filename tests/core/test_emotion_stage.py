@@ -321,3 +321,35 @@ def test_a_fit_that_fails_abandons_the_fast_recogniser_s_pass_started_ahead(tmp_
     assert outcome == ["abandoned"]
     assert not [t for t in threading.enumerate() if t.name.startswith("emotion-fast")]
     assert Take.open(tmp_path / "t").manifest.emotion is None  # the stage itself never ran
+
+
+def test_a_reader_of_a_take_whose_emotion_is_being_redone_sees_none_not_damage(emotion_take, tmp_path):
+    """An analysis redoing the emotion stage removes the stored timelines as it starts; a reader
+    (the app's view of the take) that read the manifest just before finds them gone. Only a take
+    whose manifest still lists them is damaged."""
+    import dataclasses
+    import shutil
+
+    from core.errors import MissingChunkError
+    from core.take.records import RUNNING, EmotionRecord
+
+    _, take = emotion_take
+    root = tmp_path / "take"
+    shutil.copytree(take.root, root)
+    reader, later = Take.open(root), Take.open(root)  # their manifests: the emotion complete
+    writer = Take.open(root)  # an analysis starting the emotion stage again (EmotionStage.start)
+    settings = writer.manifest.emotion.settings
+    writer.reset_emotion()
+    writer.manifest.emotion = EmotionRecord(settings, RUNNING)
+    writer.save_manifest()
+    assert reader.read_emotion() is None
+    # once the analysis has written new timelines, a reader whose manifest is older reads them
+    earlier = Take.open(take.root)
+    redone = earlier.read_emotion()
+    redone.main.probabilities[:] = redone.main.probabilities[::-1].copy()
+    writer.write_emotion(redone, dataclasses.replace(earlier.manifest.emotion))
+    np.testing.assert_array_equal(later.read_emotion().main.probabilities, redone.main.probabilities)
+    # timelines the manifest still lists that are gone are damage
+    (root / "emotion" / "timelines.npz").unlink()
+    with pytest.raises(MissingChunkError):
+        Take.open(root).read_emotion()
