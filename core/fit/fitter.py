@@ -43,6 +43,7 @@ from core.fit.solver import AccelerationPenalty, solve_step
 from core.fit.temporal import segments, valid_centres
 from core.observe import landmark_ids as ids
 from core.observe.view_bias import observed_landmarks, observed_scores, shipped_view_bias, view_azimuth_deg
+from core.performer.view_drift import ViewDrift
 from core.take.observations import ObservationArrays
 
 log = logging.getLogger(__name__)
@@ -327,7 +328,7 @@ class Fitter:
         self.transient = np.isin(np.asarray(model.expression_names, dtype=object), TRANSIENT_CURVES)  # E
         self.identity_mean = torch.zeros(1, self.model.num_shape)
         self.view_bias = shipped_view_bias() if self.config.view_bias else None
-        self.view_drift = None  # a performer's own drift with head pose (use_view_drift)
+        self.view_drift: ViewDrift | None = None  # a performer's own drift with head pose
         self.curve_mirror: np.ndarray | None = None  # E: set when the scores are weighed by the view
 
     def use_neutral_scores(self, scores: np.ndarray | None) -> None:
@@ -363,9 +364,9 @@ class Fitter:
             return self.config.named_neutral_factor
         return np.where(self.transient, self.config.identity_expression_factor, self.config.named_neutral_factor)
 
-    def use_view_drift(self, drift) -> None:
-        """Take a performer's own landmark drift with head pose (core.performer.view_drift.ViewDrift,
-        or None) out of the observed landmarks, after the shipped view bias."""
+    def use_view_drift(self, drift: ViewDrift | None) -> None:
+        """Take a performer's own landmark drift with head pose (core/performer/view_drift.py; None:
+        none) out of the observed landmarks, after the shipped view bias."""
         self.view_drift = drift
 
     def use_identity_mean(self, identity: np.ndarray | None) -> None:
