@@ -17,7 +17,9 @@ shapes it never saw used.
 - landmark residual of the fit (percent of the inter-ocular distance);
 - real motion unexplained: the landmark motion from the performer's neutral (the first half's
   most neutral frames) to each second-half frame, and the share of it that each model's shapes
-  cannot explain with weights in [0, 1] (pooled over frames, MediaPipe's depth weighed 0.25);
+  cannot explain with weights in [0, 1] (pooled over frames, MediaPipe's depth weighed 0.25), on
+  the landmarks as each model reads them: with the shipped view bias taken out, and for the
+  performer also its own view drift, which is part of its model;
 - jitter of the fitted landmarks against the raw MediaPipe landmarks (mean |acceleration| ratio);
 - saturation: mean number of curves at 0.9 or more per frame, blinks excluded;
 - calibration time (fitting the first half and learning the profile);
