@@ -77,6 +77,7 @@ from core.performer.calibrate import (  # noqa: E402
     neutral_rows,
 )
 from core.performer.profile import apply_profile  # noqa: E402
+from core.performer.view_drift import landmarks_as_fitted  # noqa: E402
 from core.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from core.stages import drain  # noqa: E402
 from core.take import Take  # noqa: E402
@@ -211,12 +212,10 @@ def run_clip(clip: str, work: Path, split: str = "half", block_seconds: float = 
     with_face = np.nonzero(test & observations.has_face)[0]
     frames = with_face[np.unique(np.linspace(0, len(with_face) - 1, MOTION_FRAMES).round().astype(int))]
     motion = {}
-    shipped = observed_landmarks(observations, np.arange(n), shipped_view_bias())
     for kind, data, drift in (("generic", base, None), ("performer", performer, profile.view_drift)):
         # each model with the drift of the landmarks with head pose that it knows: the shipped view
         # bias, and the performer's own view drift (core/performer/view_drift.py)
-        landmarks = shipped if drift is None else drift.correct(shipped, observations.head_rotation,
-                                                                observations.head_scale)
+        landmarks = landmarks_as_fitted(observations, np.arange(n), shipped_view_bias(), drift)
         neutral = mean_neutral(landmarks, neutral_rows(first_fit, 8))
         motion[kind] = unexplained_motion(landmarks, neutral, frames, data.expression_basis.astype(np.float64),
                                           data.template.astype(np.float64))

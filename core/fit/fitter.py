@@ -42,8 +42,8 @@ from core.fit.rigid import initial_rigid, rigid_rows
 from core.fit.solver import AccelerationPenalty, solve_step
 from core.fit.temporal import segments, valid_centres
 from core.observe import landmark_ids as ids
-from core.observe.view_bias import observed_landmarks, observed_scores, shipped_view_bias, view_azimuth_deg
-from core.performer.view_drift import ViewDrift
+from core.observe.view_bias import observed_scores, shipped_view_bias, view_azimuth_deg
+from core.performer.view_drift import ViewDrift, landmarks_as_fitted
 from core.take.observations import ObservationArrays
 
 log = logging.getLogger(__name__)
@@ -785,10 +785,7 @@ class Fitter:
     def observed_landmarks(self, observations: ObservationArrays, rows: np.ndarray) -> np.ndarray:
         """M x 478 x 3 the landmarks of ``rows`` as the fit reads them (image pixels): with the
         shipped view bias (FitConfig.view_bias) and the performer's view drift taken out."""
-        observed = observed_landmarks(observations, rows, self.view_bias)
-        if self.view_drift is None:
-            return observed
-        return self.view_drift.correct(observed, observations.head_rotation[rows], observations.head_scale[rows])
+        return landmarks_as_fitted(observations, rows, self.view_bias, self.view_drift)
 
     def observed_scores(self, observations: ObservationArrays, rows: np.ndarray) -> np.ndarray:
         """M x E MediaPipe's learned scores of ``rows`` as the fit reads them: with the network's

@@ -63,9 +63,9 @@ from core.fit.fitter import FitConfig, Fitter, single_threaded_torch, slice_obse
 from core.fit.params import FitParams
 from core.fit.stage import fit_clip
 from core.observe.landmark_ids import FACE_OVAL
-from core.observe.view_bias import observed_landmarks, observed_scores, shipped_view_bias
+from core.observe.view_bias import observed_scores, shipped_view_bias
 from core.performer.profile import PerformerProfile
-from core.performer.view_drift import ViewDrift, canonical_residuals, learn_view_drift
+from core.performer.view_drift import ViewDrift, canonical_residuals, landmarks_as_fitted, learn_view_drift
 from core.render.reconstruction import expression_activity
 from core.stages import drain
 from core.take import ObservationArrays
@@ -270,7 +270,7 @@ def learn_drift(model: FaceModel, parts: list[_Part], config: PerformerCalibrati
     bias = shipped_view_bias() if config.fit.view_bias else None
     residuals, weights, rotations = [], [], []
     for part in parts:
-        rows, residual = image_residuals(model, part.fit, observed_landmarks(part.observations, slice(None), bias))
+        rows, residual = image_residuals(model, part.fit, landmarks_as_fitted(part.observations, slice(None), bias))
         rotation = part.observations.head_rotation[rows].astype(np.float64)
         scale = part.observations.head_scale[rows].astype(np.float64)
         posed = np.isfinite(scale) & np.isfinite(rotation).all(axis=(1, 2))
@@ -305,7 +305,8 @@ def learn_performer_model(generic: FaceModelData, parts: list[_Part], config: Pe
     for round_ in range(config.rounds):
         model = FaceModel(data)
         drift = learn_drift(model, [dataclasses.replace(p, fit=f) for p, f in zip(parts, fits)], config, movable)
-        pieces = [rest_residuals(model, fit, _read(part.observations, bias, drift)) for part, fit in zip(parts, fits)]
+        pieces = [rest_residuals(model, fit, landmarks_as_fitted(part.observations, slice(None), bias, drift))
+                  for part, fit in zip(parts, fits)]
         weights = np.concatenate([w for _, w in pieces])
         # what the generic model leaves with these weights, so the ridge always draws toward the
         # generic shapes, however many rounds ran
@@ -328,14 +329,6 @@ def learn_performer_model(generic: FaceModelData, parts: list[_Part], config: Pe
         fits = [_fit(model, part, config.fit, drift) for part in parts]
         log.info("performer round %d: residual %.3f %% IOD", round_, 100 * _mean_residual(fits))
     return data, fits, drift
-
-
-def _read(observations: ObservationArrays, bias, drift: ViewDrift | None) -> np.ndarray:
-    """Every row's landmarks as the fitter reads them (shipped view bias, then the view drift)."""
-    landmarks = observed_landmarks(observations, slice(None), bias)
-    if drift is None:
-        return landmarks
-    return drift.correct(landmarks, observations.head_rotation, observations.head_scale)
 
 
 def held_out_blocks(total: int, share: float, block_frames: int) -> list[tuple[int, int]]:

@@ -24,10 +24,14 @@ learns next to nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.observe.view_bias import view_azimuth_deg
+from core.observe.view_bias import ViewBias, observed_landmarks, view_azimuth_deg
+
+if TYPE_CHECKING:
+    from core.take.observations import ObservationArrays
 
 REFERENCE_DEG = 20.0  # the ridge counts frames at this azimuth and elevation
 CURVE_RIDGE = 1e-3  # the ridge on the curves' part of the regression, in frames at full weight
@@ -87,6 +91,17 @@ class ViewDrift:
         corners = [(a, e) for a in self.azimuth_range_deg for e in self.elevation_range_deg]
         features = drift_features(*np.array(corners).T)
         return float(np.linalg.norm(np.einsum("nk,kvc->nvc", features, self.fields), axis=2).max() * interocular_mm)
+
+
+def landmarks_as_fitted(observations: ObservationArrays, rows, bias: ViewBias | None,
+                        drift: ViewDrift | None = None) -> np.ndarray:
+    """M x 478 x 3 image landmarks of ``rows`` (indices or a slice) of ``observations`` as a fit
+    reads them: the shipped view bias (None: none), then the performer's view drift (None: none)
+    taken out at each frame's observed head pose."""
+    landmarks = observed_landmarks(observations, rows, bias)
+    if drift is None:
+        return landmarks
+    return drift.correct(landmarks, observations.head_rotation[rows], observations.head_scale[rows])
 
 
 def canonical_residuals(residuals: np.ndarray, rotation: np.ndarray, scale: np.ndarray) -> np.ndarray:
