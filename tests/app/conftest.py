@@ -74,3 +74,14 @@ def loaded(window, qtbot, take_copy):
     with qtbot.waitSignal(window.take_loaded, timeout=60000):
         window.open_take(take_copy)
     return window
+
+
+@pytest.fixture(autouse=True)
+def children_at_the_test_run_s_priority(monkeypatch):
+    """The app starts its analyses and trainings at a lower priority so that the window stays
+    responsive; in the test run the other pytest worker is a normal-priority process that keeps both
+    cores busy, and a child at niceness 10 then gets about a tenth of a core (a 20 s actor training
+    took over 300 s in CI). The shipped niceness itself is tested in test_workers.py."""
+    import app.workers
+
+    monkeypatch.setattr(app.workers, "CHILD_NICENESS", 0)

@@ -1,10 +1,14 @@
 """Background jobs (app/workers.py): a job's state and its result handlers stay in step."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
 from PySide6.QtCore import QCoreApplication, QThreadPool
 
+import app.workers
 from app.workers import Job
 
 
@@ -43,3 +47,10 @@ def test_a_failed_job_is_stopped_when_its_error_is_handled(qtbot):
     qtbot.waitUntil(lambda: not job.running, timeout=5000)
     assert errors == [("broken input", False)]
     QThreadPool.globalInstance().waitForDone(5000)
+
+
+def test_children_run_at_a_lower_priority_than_the_app(monkeypatch):
+    monkeypatch.setattr(app.workers, "CHILD_NICENESS", 10)  # the shipped value (conftest sets 0)
+    read = [sys.executable, "-c", "import os; print(os.nice(0))"]
+    child = subprocess.run(read, preexec_fn=app.workers._lower_priority, capture_output=True, text=True, check=True)
+    assert int(child.stdout) == min(os.nice(0) + 10, 19)
