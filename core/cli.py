@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--carrier", metavar="IMAGE",
                          help="a neutral photo (best of another person) whose face wears the fitted curves, so that "
                               "the recognisers judge what the curves carry (default: the neutral photo given with "
-                              "--neutral, else the clip's most neutral frame)")
+                              "--neutral, else the clip's quietest uncovered frame that FER reads as least expressive)")
     analyze.add_argument("--no-emotion", action="store_true",
                          help="do not measure emotion (by default the MIT-licensed FER model measures emotion "
                               "timelines and the reconstruction's emotion consistency)")

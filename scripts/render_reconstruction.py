@@ -3,8 +3,9 @@
     python scripts/render_reconstruction.py TAKE OUT.png [--frames 12,80,200] [--background grey] [--shaded]
 
 The render is the fitted mesh of the frame, seen by its fitted camera in the frame's aligned crop,
-textured from the take's reference frame, the one the emotion stage uses (its most neutral frame
-with no hand over the face, core.render.reference; core.render.reconstruction): it must show
+textured from the take's reference frame, the one its emotion stage used (else chosen as that
+stage chooses: a quiet frame with no hand over the face that FER reads as least expressive,
+core.render.reference; core.render.reconstruction): it must show
 the fitted expression, not the frame's pixels. Without --frames, the reference frame and the frames
 whose expressions differ most from it and from each other are shown (farthest-point sampling on
 the expression rows), so a glance covers the clip's range.
@@ -69,7 +70,7 @@ def main() -> None:
                         "and the most different expressions)")
     parser.add_argument("--count", type=int, default=9, help="frames to pick without --frames")
     parser.add_argument("--reference", type=int, help="reference frame (default: the emotion "
-                        "stage's: the most neutral frame with no hand over the face)")
+                        "stage's: a quiet frame with no hand over the face that FER reads as least expressive)")
     parser.add_argument("--background", choices=BACKGROUNDS, default="reference")
     parser.add_argument("--no-teeth", action="store_true", help="leave the open mouth dark")
     parser.add_argument("--shaded", action="store_true", help="add a third tile: the fitted geometry, shaded")
@@ -90,8 +91,14 @@ def main() -> None:
     tiles = []
     with open_source(take.manifest.source.path) as source:
         reference = args.reference
-        if reference is None:
-            reference = choose_uncovered_reference_frame(fit, observations, source.read)
+        if reference is None and take.manifest.emotion is not None:
+            reference = take.manifest.emotion.reference_frame
+        if reference is None or reference < 0:
+            from core.emotion.recognisers import load_recogniser
+            from core.emotion.stage import expressiveness_judge
+
+            reference = choose_uncovered_reference_frame(
+                fit, observations, source.read, expressiveness=expressiveness_judge(load_recogniser("fer"), observations))
         renderer = ReconstructionRenderer(model, fit, observations, reference,
                                           background=args.background, teeth=not args.no_teeth)
         if args.frames:

@@ -13,8 +13,8 @@ Which neutral face (:func:`carrier_choice`), in order:
    the curves, not the performer's features, carry the emotion), analysed once with the take's
    face model into ``TAKE/carrier/<digest>/``, a take of its own;
 2. the neutral photo the take's identity was fitted on (``--neutral IMAGE``), analysed the same way;
-3. for a clip of several frames, the take's own reference frame (its most neutral, uncovered face,
-   :func:`core.render.reference.choose_uncovered_reference_frame`);
+3. for a clip of several frames, the take's own reference frame (a quiet, uncovered face that the
+   fast recogniser reads as least expressive, :func:`core.render.reference.choose_uncovered_reference_frame`);
 4. none: a single image with no neutral named has no neutral face to carry its curves.
 """
 

@@ -11,7 +11,8 @@ reconstruction's, their consistency, and the emotion-from-parameters model.
    recogniser's probabilities moved; the rest is interpolated in time inside each run. Frames are
    read by exact random access.
 3. The reconstruction is rendered from the camera's view, textured with the performer's pixels
-   from a neutral reference frame, and judged: by the slow recogniser on its sampled frames, by
+   from a reference frame (core/render/reference.py: a quiet frame with no hand over the face,
+   the one the fast recogniser reads as least expressive), and judged: by the slow recogniser on its sampled frames, by
    the fast one on those and on the frames ``choose_frames`` picks from the fit (every
    ``render_step_seconds`` of each run of face frames, the run's ends, and frames where the fitted
    curves and head rotation moved by ``render_change``; a render of every frame costs more than
@@ -39,7 +40,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -53,6 +54,7 @@ from core.emotion.timeline import choose_frames, cuts_from_boxes, dominant_segme
 from core.emotion.types import AUTO, EMOTIONS, FAST, SLOW, EmotionScores
 from core.errors import CancelledError
 from core.fit.params import FitParams
+from core.observe.align import warp_crop
 from core.observe.crop_batches import read_face_crops
 from core.prefetch import map_ahead
 from core.results import StageProgress
@@ -61,6 +63,9 @@ from core.take import Take
 from core.take.observations import ObservationArrays
 from core.take.records import COMPLETE, RUNNING, EmotionRecord, EmotionSummary
 from core.video import FrameSource
+
+if TYPE_CHECKING:
+    from core.emotion.recognisers import EmotionRecogniser
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +154,20 @@ def _mean(values: np.ndarray | None) -> float | None:
     return round(float(np.nanmean(values)), 4) if values is not None and np.isfinite(values).any() else None
 
 
+def expressiveness_judge(recogniser: EmotionRecogniser, observations: ObservationArrays,
+                         crop_size: int = CROP_SIZE) -> Callable[[list[np.ndarray], list[int]], np.ndarray]:
+    """How clearly ``recogniser`` reads an emotion on frames of these observations, as the reference
+    frame's choice takes it (core/render/reference.py): (frames, each H x W x 3 uint8 RGB; their
+    observation rows) -> N in [0, 1], the largest non-neutral probability on each aligned face crop."""
+
+    def judge(images: list[np.ndarray], rows: list[int]) -> np.ndarray:
+        crops = np.stack([warp_crop(image, observations.crop_transform[r].astype(np.float64), crop_size)
+                          for image, r in zip(images, rows)])
+        return intensity(recogniser.predict(crops).probabilities)
+
+    return judge
+
+
 def analyse_emotion(
     source: FrameSource,
     observations: ObservationArrays,
@@ -181,11 +200,13 @@ def analyse_emotion(
 
     names = [name for name in config.recognisers if name in recognisers]
     fast = FAST if FAST in names else names[0]
-    # 3. the renders' reference frame (read first: the fast recogniser's pass then has the video)
+    # 3. the renders' reference frame (read first: the fast recogniser's pass then has the video),
+    # the quiet frame the fast recogniser reads as least expressive
     renderer = None
     reference = -1
     if fit is not None and fit.has_face.any():
-        reference = choose_uncovered_reference_frame(fit, observations, source.read)
+        reference = choose_uncovered_reference_frame(
+            fit, observations, source.read, expressiveness=expressiveness_judge(recognisers[fast], observations, crop_size))
         renderer = ReconstructionRenderer(model, fit, observations, reference_frame=reference)
         renderer.set_reference(reference, source.read(int(observations.index[reference])))
 
