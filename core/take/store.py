@@ -261,13 +261,35 @@ class Take:
         params = FitParams.concatenate([self.read_fit_window(s) for s in starts])
         return self._with_closures(params) if closures else params
 
+    def _read_stage_output(self, chunk: str, stage: str) -> dict[str, np.ndarray] | None:
+        """The arrays of the ``chunk`` a stage writes at its end (``stage``: its record's name in the
+        manifest, "closures" or "emotion"), or None when the stage has not completed. An analysis
+        redoing the stage replaces the file (the emotion stage removes it as it starts): a reader
+        whose manifest was read before finds it gone or other than recorded. The manifest as it is
+        now then says whether the stage is being redone (None), was redone (its new output is read
+        and its record adopted), or the file is damaged (DamagedChunkError, as read_named raises)."""
+        record = getattr(self.manifest, stage)
+        if record is None or not record.complete or not self.has_chunk(chunk):
+            return None
+        try:
+            return self.read_named(chunk)
+        except DamagedChunkError:
+            now = Take.open(self.root).manifest
+            current = getattr(now, stage)
+            if current is not None and current.complete and now.record(chunk) == self.manifest.record(chunk):
+                raise
+            setattr(self.manifest, stage, current)
+            self.manifest.forget(chunk)
+            if now.record(chunk) is not None:
+                self.manifest.set_record(chunk, now.record(chunk))
+            return self._read_stage_output(chunk, stage)
+
     # ---- closures: fit/closures.npz, floors under the fitted curves ------------------------------
     def read_closure_floor(self) -> np.ndarray | None:
         """The closures stage's floor (N x E, NaN: none), or None when the stage has not completed."""
-        record = self.manifest.closures
-        if record is None or not record.complete or not self.has_chunk(CLOSURES_CHUNK):
+        data = self._read_stage_output(CLOSURES_CHUNK, "closures")
+        if data is None:
             return None
-        data = self.read_named(CLOSURES_CHUNK)
         if "floor" not in data:
             raise DamagedChunkError(self.root, CLOSURES_CHUNK, "damaged (no floor in it)")
         return data["floor"]
@@ -331,25 +353,10 @@ class Take:
         """The emotion stage's timelines, or None when the stage has not completed."""
         from core.emotion.stored import EmotionTimelines
 
-        record = self.manifest.emotion
-        if record is None or not record.complete or not self.has_chunk(EMOTION_CHUNK):
+        data = self._read_stage_output(EMOTION_CHUNK, "emotion")
+        if data is None:
             return None
-        try:
-            data = self.read_named(EMOTION_CHUNK)
-        except DamagedChunkError:
-            # An analysis redoing the emotion stage removes the stored timelines as it starts and
-            # writes new ones at its end: a reader whose manifest was read before finds them gone
-            # or other than recorded. The manifest as it is now says whether they are being redone
-            # (there are none yet), were redone (read them), or are damaged.
-            now = Take.open(self.root).manifest
-            if now.emotion is not None and now.emotion.complete and now.record(EMOTION_CHUNK) == \
-                    self.manifest.record(EMOTION_CHUNK):
-                raise
-            self.manifest.emotion = now.emotion
-            self.manifest.forget(EMOTION_CHUNK)
-            if now.record(EMOTION_CHUNK) is not None:
-                self.manifest.set_record(EMOTION_CHUNK, now.record(EMOTION_CHUNK))
-            return self.read_emotion()
+        record = self.manifest.emotion  # as the stage output read was recorded
         try:
             return EmotionTimelines.from_npz_dict(data, record.recognisers, record.primary)
         except (ValueError, KeyError, TypeError) as err:

@@ -87,3 +87,35 @@ def test_wolfgang_blinks_counted_by_eye_are_found_and_closed(wolfgang_take):
     assert (closed >= 0.9).all()
     # a wide-open stretch (frames 160-240, counted open) is never taken for a blink
     assert not evidence.eyes_closed[160:200].any() and not evidence.eyes_closed[203:240].any()
+
+
+
+def test_a_reader_of_a_take_whose_closures_were_redone_reads_the_new_floor_not_damage(single_take, tmp_path):
+    """An analysis with new closure thresholds rewrites fit/closures.npz; a reader (the app's view
+    of the take) that read the manifest before finds the file other than recorded. Only a take
+    whose manifest still lists the file it holds no more is damaged."""
+    import dataclasses
+    import shutil
+
+    from core.errors import DamagedChunkError
+    from core.take.records import RUNNING
+    from core.take.store import CLOSURES_CHUNK
+
+    root = tmp_path / "take"
+    shutil.copytree(single_take.root, root)
+    reader = Take.open(root)  # its manifest: the closures as first written
+    old = reader.read_closure_floor()
+    writer = Take.open(root)  # an analysis redoing the closures stage (ClosuresStage.start, then its end)
+    record = writer.manifest.closures
+    writer.manifest.closures = dataclasses.replace(record, status=RUNNING)
+    writer.save_manifest()
+    assert Take.open(root).read_closure_floor() is None  # being redone
+    new = np.where(np.isfinite(old), old, 0.0).astype(np.float32)
+    new[:, 0] = 0.5  # what other thresholds might give
+    writer.write_closures(new, record)
+    np.testing.assert_array_equal(reader.read_closure_floor(), new)
+    assert reader.manifest.record(CLOSURES_CHUNK) == Take.open(root).manifest.record(CLOSURES_CHUNK)
+    # a file other than the one the manifest on disk lists is damage
+    (root / CLOSURES_CHUNK).write_bytes(b"overwritten")
+    with pytest.raises(DamagedChunkError):
+        Take.open(root).read_closure_floor()
