@@ -7,7 +7,6 @@ are imported here, inside the workers, so the window opens without waiting for t
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -220,9 +219,8 @@ def _json_command_job(arguments: list[str], cancel: threading.Event, *, progress
 
     from core.errors import CancelledError, EmoCapError
 
-    command = [sys.executable, "-m", "core.cli", *arguments]
-    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, bufsize=1, cwd=PROJECT_ROOT, preexec_fn=_lower_priority)
+    child = subprocess.Popen(child_command(arguments), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, bufsize=1, cwd=PROJECT_ROOT)
     output: list[str] = []
     threading.Thread(target=lambda: output.extend(child.stdout), daemon=True).start()
     threading.Thread(target=lambda: cancel.wait() or (child.poll() is None and child.send_signal(signal.SIGINT)),
@@ -245,10 +243,10 @@ def _progress_child(arguments: list[str], cancel: threading.Event) -> tuple[subp
     """``emocap ARGUMENTS`` started in a child process at a lower priority (it keeps the window
     responsive on machines with few cores), its stdout to read line by line; returns the child and
     the list its stderr lines are collected into. A cancel is passed on through its stdin."""
-    command = [sys.executable, "-m", "core.cli", *arguments]
+    command = child_command(arguments)
     log.info("running %s", " ".join(command))
     child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, bufsize=1, cwd=PROJECT_ROOT, preexec_fn=_lower_priority)
+                             text=True, bufsize=1, cwd=PROJECT_ROOT)
     errors: list[str] = []
     threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True).start()
     threading.Thread(target=_forward_cancel, args=(cancel, child), daemon=True).start()
@@ -266,8 +264,13 @@ def _stopped(what: str, code: int, errors: list[str]) -> str:
     return f"{what} stopped (exit {code}): {tail.splitlines()[-1] if tail else 'no message'}"
 
 
-def _lower_priority() -> None:
-    os.nice(CHILD_NICENESS)
+def child_command(arguments: list[str]) -> list[str]:
+    """``emocap ARGUMENTS`` as the app runs it: this interpreter, at CHILD_NICENESS lower a
+    priority, which the child sets itself (``--nice``): a ``preexec_fn`` would make the app fork
+    instead of vfork, and a fork of a process whose other threads hold locks (torch's, OpenMP's,
+    OpenBLAS's at-fork handlers; the import lock) can leave the child stuck before it starts, its
+    job never ending."""
+    return [sys.executable, "-m", "core.cli", "--nice", str(CHILD_NICENESS), *arguments]
 
 
 def _forward_cancel(cancel: threading.Event, child: subprocess.Popen) -> None:

@@ -29,6 +29,7 @@ import dataclasses
 import gc
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emocap", description="Emotion-faithful 3D face animation from video.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     parser.add_argument("--version", action=VersionAction, help="print the version (and git commit) and exit")
+    parser.add_argument("--nice", type=int, default=0, metavar="N",
+                        help="lower this process's CPU priority by N first, as the app runs its analyses")
     sub = parser.add_subparsers(dest="command")
 
     analyze = sub.add_parser("analyze", help="analyse a video, image or image folder into a take folder")
@@ -276,6 +279,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.nice > 0 and hasattr(os, "nice"):
+        # before any thread starts: on Linux a thread's priority is its own, inherited by the threads it makes
+        os.nice(args.nice)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

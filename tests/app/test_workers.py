@@ -10,6 +10,7 @@ from PySide6.QtCore import QCoreApplication, QThreadPool
 
 import app.workers
 from app.workers import Job
+from tests.conftest import fixture_path
 
 
 def _returns(value, *, cancel: threading.Event):
@@ -49,8 +50,25 @@ def test_a_failed_job_is_stopped_when_its_error_is_handled(qtbot):
     QThreadPool.globalInstance().waitForDone(5000)
 
 
-def test_children_run_at_a_lower_priority_than_the_app(monkeypatch):
+def test_children_run_at_a_lower_priority_than_the_app(monkeypatch, tmp_path):
+    """The child lowers its own priority (--nice): the app starts it without a preexec_fn, which
+    would fork a process whose threads may hold locks."""
     monkeypatch.setattr(app.workers, "CHILD_NICENESS", 10)  # the shipped value (conftest sets 0)
-    read = [sys.executable, "-c", "import os; print(os.nice(0))"]
-    child = subprocess.run(read, preexec_fn=app.workers._lower_priority, capture_output=True, text=True, check=True)
-    assert int(child.stdout) == min(os.nice(0) + 10, 19)
+    command = app.workers.child_command(["analyze", str(fixture_path("no_face.mp4")), "--out", str(tmp_path / "take"),
+                                         "--no-emotion"])
+    assert command[:2] == [sys.executable, "-m"]
+    expected = min(os.getpriority(os.PRIO_PROCESS, 0) + 10, 19)
+    child = subprocess.Popen(command, cwd=app.workers.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen = set()
+    try:
+        deadline = time.monotonic() + 60
+        while child.poll() is None and time.monotonic() < deadline and expected not in seen:
+            try:
+                seen.add(os.getpriority(os.PRIO_PROCESS, child.pid))
+            except ProcessLookupError:
+                break
+            time.sleep(0.01)
+    finally:
+        child.kill()
+        child.wait()
+    assert expected in seen, seen
