@@ -57,7 +57,12 @@ def window(qtbot, store):
     win.activateWindow()
     qtbot.waitActive(win)  # shortcuts reach only the active window
     yield win
-    win.close()
+    win.close()  # cancels the window's jobs and waits up to 10 s for them
+    from PySide6.QtCore import QThreadPool
+
+    # a job still running holds one of the pool's threads (as many as cores) for every later test
+    # of this worker: fail here, not in the tests whose jobs then never start
+    assert QThreadPool.globalInstance().activeThreadCount() == 0, "a job of this test was still running after close"
 
 
 @pytest.fixture
