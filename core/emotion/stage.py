@@ -12,12 +12,12 @@ reconstruction's, their consistency, and the emotion-from-parameters model.
    read by exact random access.
 3. The reconstruction is rendered from the camera's view, textured with the performer's pixels
    from a reference frame (core/render/reference.py: a quiet frame with no hand over the face,
-   the one the fast recogniser reads as least expressive), and judged: by the slow recogniser on its sampled frames, by
-   the fast one on those and on the frames ``choose_frames`` picks from the fit (every
-   ``render_step_seconds`` of each run of face frames, the run's ends, and frames where the fitted
-   curves and head rotation moved by ``render_change``; a render of every frame costs more than
-   the rest of the stage, and between such frames the fast recogniser's reading of the render
-   changes by less than a one-pixel shift of the render changes it; README, Performance).
+   the one the fast recogniser reads as least expressive), and judged: by the slow recogniser on
+   its sampled frames, by the fast one on those and on the frames ``choose_frames`` picks from the
+   fit (every ``render_step_seconds`` of each run of face frames, the run's ends, and frames where
+   the fitted curves and head rotation moved by ``render_change``; a render of every frame costs
+   more than the rest of the stage, and between such frames the fast recogniser's reading of the
+   render changes by less than a one-pixel shift of the render changes it; README, Performance).
    Consistency = 1 - Jensen-Shannon divergence on each judged frame (NaN on the others, as for
    the slow one).
    Each frame is rendered once, with as many pixels as the recognisers judging it use
