@@ -16,7 +16,9 @@ each beside the same numbers for MediaPipe's learned blendshape network on the s
 carriers (its scores as the curves). Then **real motion explained**: for KDEF people (kdef/), the
 identity from the person's own neutral photo (``--neutral``), the expression photo's fitted curves,
 and the share of the landmark motion from neutral to expression they explain (weights in [0, 1];
-also with MediaPipe's view drift, core/observe/view_bias.py, taken out of the observed motion);
+also with MediaPipe's view drift, core/observe/view_bias.py, taken out of the observed motion),
+beside the share that even a perfect model would explain, MediaPipe's own landmark noise in both
+photos left unexplained (benchmarks/fidelity/landmark_noise.py);
 and the **view gap**: how far the curves of one expression photographed from 45 degrees are from
 those of its frontal photo (mean absolute difference over the 52 curves), with each view's own
 neutral and with the frontal neutral for both (one identity for a whole take, as when a performer
@@ -123,12 +125,21 @@ def real_motion(config: PipelineConfig, work: Path, people: int) -> dict:
     """Per expression: shares of the real landmark motion the fitted curves explain, identity from
     the person's own neutral photo; frontal and half-profile views."""
     from benchmarks.bench_fit import fitted_landmarks
+    from benchmarks.fidelity.landmark_noise import crop_jitter_landmarks, explained_ceiling
+    from core.observe.landmarker import CropLandmarker
     from core.observe.view_bias import observed_landmarks, shipped_view_bias
+    from core.video import open_source
 
     model = load_face_model(config.model)
     basis = model.expression_basis.numpy().astype(np.float64)
     drift = shipped_view_bias()
     shares: dict = defaultdict(list)
+    landmarker = CropLandmarker()
+
+    def noise_samples(path: Path, analysed: Analysed) -> np.ndarray:
+        with open_source(path) as source:
+            return crop_jitter_landmarks(source.read(0), analysed.observations.landmarks[0], landmarker)
+
     for person, photos in list(kdef_people().items())[:people]:
         curves: dict = {}  # (label, view) -> the expression photo's curves
         for view in ("frontal", "half-left", "half-right"):
@@ -139,6 +150,7 @@ def real_motion(config: PipelineConfig, work: Path, people: int) -> dict:
             neutral = analyse(neutral_path, work / "kdef", view_config)  # the same identity as the expressions'
             if not neutral.found:
                 continue
+            neutral_noise = noise_samples(neutral_path, neutral)
             for label in EMOTION_LABELS:
                 path = photos.get((label, view))
                 if path is None:
@@ -151,6 +163,10 @@ def real_motion(config: PipelineConfig, work: Path, people: int) -> dict:
                     fitted_landmarks(model, neutral.fit)[0], fitted_landmarks(model, expressive.fit)[0],
                     config.fit.z_weight)
                 shares[label].append(share)
+                # what even a perfect model leaves: MediaPipe's landmark noise in both photos
+                shares[(label, "ceiling")].append(explained_ceiling(
+                    neutral.observations.landmarks[0], expressive.observations.landmarks[0], neutral_noise,
+                    noise_samples(path, expressive), config.fit.z_weight))
                 shares[("view", "frontal" if view == "frontal" else "half profile")].append(share)
                 # the same with MediaPipe's view drift taken out of the observed motion as well
                 # (core/observe/view_bias.py): the drift between the two photos' head poses is no
@@ -175,6 +191,7 @@ def real_motion(config: PipelineConfig, work: Path, people: int) -> dict:
                              dataclasses.replace(config, neutral=str(frontal_neutral)))
             if across.found:
                 shares[("view gap, frontal neutral", label)].append(float(np.abs(across.curves - reference).mean()))
+    landmarker.close()
     return shares
 
 
@@ -238,18 +255,22 @@ def print_tables(analysed, table, readings, shares, fixtures) -> None:
 
     if shares:
         print("\nreal motion explained (KDEF, identity from the person's own neutral photo, weights in [0, 1])")
-        print(f"  {'label':9s} {'n':>4s} {'mean':>6s} {'median':>7s} {'>=0.9':>6s} {'at bound':>9s} {'kept alone':>10s}")
-        every = []
+        print(f"  {'label':9s} {'n':>4s} {'mean':>6s} {'median':>7s} {'>=0.9':>6s} {'at bound':>9s} {'kept alone':>10s} "
+              f"{'noise ceiling':>13s}")
+        every, ceilings = [], []
         for label in EMOTION_LABELS:
             values = np.array(shares.get(label, []))
+            ceiling = np.array(shares.get((label, "ceiling"), []))
             every += list(values)
+            ceilings += list(ceiling)
             if len(values):
                 print(f"  {label:9s} {len(values):4d} {values.mean():6.3f} {np.median(values):7.3f} "
                       f"{pct(values >= 0.9):>6s} {np.mean(shares[(label, 'bound')]):9.2f} "
-                      f"{np.mean(shares.get((label, 'kept'), [np.nan])):10.3f}")
+                      f"{np.mean(shares.get((label, 'kept'), [np.nan])):10.3f} {np.nanmean(ceiling):13.3f}")
         every = np.array(every)
         if len(every):
-            print(f"  {'all':9s} {len(every):4d} {every.mean():6.3f} {np.median(every):7.3f} {pct(every >= 0.9):>6s}")
+            print(f"  {'all':9s} {len(every):4d} {every.mean():6.3f} {np.median(every):7.3f} {pct(every >= 0.9):>6s} "
+                  f"{'':9s} {'':10s} {np.nanmean(ceilings):13.3f}")
         for view, short, what in (
                 ("frontal", "frontal", "frontal views"), ("half profile", "half prof", "half profile views"),
                 ("all, drift out", "drift out", "all, MediaPipe's view drift taken out of the observed motion too")):
@@ -298,6 +319,8 @@ def main() -> None:
     print_tables(analysed, table, readings, shares, fixtures)
     print("\n'kept alone': share of the expression motion of the curves fitted with the person's own neutral that the "
           "curves of the photo analysed alone (identity from the prior of neutral faces) reproduce")
+    print("'noise ceiling': the share a perfect model would explain, MediaPipe's landmark noise in both photos "
+          "(their spread over 15 jittered crops, benchmarks/fidelity/landmark_noise.py) left unexplained")
     print(f"\ncontact sheets: {args.work / 'sheets'}   ({time.perf_counter() - started:.0f} s)")
 
 

@@ -10,6 +10,8 @@ is where the expression photo's fit misses in another way than the neutral photo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from core.observe.headpose import similarity_align
@@ -17,21 +19,29 @@ from core.observe.headpose import similarity_align
 STABLE = (168, 6, 197, 195, 133, 362, 33, 263, 234, 454, 93, 323, 127, 356)
 
 
+def alignment(neutral: np.ndarray, expression: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], float]:
+    """The similarity that puts the expression photo's points (N x 3) onto the neutral one's, fitted
+    on the STABLE landmarks of their observed 478 x 3 landmarks, and its scale."""
+    rot, shift, scale = similarity_align(expression[list(STABLE)].astype(np.float64),
+                                         neutral[list(STABLE)].astype(np.float64))
+    return (lambda points: scale * points.astype(np.float64) @ rot.T + shift), float(scale)
+
+
+def motion_energy(motion: np.ndarray, z_weight: float) -> float:
+    """|W motion|^2 of a 478 x 3 motion, depth weighed by z_weight, without its mean over the
+    STABLE points (MediaPipe's depth has no absolute origin)."""
+    motion = motion.astype(np.float64).copy()
+    motion[:, 2] -= motion[list(STABLE), 2].mean()
+    return float(((motion * np.array([1.0, 1.0, np.sqrt(z_weight)])) ** 2).sum())
+
+
 def explained_share(neutral: np.ndarray, expression: np.ndarray, neutral_fit: np.ndarray, expression_fit: np.ndarray,
                     z_weight: float) -> float:
     """neutral, expression: observed 478 x 3 image landmarks; *_fit: the fits' 478 x 3 landmarks."""
-    rot, shift, scale = similarity_align(expression[list(STABLE)].astype(np.float64),
-                                         neutral[list(STABLE)].astype(np.float64))
-
-    def aligned(points: np.ndarray) -> np.ndarray:
-        return scale * points.astype(np.float64) @ rot.T + shift
-
+    aligned, _ = alignment(neutral, expression)
     observed = aligned(expression) - neutral
     fitted = aligned(expression_fit) - neutral_fit
-    axis = np.array([1.0, 1.0, np.sqrt(z_weight)])
-    for motion in (observed, fitted):
-        motion[:, 2] -= motion[list(STABLE), 2].mean()  # MediaPipe's depth has no absolute origin
-    return 1.0 - float((((observed - fitted) * axis) ** 2).sum() / ((observed * axis) ** 2).sum())
+    return 1.0 - motion_energy(observed - fitted, z_weight) / motion_energy(observed, z_weight)
 
 
 def kept_share(basis: np.ndarray, reference: np.ndarray, other: np.ndarray, z_weight: float) -> float:
