@@ -136,7 +136,9 @@ class CalibrationReport:
     _performer: the same on the frames learned from; neutral_offset_rms_mm / _max_mm: the neutral
     detail; shape_change_mm: per shape, the largest vertex change from the generic shape at weight
     1; seconds: learning time; view_drift_mm: the largest landmark drift with head pose over the
-    directions the takes showed (ViewDrift.size_mm; 0 without one)."""
+    directions the takes showed (ViewDrift.size_mm; 0 without one); shape_reach: per shape, the
+    largest weight the frames learned from showed it at (its generic fit): a change at weight 1 of
+    a shape seen only up to 0.3 is the data's trend carried on, not the performer's extreme."""
 
     frames: int
     held_out_frames: int
@@ -149,6 +151,7 @@ class CalibrationReport:
     shape_change_mm: dict
     seconds: float
     view_drift_mm: float = 0.0
+    shape_reach: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -281,6 +284,11 @@ def learn_drift(model: FaceModel, parts: list[_Part], config: PerformerCalibrati
         return None
     return learn_view_drift(np.concatenate(residuals), np.concatenate(weights), np.concatenate(rotations),
                             config.view_drift_ridge, shaped)
+
+
+def _reach(fits: list[FitParams]) -> np.ndarray:
+    """E: the largest weight of each shape over the frames of ``fits`` with a face."""
+    return np.nanmax(np.concatenate([f.expression[f.has_face] for f in fits]), axis=0)
 
 
 def _mean_residual(fits: list[FitParams]) -> float:
@@ -429,7 +437,8 @@ def calibrate_performer(name: str, takes: list[PerformerTake], base: FaceModelDa
         neutral_offset_max_mm=round(float(offset_mm.max()), 3),
         shape_change_mm={n: round(float(c), 2) for n, c in zip(ARKIT_NAMES, change)},
         seconds=round(time.perf_counter() - started, 2),
-        view_drift_mm=round(drift.size_mm(), 2) if drift is not None else 0.0)
+        view_drift_mm=round(drift.size_mm(), 2) if drift is not None else 0.0,
+        shape_reach={n: round(float(r), 2) for n, r in zip(ARKIT_NAMES, _reach([p.fit for p in learning]))})
     log.info("performer %s: %d frames in %.1f s; held-out residual generic %s, performer %s", name, frames,
              report.seconds, report.held_out_residual_generic, report.held_out_residual_performer)
     profile = PerformerProfile(

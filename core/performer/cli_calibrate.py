@@ -84,6 +84,12 @@ def performer_take(take: Take, neutral_frame: int | None = None) -> PerformerTak
                                  "fit_sha256": take.fit_digest(), "frames": int(len(observations.index))})
 
 
+def _moved(shape: str, mm: float, reach: float | None) -> str:
+    """'browInnerUp 10.5 mm (seen up to 0.29)': how far a shape moved at weight 1, and the largest
+    weight the takes showed it at."""
+    return f"{shape} {mm:.1f} mm" + ("" if reach is None else f" (seen up to {reach:.2f})")
+
+
 def format_report(name: str, path: Path, report: CalibrationReport) -> str:
     from core.performer.calibrate import MIN_CHECKED_FRAMES
 
@@ -102,7 +108,7 @@ def format_report(name: str, path: Path, report: CalibrationReport) -> str:
         f"(largest {report.neutral_offset_max_mm:.2f} mm)",
         check,
         f"view      drift of the landmarks with head pose, learned for this face: up to {report.view_drift_mm:.1f} mm",
-        "moved     " + ", ".join(f"{n} {mm:.1f} mm" for n, mm in moved),
+        "moved     " + ", ".join(_moved(n, mm, report.shape_reach.get(n)) for n, mm in moved),
     ]) + "\n"
 
 

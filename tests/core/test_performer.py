@@ -164,6 +164,19 @@ def test_calibrate_reports_held_out_residual(wolfgang_profile):
     # how the landmarks of this face drift as the head turns and nods is learned, and reported
     assert profile.view_drift is not None and report["view_drift_mm"] > 0.1
     assert profile.view_drift.azimuth_range_deg[1] - profile.view_drift.azimuth_range_deg[0] > 10.0
+    # and how far each shape was seen, beside how far it moved: the clip laughs broadly
+    reach = report["shape_reach"]
+    assert set(reach) == set(names) and all(0.0 <= r <= 1.0 for r in reach.values())
+    assert reach["mouthSmileLeft"] > 0.5 and reach["tongueOut"] < 0.1
+    import dataclasses
+
+    from core.performer.calibrate import CalibrationReport
+    from core.performer.cli_calibrate import format_report
+
+    fields = {f.name: report[f.name] for f in dataclasses.fields(CalibrationReport)}
+    text = format_report("wolfgang", path, CalibrationReport(**fields))
+    top = max(report["shape_change_mm"], key=report["shape_change_mm"].get)
+    assert f"{top} {report['shape_change_mm'][top]:.1f} mm (seen up to {reach[top]:.2f})" in text
 
 
 def test_generic_outline_decides_whether_the_outline_learns(wolfgang_take):
