@@ -63,9 +63,15 @@ from core.fit.fitter import FitConfig, Fitter, single_threaded_torch, slice_obse
 from core.fit.params import FitParams
 from core.fit.stage import fit_clip
 from core.observe.landmark_ids import FACE_OVAL
-from core.observe.view_bias import observed_scores, shipped_view_bias
+from core.observe.view_bias import ViewBias, observed_scores, shipped_view_bias
 from core.performer.profile import PerformerProfile
-from core.performer.view_drift import ViewDrift, canonical_residuals, landmarks_as_fitted, learn_view_drift
+from core.performer.view_drift import (
+    ViewDrift,
+    canonical_residuals,
+    has_head_pose,
+    landmarks_as_fitted,
+    learn_view_drift,
+)
 from core.render.reconstruction import expression_activity
 from core.stages import drain
 from core.take import ObservationArrays
@@ -263,20 +269,20 @@ def _fit(model: FaceModel, part: _Part, config: FitConfig, drift: ViewDrift | No
 
 
 def learn_drift(model: FaceModel, parts: list[_Part], config: PerformerCalibration, shaped: np.ndarray,
-                ) -> ViewDrift | None:
+                bias: ViewBias | None) -> ViewDrift | None:
     """The performer's view drift (core/performer/view_drift.py) from ``parts`` fitted with
     ``model`` (their ``fit``): their landmark residuals against the landmarks as the fitter reads
-    them without it; ``shaped``: V, the landmarks the performer's shapes may move. None when
-    config.view_drift is off or no frame has a head pose."""
+    them without it (``bias``: the shipped view bias it takes out, None: none); ``shaped``: V, the
+    landmarks the performer's shapes may move. None when config.view_drift is off or no frame has
+    a head pose."""
     if not config.view_drift:
         return None
-    bias = shipped_view_bias() if config.fit.view_bias else None
     residuals, weights, rotations = [], [], []
     for part in parts:
         rows, residual = image_residuals(model, part.fit, landmarks_as_fitted(part.observations, slice(None), bias))
         rotation = part.observations.head_rotation[rows].astype(np.float64)
         scale = part.observations.head_scale[rows].astype(np.float64)
-        posed = np.isfinite(scale) & np.isfinite(rotation).all(axis=(1, 2))
+        posed = has_head_pose(rotation, scale)
         residuals.append(canonical_residuals(residual[posed], rotation[posed], scale[posed]))
         weights.append(part.fit.expression[rows[posed]].astype(np.float64))
         rotations.append(rotation[posed])
@@ -312,7 +318,7 @@ def learn_performer_model(generic: FaceModelData, parts: list[_Part], config: Pe
     drift = None
     for round_ in range(config.rounds):
         model = FaceModel(data)
-        drift = learn_drift(model, [dataclasses.replace(p, fit=f) for p, f in zip(parts, fits)], config, movable)
+        drift = learn_drift(model, [dataclasses.replace(p, fit=f) for p, f in zip(parts, fits)], config, movable, bias)
         pieces = [rest_residuals(model, fit, landmarks_as_fitted(part.observations, slice(None), bias, drift))
                   for part, fit in zip(parts, fits)]
         weights = np.concatenate([w for _, w in pieces])

@@ -38,6 +38,11 @@ CURVE_RIDGE = 1e-3  # the ridge on the curves' part of the regression, in frames
 NUM_FEATURES = 5
 
 
+def has_head_pose(rotation: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """N bool: the frames whose observed head rotation (N x 3 x 3) and scale (N) are known."""
+    return np.isfinite(scale) & np.isfinite(rotation).all(axis=(1, 2))
+
+
 def view_direction_deg(rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """N x 3 x 3 observed head rotations (canonical -> image) -> (N azimuths, N elevations) in
     degrees: the camera's viewing axis in the head's own frame, about its vertical axis
@@ -78,7 +83,7 @@ class ViewDrift:
         they are."""
         landmarks = np.asarray(landmarks, np.float64)
         rotation, scale = np.asarray(rotation, np.float64), np.asarray(scale, np.float64)
-        known = np.isfinite(scale) & np.isfinite(rotation).all(axis=(1, 2))
+        known = has_head_pose(rotation, scale)
         out = landmarks.copy()
         if known.any():
             drift = self.field(rotation[known])
