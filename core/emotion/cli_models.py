@@ -107,9 +107,23 @@ def built_in_view_bias() -> dict:
     }
 
 
+def built_in_appearance_maps() -> dict:
+    """The learned expression appearance maps that ship with EmoCap (core/render/appearance.py),
+    with what they were learned from and their terms."""
+    from core.render.appearance import APPEARANCE_MAPS_PATH, load_appearance_maps
+
+    info = load_appearance_maps(APPEARANCE_MAPS_PATH).info
+    return {
+        "name": "appearance", "kind": "expression appearance maps (built in)", "file": str(APPEARANCE_MAPS_PATH),
+        "installed": True, "size": APPEARANCE_MAPS_PATH.stat().st_size,
+        "licence": "EmoCap's own; learned from " + (info.get("sources", {}).get("photos") or "no third-party data"),
+        "source": "scripts/build_appearance_maps.py",
+    }
+
+
 def _list(as_json: bool) -> int:
     infos = store.list_models()
-    built_in = [built_in_face_model(), built_in_view_bias()]
+    built_in = [built_in_face_model(), built_in_view_bias(), built_in_appearance_maps()]
     if as_json:
         sys.stdout.write(json.dumps([info.to_dict() for info in infos] + built_in) + "\n")
         return 0

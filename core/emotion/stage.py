@@ -57,6 +57,7 @@ from core.fit.params import FitParams
 from core.observe.align import warp_crop
 from core.observe.crop_batches import read_face_crops
 from core.prefetch import map_ahead
+from core.render.appearance import appearance_maps_digest
 from core.results import StageProgress
 from core.stages import RunContext, Stage, json_ready
 from core.take import Take
@@ -452,7 +453,8 @@ class EmotionStage(Stage):
         fit = ctx.take.manifest.fit
         return json_ready(dataclasses.asdict(self.config) | {"fit": None if fit is None else fit.settings,
                                                              "fitted": ctx.take.fit_digest(closures=True),
-                                                             "carrier_face": self._carrier(ctx).to_dict()})
+                                                             "carrier_face": self._carrier(ctx).to_dict(),
+                                                             "appearance": appearance_maps_digest()})
 
     def _carrier(self, ctx: RunContext) -> CarrierChoice:
         fit = ctx.take.manifest.fit

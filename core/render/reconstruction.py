@@ -59,8 +59,14 @@ recognisers are fed):
   forehead lines; emotion recognisers read the shaded render better (see
   ``scripts/render_judge_ceiling.py``).
 
-What this render still cannot show: folds finer than the mesh (the nasolabial fold is only the
-shading of the cheek beside it), wrinkles outside those zones, and anything occluding the face
+- **Learned expression appearance** (``appearance=True``, the default, on the open model and its
+  performer profiles; :mod:`core.render.appearance`): the folds and shadows each curve brings to
+  real faces (the fold beside a smiling cheek, a sneer's wrinkled nose, the shadow under lowered
+  brows), learned from photographs as one brightness map per shape and applied relative to the
+  reference frame's curves, through the same skin-tinted darkening as the shading.
+
+What this render still cannot show: a performer's own folds (the learned maps are an average
+face's), wrinkles outside the shading's zones and the maps' reach, and anything occluding the face
 (hands: a hand in the reference frame is painted onto every frame, which is why
 :func:`core.render.reference.choose_uncovered_reference_frame` avoids such frames).
 
@@ -93,6 +99,7 @@ from core.fit.camera import project
 from core.fit.fitter import single_threaded_torch
 from core.fit.params import FitParams
 from core.observe import landmark_ids as ids
+from core.render.appearance import AppearanceMaps, load_appearance_maps
 from core.render.rasterizer import Fragments, alpha_mask, rasterize, sample_bilinear
 from core.render.shading import SurfaceShader
 from core.render.teeth import SKULL_JOINT, TeethRig, teeth_colours
@@ -163,6 +170,7 @@ class _Frames:
     eye_shade: np.ndarray  # B x 2 brightness factors of the eye openings
     eye_opening: np.ndarray  # B x 2 lid opening relative to the reference's (1: as open)
     head: np.ndarray | None  # B x V x 3 vertices in the head frame, metres (shading on, reference set)
+    appearance: np.ndarray | None  # B x E' weight changes from the reference, in the appearance maps' order
 
 
 class ReconstructionRenderer:
@@ -173,7 +181,9 @@ class ReconstructionRenderer:
     the face (default: :func:`choose_reference_frame`). crop_size: side of the aligned crop the
     observations' crop transforms were made for (256 in EmoCap). background: "reference" or "grey"
     (see the module docstring). teeth: draw teeth in the open mouth. shading: shade the deformed
-    skin and draw its compression wrinkles (see the module docstring).
+    skin and draw its compression wrinkles (see the module docstring). appearance: the learned
+    expression appearance maps (True: the shipped ones; None or False: none); maps that do not fit
+    the model (FLAME) are not used.
     """
 
     def __init__(
@@ -187,6 +197,7 @@ class ReconstructionRenderer:
         background: str = "reference",
         teeth: bool = True,
         shading: bool = True,
+        appearance: AppearanceMaps | None | bool = True,
     ) -> None:
         if background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}, not {background!r}")
@@ -197,6 +208,12 @@ class ReconstructionRenderer:
         self.background = background
         self.teeth = teeth
         self.shading = shading
+        if appearance is True:
+            appearance = load_appearance_maps()
+        fits = isinstance(appearance, AppearanceMaps) and appearance.fits(model.num_vertices, model.expression_names)
+        self.appearance = appearance if fits else None
+        if self.appearance is not None:
+            self._appearance_columns = self.appearance.columns(model.expression_names)
         self._fit_rows = {int(f): r for r, f in enumerate(fit_params.frame_index)}
         self._obs_rows = {int(f): r for r, f in enumerate(observations.index)}
         self.reference_frame = choose_reference_frame(fit_params) if reference_frame is None else int(reference_frame)
@@ -232,6 +249,7 @@ class ReconstructionRenderer:
         self._reference_image = np.ascontiguousarray(image)
         self._reference_landmarks = landmarks[0]
         self._uv = np.concatenate([vertices[0, :, :2], landmarks[0, :, :2]]).astype(np.float32)
+        self._reference_expression = self.fit.expression[self._fit_rows[index]].astype(np.float32)
         self._colours(image)
 
     def render_crop(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -429,7 +447,14 @@ class ReconstructionRenderer:
             for e, (contours, iris) in enumerate(((RIGHT_EYE, ids.RIGHT_IRIS), (LEFT_EYE, ids.LEFT_IRIS))):
                 eyes[:, e], eye_shade[:, e], eye_opening[:, e] = self._eye_mapping(crop_landmarks, contours, iris[0])
         head = None if self._shader is None or self._reference_image is None else self._head_vertices(out)
-        return _Frames(size, points, teeth, background, eyes, eye_shade, eye_opening, head)
+        appearance = None
+        if self.appearance is not None and self._reference_image is not None:
+            expression = (np.asarray(overrides["expression"], np.float32) if overrides and "expression" in overrides
+                          else self.fit.expression[[self._fit_rows[i] for i in indices]])
+            used, rows = self._appearance_columns
+            appearance = np.zeros((len(indices), len(self.appearance.names)), np.float32)
+            appearance[:, rows] = expression[:, used] - self._reference_expression[used]
+        return _Frames(size, points, teeth, background, eyes, eye_shade, eye_opening, head, appearance)
 
     def _eye_mapping(self, crop_landmarks: np.ndarray, contours, iris: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For one eye of B frames: the 2 x 3 affines from crop pixels to reference-image pixels that
@@ -503,10 +528,15 @@ class ReconstructionRenderer:
                 self._eyeballs[e].paint(colour, opening, uv[0][opening], uv[1][opening],
                                         widened=frames.eye_opening[k, e] > WIDENED_EYE)
         colour *= shade[:, None]
-        if frames.head is not None:  # one frame at a time: a batch's surfaces at once only thrash caches
+        if frames.head is not None or frames.appearance is not None:
             skin = np.nonzero(tri < self.layers["skin"][1])[0]
-            factors = self._shader.factors(self._shader.frames(frames.head[k:k + 1]), 0, tri[skin], bary[skin])
-            colour[skin] = self._shader.apply(colour[skin], factors)
+            factors = np.ones(len(skin), np.float32)
+            if frames.head is not None:  # one frame at a time: a batch's surfaces at once only thrash caches
+                factors = self._shader.factors(self._shader.frames(frames.head[k:k + 1]), 0, tri[skin], bary[skin])
+            if frames.appearance is not None:
+                factors = factors * self.appearance.factors(frames.appearance[k], self._faces[tri[skin]], bary[skin])
+            colour[skin] = (self._shader.apply(colour[skin], factors) if self._shader is not None
+                            else colour[skin] * factors[:, None])
         lo, hi = self.layers["mouth"]
         cavity = np.nonzero((tri >= lo) & (tri < hi))[0]
         if len(cavity):

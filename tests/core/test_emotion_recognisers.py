@@ -473,6 +473,8 @@ def test_list_shows_licences_and_what_is_installed(real_models, temp_store, caps
     assert "non-commercial research" in listed["open"]["licence"]
     assert listed["view-bias"]["installed"] and "KDEF" in listed["view-bias"]["licence"]
     assert "non-commercial research" in listed["view-bias"]["licence"]
+    assert listed["appearance"]["installed"] and "KDEF" in listed["appearance"]["licence"]
+    assert "non-commercial research" in listed["appearance"]["licence"]
     assert run_cli("models", "list") == 0
     text = capsys.readouterr().out
     assert "non-commercial" in text and "MIT" in text and "emocap models install" in text

@@ -1,5 +1,6 @@
 """The emotion stage through the pipeline and the CLI, on real fixtures."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -76,8 +77,6 @@ def test_broad_smile_reads_happy_in_the_cli(tmp_path):
 def test_new_blink_and_lip_floors_make_the_reconstruction_s_emotion_stale(tmp_path):
     """The reconstruction's emotion judges the fit as read (closures applied): a rerun with other
     closure thresholds redoes the emotion stage; a rerun with the same settings does not."""
-    import dataclasses
-
     from core.closures.detect import ClosureConfig
 
     config = PipelineConfig(device="cpu", emotion=EmotionConfig(recognisers=("fer",)))
@@ -92,6 +91,27 @@ def test_new_blink_and_lip_floors_make_the_reconstruction_s_emotion_stale(tmp_pa
     assert take.manifest.emotion.settings["fitted"] != first["fitted"]
     assert take.manifest.emotion.settings["fitted"] == take.fit_digest(closures=True)
     assert take.manifest.emotion.is_current(take.manifest.emotion.settings)
+
+
+def test_new_appearance_maps_make_the_reconstruction_s_emotion_stale(tmp_path, monkeypatch):
+    """The reconstruction is judged through renders that use the learned appearance maps: the emotion
+    record holds their digest, and a rerun that finds other maps' digest (the shipped ones at half
+    strength) redoes the stage."""
+    from core.emotion import stage
+    from core.render.appearance import appearance_maps_digest, load_appearance_maps, save_appearance_maps
+
+    config = PipelineConfig(device="cpu", emotion=EmotionConfig(recognisers=("fer",)))
+    Pipeline(config).run(fixture_path("face_noface.mov"), tmp_path / "t")
+    first = Take.open(tmp_path / "t").manifest.emotion.settings
+    assert first["appearance"] == appearance_maps_digest()
+    shipped = load_appearance_maps()
+    weaker = tmp_path / "maps.npz"
+    save_appearance_maps(dataclasses.replace(shipped, maps=0.5 * shipped.maps), weaker)
+    monkeypatch.setattr(stage, "appearance_maps_digest", lambda: appearance_maps_digest(weaker))
+    Pipeline(config).run(fixture_path("face_noface.mov"), tmp_path / "t")
+    again = Take.open(tmp_path / "t").manifest.emotion
+    assert again.settings["appearance"] == appearance_maps_digest(weaker) != first["appearance"]
+    assert again.is_current(again.settings)
 
 
 @pytest.fixture(scope="module")

@@ -586,3 +586,47 @@ def test_a_widened_eye_shows_white_above_the_iris_not_a_second_lid(take, monkeyp
           f"eyeball, {share_of_sclera(lid):.2f} without")
     assert count >= 10
     assert share_of_sclera(shown) > 0.5 and share_of_sclera(lid) < 0.2
+
+
+def test_learned_appearance_folds_the_skin_where_a_curve_acts_and_leaves_the_reference_alone(take):
+    """The learned maps (core/render/appearance.py) darken the skin between a lowered brow and the
+    upper lid, relative to the reference frame's curves: the reference renders as without them, the
+    chin of lowered brows does not change, and a model without the maps' shapes (FLAME) gets none."""
+    take_, fit, observations, model = take
+    ref = choose_reference_frame(fit)
+    frame = ref + 5  # another frame of the clip, wearing lowered brows on the reference's curves
+    names = list(model.expression_names)
+    expression = fit.expression.copy()
+    row = list(fit.frame_index).index
+    expression[row(frame)] = expression[row(ref)]
+    expression[row(frame), [names.index("browDownLeft"), names.index("browDownRight")]] = 1.0
+    lowered = dataclasses.replace(fit, expression=expression)
+    with open_source(take_.manifest.source.path) as source:
+        image = source.read(ref)
+    renderers = []
+    for appearance in (True, None):
+        r = ReconstructionRenderer(model, lowered, observations, reference_frame=ref, appearance=appearance)
+        r.set_reference(ref, image)
+        renderers.append(r)
+    with_maps, without = renderers
+    assert with_maps.appearance is not None and without.appearance is None
+    assert np.array_equal(with_maps.render_crop(ref)[0], without.render_crop(ref)[0])
+
+    a, mask = with_maps.render_crop(frame)
+    b, _ = without.render_crop(frame)
+    diff = a.astype(float).mean(axis=2) - b.astype(float).mean(axis=2)
+    _, points = with_maps.fragments(frame)
+    ys, xs = np.mgrid[0:256, 0:256]
+
+    def near(vertices, radius_px):
+        return mask & np.any([np.hypot(xs - x, ys - y) < radius_px for x, y in points[list(vertices), :2]], axis=0)
+
+    lids = near([286, 442, 443, 56, 222, 223], 3)  # between each brow and its upper lid
+    chin = near([152, 175, 199], 8)
+    print(f"lowered brows: mean change {diff[lids].mean():.1f} between brows and lids, "
+          f"largest on the chin {np.abs(diff[chin]).max():.1f}")
+    assert diff[lids].mean() < -5
+    assert np.abs(diff[chin]).max() <= 1
+
+    flame_like = dataclasses.replace(load_open_model(), expression_names=tuple(f"exp{k:03d}" for k in range(52)))
+    assert ReconstructionRenderer(FaceModel(flame_like), fit, observations, reference_frame=ref).appearance is None
