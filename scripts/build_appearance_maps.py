@@ -68,6 +68,11 @@ FEATURE_MARGIN_MM = 2.0  # lips, eye openings and brows (and this much around th
 EDGE_FADE_MM = 6.0  # each map fades in from the edge of where it may act (no seams)
 BLUR_PX = 0.7  # of the photo before warping (photo pixels are about a third of a millimetre)
 Z_WEIGHT = 0.25  # MediaPipe's depth counts a quarter in the curves' fit, as in the model's calibration
+# Shapes that get no map (learned with the others, so they take their share of the change, then
+# dropped): blinks and gaze move the lids over the eyeball and the iris within it, which the
+# render draws with its own eye layer; in KDEF's expressions their weights mostly stand in for
+# squints and lid tension, and their maps whitened closed lids. tongueOut is never seen.
+NO_MAP_STEMS = ("eyeBlink", "eyeLook", "tongueOut")
 MAPS_INPUTS = BUILD_INPUTS + (
     "scripts/build_appearance_maps.py",
     "core/render/appearance_learning.py",
@@ -130,13 +135,15 @@ def build(photos: dict[tuple[str, str], Path], people: int | None) -> Appearance
     fade = np.stack([edge_fade(s, EDGE_FADE_MM / MM_PER_PX) for s in support])
     fade = np.minimum(fade, fade[mirror][:, :, ::-1])  # outlines rasterise symmetric to a pixel; the pairs exactly
     maps *= fade
+    maps[[k for k, name in enumerate(names) if name.startswith(NO_MAP_STEMS)]] = 0.0
     strongest = np.abs(maps).reshape(len(names), -1).max(axis=1)
     log.info("strongest maps (largest |log gain| at weight 1): %s",
              ", ".join(f"{names[k]} {strongest[k]:.2f}" for k in np.argsort(-strongest)[:8]))
     info = {
         "sources": {"photos": KDEF_TERMS + "; frontal views only", "model": "resources/open_face_model.npz"},
         "settings": {"mm_per_px": MM_PER_PX, "support_radius_mm": SUPPORT_RADIUS_MM, "ridge": RIDGE,
-                     "feature_margin_mm": FEATURE_MARGIN_MM, "edge_fade_mm": EDGE_FADE_MM, "z_weight": Z_WEIGHT},
+                     "feature_margin_mm": FEATURE_MARGIN_MM, "edge_fade_mm": EDGE_FADE_MM, "z_weight": Z_WEIGHT,
+                     "no_map": list(NO_MAP_STEMS)},
         "expression_photos": len(pairs),
         "motion_explained": round(float(explained.mean()), 4),
         "build": maps_record([photos[k] for k in keys], people),

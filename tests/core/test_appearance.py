@@ -154,6 +154,9 @@ def test_the_shipped_maps_darken_the_folds_each_shape_makes():
     # and nothing far from a shape: the smile's map leaves the forehead, the brow's the chin
     assert region_mean(maps, "mouthSmileLeft", [151, 10], 10) == 0
     assert region_mean(maps, "browDownLeft", [152, 17], 10) == 0
+    # blinks and gaze: the render's eye layer draws them; learned, they whitened closed lids
+    for name in ("eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft", "eyeLookInRight", "tongueOut"):
+        assert not maps.maps[maps.names.index(name)].any(), name
     np.testing.assert_array_equal(maps.maps[maps.names.index("browDownLeft")],
                                   maps.maps[maps.names.index("browDownRight")][:, ::-1])
 
