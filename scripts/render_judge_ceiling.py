@@ -17,13 +17,16 @@ onto other people's neutral faces and rendered by the reconstruction renderer, a
 3. **Transfer**: the carrier's fitted open-model mesh plus the motion as one extra expression
    shape at weight 1 (the model's expression basis gains one column per motion; frame 0 is the
    carrier itself, the reference), rendered by ``ReconstructionRenderer`` without the surface
-   shading (``old``, the render before it existed) and with it (``new``).
+   shading (``old``, the render before it existed), with it (``new``), and with it and the learned
+   expression appearance maps (``maps``, core/render/appearance.py), driven by the curves that
+   explain the motion with the open model's shapes (core.facemodel.calibration.fit_weights; the
+   geometry stays the real motion).
 4. **Judge**: EmoNet and FER on the 256 x 256 renders. Per emotion: the share of (motion,
    carrier) pairs read as the label, and the mean probability of the label.
 5. **Prototype poses**: the fidelity note's hand-set ARKit poses at 1.0 and 1.5 on each carrier.
 
 Writes ``OUT_DIR/ceiling.md`` (the tables, ms per render), ``OUT_DIR/ceiling.json``, and contact
-sheets, two rows per carrier (the old render, then the new), each the carrier's neutral and then
+sheets, three rows per carrier (the old render, the new, the maps), each the carrier's neutral and then
 one tile per emotion: ``sheet_<person>.png`` for that KDEF person's motion and
 ``sheet_prototypes_<scale>.png``.
 """
@@ -46,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.fidelity.curves import PROTOTYPES, prototype_vector  # noqa: E402
 from core.emotion.recognisers import load_recogniser  # noqa: E402
 from core.emotion.types import EMOTIONS, FLOAT32  # noqa: E402
-from core.facemodel.calibration import expression_motion  # noqa: E402
+from core.facemodel.calibration import ExpressionLearning, expression_motion, fit_weights  # noqa: E402
 from core.facemodel.model import FaceModel  # noqa: E402
 from core.facemodel.open_model import load_open_model  # noqa: E402
 from core.facemodel.types import FaceModelData  # noqa: E402
@@ -131,36 +134,45 @@ def _rows(obj, n: int, index_field: str):
 
 
 def render_shapes(data: FaceModelData, fit: FitParams, observations: ObservationArrays, image: np.ndarray,
-                  shapes: np.ndarray, shading: bool) -> tuple[np.ndarray, float]:
+                  shapes: np.ndarray, shading: bool, curves: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """The carrier plus each of K extra shapes (K x V x 3 metres) at weight 1: (K+1) renders (frame
-    0 = the carrier alone) and the seconds per render."""
+    0 = the carrier alone) and the seconds per render. curves: K x E weights of the model's own
+    shapes that drive the learned appearance maps (None: no maps); the geometry stays the carrier
+    plus the extra shape (the extra shape less what the curves move is added)."""
     k = len(shapes)
+    expression_basis = data.expression_basis.astype(np.float64)
+    if curves is not None:
+        shapes = shapes - np.einsum("vce,ke->kvc", expression_basis, curves)
     basis = np.concatenate([data.expression_basis, np.transpose(shapes, (1, 2, 0)).astype(np.float32)], axis=2)
     names = tuple(data.expression_names) + tuple(f"transfer{i:04d}" for i in range(k))
     extended = FaceModel(dataclasses.replace(data, expression_basis=basis, expression_names=names))
     extra = np.zeros((k + 1, k), np.float32)
     extra[np.arange(1, k + 1), np.arange(k)] = 1.0
     frames = _rows(fit, k + 1, "frame_index")
-    frames = dataclasses.replace(frames, expression=np.concatenate([frames.expression, extra], axis=1))
+    own = frames.expression.copy()
+    if curves is not None:
+        own[1:] += curves.astype(np.float32)
+    frames = dataclasses.replace(frames, expression=np.concatenate([own, extra], axis=1))
     renderer = ReconstructionRenderer(extended, frames, _rows(observations, k + 1, "index"), reference_frame=0,
-                                      shading=shading)
+                                      shading=shading, appearance=curves is not None)
     renderer.set_reference(0, image)
     start = time.perf_counter()
     rgb, _ = renderer.render_crop_batch(list(range(k + 1)))
     return rgb, (time.perf_counter() - start) / (k + 1)
 
 
-def prototype_shapes(data: FaceModelData) -> tuple[np.ndarray, list[tuple[str, float]]]:
+def prototype_shapes(data: FaceModelData) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]:
     """The prototype poses as extra shapes (P x V x 3, the expression basis times the weights; added
-    to the carrier's own fitted expression, which is near zero on a neutral photo)."""
+    to the carrier's own fitted expression, which is near zero on a neutral photo), their weights
+    (P x E) and their (emotion, scale)."""
     basis = data.expression_basis
-    shapes, keys = [], []
+    shapes, weights, keys = [], [], []
     for emotion in PROTOTYPES:
-        weights = prototype_vector(emotion)
         for scale in PROTOTYPE_SCALES:
-            shapes.append(basis @ (scale * weights))
+            weights.append(scale * prototype_vector(emotion))
+            shapes.append(basis @ weights[-1])
             keys.append((emotion, scale))
-    return np.array(shapes), keys
+    return np.array(shapes), np.array(weights), keys
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,27 +245,33 @@ def main() -> None:
     recognisers = {name: load_recogniser(name, precision=FLOAT32) for name in ("emonet", "fer")}  # the judges as measured before
     sheet_people = args.sheet_people.split(",")
     labels, probs = {"transfer": [], "prototype": []}, {}
-    seconds = {"old": [], "new": []}
+    versions = ("old", "new", "maps")
+    seconds = {version: [] for version in versions}
     sheets = {p: [] for p in sheet_people}
     prototype_rows: dict[float, list] = {}
-    shapes, keys = prototype_shapes(data)
+    shapes, shape_curves, keys = prototype_shapes(data)
+    basis = data.expression_basis.astype(np.float64)
+    curves = fit_weights(disp, basis, ExpressionLearning().z_weight)[0]  # the curves that explain each motion
     for path in (Path(p) for p in args.carriers.split(",")):
         fit, observations, image = analyse(path, args.out / "carriers" / path.stem)
         own = np.nonzero(person != CARRIER_PERSON.get(path.name, ""))[0]
         renders = {}
-        for version in ("old", "new"):
-            rgb, s = render_shapes(data, fit, observations, image, disp[own], shading=version == "new")
+        for version in versions:
+            maps = version == "maps"
+            rgb, s = render_shapes(data, fit, observations, image, disp[own], shading=version != "old",
+                                   curves=curves[own] if maps else None)
             seconds[version].append(s)
             renders[version] = rgb
             for name, p in judge(recognisers, rgb[1:]).items():
                 probs.setdefault(("transfer", version, name), []).append(p)
-            prgb, _ = render_shapes(data, fit, observations, image, shapes, shading=version == "new")
+            prgb, _ = render_shapes(data, fit, observations, image, shapes, shading=version != "old",
+                                    curves=shape_curves if maps else None)
             renders["prototype_" + version] = prgb
             for name, p in judge(recognisers, prgb[1:]).items():
                 probs.setdefault(("prototype", version, name), []).append(p)
         labels["transfer"].append(expr[own])
         labels["prototype"].append(np.array([e for e, _ in keys]))
-        for version in ("old", "new"):
+        for version in versions:
             for who in sheet_people:
                 row = [label(renders["old"][0], path.stem)]
                 for e in EXPRESSIONS:
@@ -266,14 +284,14 @@ def main() -> None:
                 row += [label(renders["prototype_" + version][1 + i], f"{e} {scale:g} {version}")
                         for i, (e, at) in enumerate(keys) if at == scale]
                 prototype_rows.setdefault(scale, []).append(row)
-        log.info("%s: %d transfers, %.1f / %.1f ms per render (old / new)", path.name, len(own),
-                 1000 * seconds["old"][-1], 1000 * seconds["new"][-1])
+        log.info("%s: %d transfers, %s ms per render (%s)", path.name, len(own),
+                 " / ".join(f"{1000 * seconds[v][-1]:.1f}" for v in versions), " / ".join(versions))
 
     report, results = ["# The judge's ceiling", ""], {}
     for kind in ("transfer", "prototype"):
         truth = np.concatenate(labels[kind])
         rows = {}
-        for version in ("old", "new"):
+        for version in versions:
             for name in recognisers:
                 rows[f"{version}, {name}"] = summary(truth, np.concatenate(probs[(kind, version, name)]))
         results[kind] = rows
@@ -281,8 +299,8 @@ def main() -> None:
                  if kind == "transfer" else "prototype poses at " + ", ".join(f"{s:g}" for s in PROTOTYPE_SCALES))
         report += [f"## {title}: share read as the label (mean probability of the label)", "", table(rows), ""]
     ms = {v: 1000 * float(np.mean(s)) for v, s in seconds.items()}
-    report.append(f"Rendering (batches, this machine): {ms['old']:.1f} ms per 256 x 256 render old, "
-                  f"{ms['new']:.1f} new.")
+    report.append("Rendering (batches, this machine), ms per 256 x 256 render: "
+                  + ", ".join(f"{v} {ms[v]:.1f}" for v in versions) + ".")
     (args.out / "ceiling.md").write_text("\n".join(report) + "\n")
     summary_json = {"results": results, "ms_per_render": ms, "people": people}
     (args.out / "ceiling.json").write_text(json.dumps(summary_json, indent=1))

@@ -10,13 +10,14 @@ into one texture space, give the change of log brightness of each expression, wh
 on the expression's fitted curves.
 
 The texture space is the open model's template seen from the front: ``vertex_uv`` places each of
-the model's vertices in the maps' pixels (x to the right of the image = the performer's right,
-y down, pixel centres at integers). The maps are mirror-symmetric as the shapes are: the map of
+the model's vertices in the maps' pixels (x grows toward the performer's left, as in a photo of
+them; y down; pixel centres at integers). The maps are mirror-symmetric as the shapes are: the map of
 ``browDownLeft`` is that of ``browDownRight`` flipped left to right.
 
 A frame's skin colour is multiplied by exp(sum_k (w_k - w_ref,k) * map_k) at each of its pixels,
 where w are the frame's curves and w_ref the reference frame's (whose own appearance the texture
-already carries), so the reference frame renders unchanged. No I/O apart from :func:`load_appearance_maps`.
+already carries), so the reference frame renders unchanged. No I/O apart from
+:func:`load_appearance_maps` and :func:`save_appearance_maps`.
 """
 
 from __future__ import annotations
@@ -25,19 +26,21 @@ import functools
 import hashlib
 import io
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from core.atomic import write_bytes_atomic
+from core.errors import EmoCapError
 from core.render.rasterizer import sample_bilinear
-
-log = logging.getLogger(__name__)
 
 APPEARANCE_MAPS_PATH = Path(__file__).resolve().parents[2] / "resources" / "appearance_maps.npz"
 LOG_GAIN_RANGE = (-0.9, 0.5)  # darkest exp(-0.9) = 0.41x, brightest exp(0.5) = 1.65x
+
+
+class AppearanceMapsError(EmoCapError):
+    """The appearance maps' file is missing or not one this code can read."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,10 @@ def appearance_maps_digest(path: Path = APPEARANCE_MAPS_PATH) -> str:
 @functools.lru_cache(maxsize=4)
 def load_appearance_maps(path: Path = APPEARANCE_MAPS_PATH) -> AppearanceMaps:
     """The appearance maps stored at ``path`` (default: the shipped ones)."""
-    with np.load(path, allow_pickle=False) as z:
-        return AppearanceMaps(tuple(str(n) for n in z["names"]), z["maps"].astype(np.float32),
-                              z["vertex_uv"].astype(np.float32), json.loads(str(z["info"])))
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return AppearanceMaps(tuple(str(n) for n in z["names"]), z["maps"].astype(np.float32),
+                                  z["vertex_uv"].astype(np.float32), json.loads(str(z["info"])))
+    except (OSError, KeyError, ValueError) as error:
+        raise AppearanceMapsError(f"cannot read the expression appearance maps {path}: {error}; rebuild them "
+                                  "with scripts/build_appearance_maps.py") from error

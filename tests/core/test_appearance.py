@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.facemodel.open_model import load_open_model
-from core.render.appearance import AppearanceMaps, load_appearance_maps, save_appearance_maps
+from core.render.appearance import AppearanceMaps, AppearanceMapsError, load_appearance_maps, save_appearance_maps
 from core.render.appearance_learning import (
     edge_fade,
     learn_maps,
@@ -121,6 +121,10 @@ def test_maps_apply_only_to_models_that_have_their_shapes_and_vertices(tmp_path)
     assert again.names == maps.names and again.info == {"note": "test"} and again.maps.shape == (2, 4, 3)
     with pytest.raises(ValueError, match="maps"):
         AppearanceMaps(("a",), np.zeros((2, 4, 3), np.float32), np.zeros((478, 2), np.float32))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    for path in (tmp_path / "missing.npz", tmp_path / "junk.npz"):
+        with pytest.raises(AppearanceMapsError, match="rebuild them with scripts/build_appearance_maps.py"):
+            load_appearance_maps(path)
 
 
 # --- the shipped maps and their build --------------------------------------------------------------
@@ -191,3 +195,23 @@ def test_a_quick_build_learns_maps_and_verify_rejects_other_inputs(tmp_path):
     save_appearance_maps(AppearanceMaps(rebuilt.names, rebuilt.maps, rebuilt.vertex_uv, doctored), out)
     result = build_script("--verify", "--out", str(out))
     assert result.returncode == 1 and "resources/open_face_model.npz changed" in result.stderr
+
+
+def test_the_judge_s_ceiling_drives_the_maps_by_the_curves_and_keeps_the_real_motion_s_geometry(tmp_path, model):
+    """scripts/render_judge_ceiling.py's ``maps`` renders: the same mesh as without the maps (the
+    motion less what its curves move is the extra shape), the skin changed only by the maps."""
+    from scripts.render_judge_ceiling import analyse, render_shapes
+    from tests.conftest import fixture_path
+
+    fit, observations, image = analyse(fixture_path("single_face.jpg"), tmp_path / "carrier")
+    names = list(model.expression_names)
+    curves = np.zeros((1, len(names)))
+    curves[0, [names.index("browDownLeft"), names.index("browDownRight")]] = 0.8
+    motion = np.einsum("vce,ke->kvc", model.expression_basis.astype(np.float64), curves)
+    plain, _ = render_shapes(model, fit, observations, image, motion, shading=True)
+    mapped, _ = render_shapes(model, fit, observations, image, motion, shading=True, curves=curves)
+    assert np.array_equal(plain[0], mapped[0])  # the carrier itself
+    changed = np.abs(plain[1].astype(int) - mapped[1]).max(axis=2)
+    rows = np.nonzero(changed > 8)[0]
+    assert len(rows) > 50 and rows.max() < 0.65 * plain.shape[1]  # about the brows and eyes, never the mouth
+    assert (np.abs(plain[1].astype(int) - mapped[1]) > 0).mean() < 0.2
