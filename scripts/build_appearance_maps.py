@@ -100,6 +100,7 @@ def stale_inputs(maps_path: Path, folder: Path) -> list[str]:
 
 
 def frontal(photos: dict[tuple[str, str, str], Path]) -> dict[tuple[str, str], Path]:
+    """(person, label) -> photo of the frontal views among (person, label, view) -> photo."""
     return {(person, label): path for (person, label, view), path in photos.items() if view == "frontal"}
 
 
