@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.digest import file_sha256  # noqa: E402
 from core.facemodel.calibration import expression_motion, fit_weights  # noqa: E402
+from core.facemodel.curve_mirror import curve_mirror  # noqa: E402
 from core.facemodel.open_model import (  # noqa: E402
     LEFT_BROW_LOWER,
     LEFT_BROW_UPPER,
@@ -44,7 +45,6 @@ from core.facemodel.open_model import (  # noqa: E402
     UPPER_LIP_OUTER,
     load_open_model,
 )
-from core.facemodel.open_model_calibration import mirror_name  # noqa: E402
 from core.observe import landmark_ids as ids  # noqa: E402
 from core.render.appearance import APPEARANCE_MAPS_PATH, AppearanceMaps, load_appearance_maps, save_appearance_maps  # noqa: E402
 from core.render.appearance_learning import (  # noqa: E402
@@ -127,7 +127,7 @@ def build(photos: dict[tuple[str, str], Path], people: int | None) -> Appearance
              len(pairs), len({k[0] for k in pairs}), explained.mean())
 
     names = list(model.expression_names)
-    mirror = np.array([names.index(mirror_name(n)) for n in names])
+    mirror = curve_mirror(names)
     lips = UPPER_LIP_OUTER + LOWER_LIP_OUTER[-2:0:-1]
     brows = [upper + lower[::-1] for upper, lower in ((RIGHT_BROW_UPPER, RIGHT_BROW_LOWER), (LEFT_BROW_UPPER, LEFT_BROW_LOWER))]
     features = near_outlines(space, (lips, ids.RIGHT_EYE_LIDS, ids.LEFT_EYE_LIDS, *brows), FEATURE_MARGIN_MM)

@@ -31,9 +31,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from core.facemodel.curve_mirror import curve_mirror
 from core.facemodel.lbs import batch_rodrigues
 from core.facemodel.model import FaceModel
-from core.facemodel.open_model_calibration import mirror_name
 from core.facemodel.types import FaceParams
 from core.fit.camera import AXIS_FLIP, project
 from core.fit.evidence import CurvePriors
@@ -354,8 +354,7 @@ class Fitter:
                                                        self.config.under_reported_single_image)
             if (self.config.single_image_view_trust and self.view_bias is not None
                     and self.view_bias.score_variance is not None):
-                names = list(self.model.expression_names)
-                self.curve_mirror = np.array([names.index(mirror_name(n)) for n in names])
+                self.curve_mirror = curve_mirror(self.model.expression_names)
 
     def _named_neutral_factors(self) -> float | np.ndarray:
         """The expression prior's factor while the identity is fitted on a named neutral:

@@ -52,11 +52,12 @@ import scipy.sparse as sp
 import torch
 
 from core.errors import PerformerProfileError
+from core.facemodel.curve_mirror import curve_mirror
 from core.facemodel.lbs import batch_rodrigues
 from core.facemodel.model import FaceModel
 from core.facemodel.open_model import ARKIT_NAMES
 from core.facemodel.open_model_authoring import Mesh, mirror_field
-from core.facemodel.open_model_calibration import mirror_name, shape_support, stem
+from core.facemodel.open_model_calibration import shape_support, stem
 from core.facemodel.types import FaceModelData
 from core.fit.camera import flip_matrix, project
 from core.fit.fitter import FitConfig, Fitter, single_threaded_torch, slice_observations
@@ -309,8 +310,7 @@ def learn_performer_model(generic: FaceModelData, parts: list[_Part], config: Pe
     start of each round, None when config.view_drift is off), which the shapes learn and the
     refits read without."""
     perm = np.asarray(generic.info["mirror"])
-    names = list(ARKIT_NAMES)
-    pair = np.array([names.index(mirror_name(n)) for n in names])
+    pair = curve_mirror(ARKIT_NAMES)
     neighbours = neighbour_average(generic.faces, generic.num_vertices)
     movable = support.any(axis=0)
     bias = shipped_view_bias() if config.fit.view_bias else None  # the landmarks as the fitter reads them

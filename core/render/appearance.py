@@ -33,7 +33,7 @@ import numpy as np
 
 from core.atomic import write_bytes_atomic
 from core.errors import EmoCapError
-from core.render.rasterizer import sample_bilinear
+from core.render.rasterizer import sample_channel
 
 APPEARANCE_MAPS_PATH = Path(__file__).resolve().parents[2] / "resources" / "appearance_maps.npz"
 LOG_GAIN_RANGE = (-0.9, 0.5)  # darkest exp(-0.9) = 0.41x, brightest exp(0.5) = 1.65x
@@ -84,13 +84,8 @@ class AppearanceMaps:
         gain = self.combined(weight_change)
         u = (barycentric * self.vertex_uv[corners, 0]).sum(axis=1)
         v = (barycentric * self.vertex_uv[corners, 1]).sum(axis=1)
-        sampled = _sample(gain, u, v)
+        sampled = sample_channel(gain, u, v)
         return np.exp(np.clip(sampled, *LOG_GAIN_RANGE)).astype(np.float32)
-
-
-def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear samples of an H x W float32 image at K points (pixel centres at integers)."""
-    return sample_bilinear(np.ascontiguousarray(image, np.float32)[..., None], x, y)[:, 0]
 
 
 def save_appearance_maps(maps: AppearanceMaps, path: Path) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.render.rasterizer import Fragments, interpolate, rasterize, sample_bilinear
+from core.render.rasterizer import Fragments, interpolate, rasterize, sample_channel
 
 MM = 1000.0
 
@@ -60,8 +60,7 @@ def warp_to_texture(grey: np.ndarray, landmarks: np.ndarray, space: TextureSpace
     coords = interpolate(space.fragments, np.asarray(landmarks, np.float32)[:, :2])
     mask = space.mask
     out = np.full(space.size, np.nan, np.float32)
-    out[mask] = sample_bilinear(np.ascontiguousarray(grey, np.float32)[..., None],
-                                coords[mask][:, 0], coords[mask][:, 1])[:, 0]
+    out[mask] = sample_channel(grey, coords[mask][:, 0], coords[mask][:, 1])
     return out
 
 
@@ -109,8 +108,8 @@ def near_outlines(space: TextureSpace, outlines, margin_mm: float) -> np.ndarray
 
 
 def edge_fade(mask: np.ndarray, width_px: float) -> np.ndarray:
-    """Ht x Wt float32: 0 at the face's outline (and off it), rising smoothly to 1 at
-    ``width_px`` inside, so a map never draws the mesh's edge."""
+    """Ht x Wt float32: 0 at the outline of ``mask`` (and off it), rising smoothly to 1 at
+    ``width_px`` inside, so a map never draws the edge of where it may act."""
     inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     t = np.clip(inside / max(width_px, 1e-6), 0.0, 1.0)
     return (t * t * (3 - 2 * t)).astype(np.float32)

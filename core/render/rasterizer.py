@@ -295,6 +295,12 @@ def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarr
     return sampled.reshape(side * side, -1)[:n]
 
 
+def sample_channel(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear samples of an H x W single-channel image (any float range) at K points (pixel
+    centres at integers, edges replicated) -> K float32."""
+    return sample_bilinear(np.ascontiguousarray(image, np.float32)[..., None], x, y)[:, 0]
+
+
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (V x 3) of triangles wound by the right-hand rule."""
     v = np.asarray(vertices, np.float64)

@@ -17,7 +17,7 @@ import torch
 
 from core.errors import FaceModelError
 from core.facemodel import FaceModel
-from core.facemodel.open_model import OPEN_MODEL_PATH, load_open_model, save_open_model
+from core.facemodel.open_model import ARKIT_NAMES, OPEN_MODEL_PATH, load_open_model, save_open_model
 from core.facemodel.open_model_authoring import build_open_model, mirror_field
 from core.facemodel.types import JOINT_NAMES
 from core.observe.headpose import CANONICAL_FACE_PATH
@@ -456,3 +456,14 @@ def test_authored_build_is_deterministic():
     first, again = (build_open_model(np.load(CANONICAL_FACE_PATH)) for _ in range(2))
     for key in ("template", "shape_basis", "expression_basis", "joint_regressor", "skinning_weights"):
         assert np.array_equal(getattr(first, key), getattr(again, key)), key
+
+
+def test_each_curve_s_mirror_partner_is_its_other_side_or_itself():
+    from core.facemodel.curve_mirror import curve_mirror
+
+    names = list(ARKIT_NAMES)
+    pair = curve_mirror(names)
+    assert names[pair[names.index("browDownLeft")]] == "browDownRight"
+    assert names[pair[names.index("mouthSmileRight")]] == "mouthSmileLeft"
+    assert names[pair[names.index("jawOpen")]] == "jawOpen"
+    np.testing.assert_array_equal(pair[pair], np.arange(len(names)))
