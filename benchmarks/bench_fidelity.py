@@ -18,7 +18,9 @@ identity from the person's own neutral photo (``--neutral``), the expression pho
 and the share of the landmark motion from neutral to expression they explain (weights in [0, 1];
 also with MediaPipe's view drift, core/observe/view_bias.py, taken out of the observed motion),
 beside the share that even a perfect model would explain, MediaPipe's own landmark noise in both
-photos left unexplained (benchmarks/fidelity/landmark_noise.py);
+photos left unexplained (benchmarks/fidelity/landmark_noise.py); the **curve scale**: on the
+frontal photos, the fitted weight per unit of the learned network's score rise from the person's
+own neutral (1.0: the curves keep the network's, i.e. Apple's, scale);
 and the **view gap**: how far the curves of one expression photographed from 45 degrees are from
 those of its frontal photo (mean absolute difference over the 52 curves), with each view's own
 neutral and with the frontal neutral for both (one identity for a whole take, as when a performer
@@ -49,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.fidelity import sheets  # noqa: E402
 from benchmarks.fidelity.carriers import CARRIER_FILES, Carrier, carriers_for, judged_labels  # noqa: E402
-from benchmarks.fidelity.curves import at_bound, off_prototype, prototype_in_top  # noqa: E402
+from benchmarks.fidelity.curves import at_bound, curve_scale, off_prototype, prototype_in_top  # noqa: E402
 from benchmarks.fidelity.devset import EMOTION_LABELS, LABELS, Analysed, analyse, kdef_people, stills  # noqa: E402
 from benchmarks.fidelity.motion import explained_share, kept_share  # noqa: E402
 from core.emotion.recognisers import load_recogniser  # noqa: E402
@@ -168,6 +170,9 @@ def real_motion(config: PipelineConfig, work: Path, people: int) -> dict:
                     neutral.observations.landmarks[0], expressive.observations.landmarks[0], neutral_noise,
                     noise_samples(path, expressive), config.fit.z_weight))
                 shares[("view", "frontal" if view == "frontal" else "half profile")].append(share)
+                if view == "frontal":  # the curves' scale against the network's, change from the own neutral
+                    shares[("scale", "fitted")].append(expressive.curves)
+                    shares[("scale", "network")].append(np.clip(expressive.mediapipe - neutral.mediapipe, 0.0, 1.0))
                 # the same with MediaPipe's view drift taken out of the observed motion as well
                 # (core/observe/view_bias.py): the drift between the two photos' head poses is no
                 # motion of the face
@@ -278,6 +283,11 @@ def print_tables(analysed, table, readings, shares, fixtures) -> None:
             if len(values):
                 print(f"  {short:9s} {len(values):4d} {values.mean():6.3f} {np.median(values):7.3f} "
                       f"{pct(values >= 0.9):>6s}   ({what})")
+        if shares.get(("scale", "fitted")):
+            scale = curve_scale(np.array(shares[("scale", "fitted")]), np.array(shares[("scale", "network")]))
+            print("  curve scale: fitted weight per unit of MediaPipe's learned score (its rise from the person's "
+                  "neutral >= 0.1; frontal views, Left and Right pooled; 1.0 = the network's scale)")
+            print("    " + "  ".join(f"{stem} {ratio:.2f} (n {n})" for stem, (ratio, n) in scale.items()))
         for key, neutral in (("view gap", "each with its own view's neutral"),
                              ("view gap, frontal neutral", "both with the frontal neutral's identity")):
             gaps = {label: shares.get((key, label), []) for label in EMOTION_LABELS}

@@ -55,3 +55,24 @@ def off_prototype(curves: np.ndarray, label: str, level: float = 0.9) -> list[st
 
 def at_bound(curves: np.ndarray, level: float = 0.99) -> int:
     return int((np.nan_to_num(curves) >= level).sum())
+
+
+# curves the learned network reports (not cheekSquint or noseSneer, which it never does, nor the
+# under-reported eyeWide and cheekPuff: core/fit/evidence.py), by stem; Left and Right pooled
+SCALE_STEMS = ("browDown", "browInnerUp", "browOuterUp", "eyeSquint", "jawOpen", "mouthSmile", "mouthFrown",
+               "mouthStretch", "mouthUpperUp", "mouthLowerDown", "mouthShrugLower", "mouthPucker")
+
+
+def curve_scale(fitted: np.ndarray, network: np.ndarray, min_change: float = 0.1) -> dict[str, tuple[float, int]]:
+    """Per stem of SCALE_STEMS: the fitted weight per unit of the network's, the least-squares
+    slope through zero sum(fit * net) / sum(net^2) over the samples where the network's score rose
+    by ``min_change`` or more, and that sample count. fitted, network: N x 52 (ARKIT_NAMES): the
+    fitted curves and the network's score change from the same person's neutral."""
+    out = {}
+    for stem in SCALE_STEMS:
+        columns = [k for k, n in enumerate(ARKIT_NAMES) if n.removesuffix("Left").removesuffix("Right") == stem]
+        fit, net = np.asarray(fitted)[:, columns].ravel(), np.asarray(network)[:, columns].ravel()
+        active = net >= min_change
+        if active.any():
+            out[stem] = (float(fit[active] @ net[active] / (net[active] @ net[active])), int(active.sum()))
+    return out
