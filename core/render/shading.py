@@ -21,8 +21,12 @@ cheek, a bulge between knit brows, a sagging mouth corner catch or lose light.
   keep their light and shadow, and do not cast a halo on the skin around them. It fades out toward
   the face's outline (no seam against the reference's surround) and brightens by at most
   FACTOR_RANGE[1] (the mesh's lips turn up at the mouth corners more than real ones).
-- **Colour**: the reference skin's own shadow colour (:func:`skin_tint`): shadows on skin are
-  redder than its lit parts, and a channel clipped at 255 stays clipped.
+- **Colour**: the reference skin's own shadow colour (:class:`SkinShadowColour`): a darkened
+  pixel takes the colour the photo's own skin has at the darker luminance. Shadows on skin are
+  redder than its lit parts, and an overexposed photo's red channel hardly falls with the rest: a
+  pale KDEF face keeps red at 250 from its brightest skin down to luminance 170 while green and
+  blue fall. A single slope per channel (clamped to TINT_RANGE, as before) could not follow that:
+  its shadows lost red the photo's do not, and read olive.
 
 Options compared on KDEF motion transferred onto other people's neutral photos, judged by EmoNet
 and FER (``scripts/render_judge_ceiling.py``; the mean probability of the true label, paired per
@@ -58,9 +62,11 @@ EDGE_FADE_M = 0.012  # the shading fades out over this distance from the face's 
 TILT_BAND = 0.05
 MAX_ANCHORS = 600  # vertices the local average is taken over
 FACTOR_RANGE = (0.35, 1.15)  # the shading factor is kept in this range
-# the skin tint's exponents are kept in this range: a pale face whose red channel is clipped
-# measured (0.3, 1.4, 2.3), and shadows with that tint drew orange rims around its squinting eyes
+# the shadow colour's slopes (log channel against log luminance) beyond the skin's own range are
+# kept in this range: a pale face whose red channel is clipped measured (0.3, 1.4, 2.3) overall,
+# and shadows with that slope throughout drew orange rims around its squinting eyes
 TINT_RANGE = (0.6, 1.6)
+COLOUR_BINS = 8  # quantile bins of the skin's luminance whose median colours shadows follow
 SUBDIVIDE_BELOW = 4000  # subdivide meshes with fewer triangles than this (once, or twice)
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -114,9 +120,9 @@ class SurfaceShader:
 
     def set_reference(self, vertices: np.ndarray, skin: np.ndarray) -> None:
         """vertices: V x 3 head-frame vertices of the reference pose (metres); skin: K x 3 RGB of
-        the reference image's face (for :func:`skin_tint`)."""
+        the reference image's face (for :class:`SkinShadowColour`)."""
         self._reference = np.asarray(vertices, np.float64)
-        self.tint = skin_tint(skin)
+        self.shadow_colour = SkinShadowColour.of(skin)
         self._reference_shade = self._shade(smooth_normals(self._reference[None], self.subdivision))[0]
 
     def frames(self, vertices: np.ndarray) -> SurfaceFrames:
@@ -151,11 +157,13 @@ class SurfaceShader:
         return np.clip(factor, *FACTOR_RANGE).astype(np.float32)
 
     def apply(self, colour: np.ndarray, factors: np.ndarray) -> np.ndarray:
-        """K x 3 RGB (0..255 float) shaded by K factors: darker as f ** tint per channel (the
-        reference skin's own shadow colour), brighter by f but no further than the brightest
-        channel allows (saturated skin keeps its hue instead of turning pale)."""
+        """K x 3 RGB (0..255 float) shaded by K factors: darker as the reference skin's own
+        shadow colour says (:meth:`SkinShadowColour.darkening`), brighter by f but no further than
+        the brightest channel allows (saturated skin keeps its hue instead of turning pale)."""
         f = factors[:, None].astype(np.float32)
-        dark = np.minimum(f, 1.0) ** self.tint.astype(np.float32)
+        dark = np.ones((len(colour), 3), np.float32)
+        darker = np.nonzero(factors < 1.0)[0]
+        dark[darker] = self.shadow_colour.darkening(colour[darker], factors[darker])
         headroom = np.maximum(255.0 / np.maximum(colour.max(axis=1, keepdims=True), 1.0), 1.0)
         bright = np.minimum(np.maximum(f, 1.0), headroom)
         return colour * dark * bright
@@ -188,26 +196,62 @@ def spread_vertices(vertices: np.ndarray, candidates: np.ndarray, count: int) ->
     return np.sort(candidates[chosen])
 
 
-def skin_tint(pixels: np.ndarray) -> np.ndarray:
-    """How each colour channel of a photo's skin follows its brightness: the slopes of log R, G, B
-    against log luminance over K x 3 skin pixels (the darkest 15 % and the brightest 3 %, brows,
-    nostrils and highlights, left out). Shadows on skin are redder than its lit parts (light
-    scattered under the skin comes out red), and a channel clipped at 255 does not follow at
-    all; darkening by f ** slopes keeps the colour a shadow on this skin has. (1, 1, 1) without
-    enough pixels."""
-    pixels = np.asarray(pixels, np.float64).reshape(-1, 3)
-    luminance = pixels @ LUMA
-    if len(pixels) < 100:
-        return np.ones(3)
-    low, high = np.percentile(luminance, [15, 97])
-    keep = (luminance > max(low, 1.0)) & (luminance < high)
-    x = np.log(luminance[keep])
-    if len(x) < 100 or np.ptp(x) < 0.05:
-        return np.ones(3)
-    x = x - x.mean()
-    y = np.log(np.maximum(pixels[keep], 1.0))
-    slopes = (x @ (y - y.mean(axis=0))) / (x @ x)
-    return np.clip(slopes, *TINT_RANGE)
+@dataclass(frozen=True)
+class SkinShadowColour:
+    """How each colour channel of a photo's skin follows its luminance: log R, G, B as piecewise
+    linear functions of log luminance through the medians of COLOUR_BINS quantile bins of the skin
+    pixels (the darkest 15 % and the brightest 3 %, brows, nostrils and highlights, left out),
+    never rising as the luminance falls; below the darkest bin each channel goes on with its
+    overall slope against luminance (clamped to TINT_RANGE), above the brightest with the slope of
+    the two brightest bins (at most TINT_RANGE[1]; a clipped channel's is 0). log_luminance: B + 2
+    ascending knots, the first and last EXTRAPOLATE_TO beyond the bins, where the extrapolations
+    end; log_channels: (B + 2) x 3 (natural logs of 0..255 values)."""
+
+    log_luminance: np.ndarray
+    log_channels: np.ndarray
+
+    EXTRAPOLATE_TO = 20.0  # log luminance beyond the skin's bins: further than any pixel or shadow reaches
+
+    @classmethod
+    def of(cls, pixels: np.ndarray) -> SkinShadowColour:
+        """From K x 3 RGB skin pixels; every channel following luminance alike (grey shadows)
+        without enough pixels or spread."""
+        pixels = np.asarray(pixels, np.float64).reshape(-1, 3)
+        neutral = cls(np.array([-cls.EXTRAPOLATE_TO, cls.EXTRAPOLATE_TO]),
+                      np.repeat([[-cls.EXTRAPOLATE_TO], [cls.EXTRAPOLATE_TO]], 3, axis=1))
+        if len(pixels) < 100:
+            return neutral
+        luminance = pixels @ LUMA
+        low, high = np.percentile(luminance, [15, 97])
+        keep = (luminance > max(low, 1.0)) & (luminance < high)
+        if keep.sum() < 100 or np.log(high / max(low, 1.0)) < 0.05:
+            return neutral
+        x = np.log(luminance[keep])
+        y = np.log(np.maximum(pixels[keep], 1.0))
+        centred = x - x.mean()
+        slopes = np.clip((centred @ (y - y.mean(axis=0))) / (centred @ centred), *TINT_RANGE)
+        edges = np.quantile(x, np.linspace(0.0, 1.0, COLOUR_BINS + 1))
+        bins = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, COLOUR_BINS - 1)
+        knots = np.array([np.median(x[bins == b]) for b in range(COLOUR_BINS)])
+        knots = np.maximum.accumulate(knots + 1e-6 * np.arange(COLOUR_BINS))  # strictly ascending
+        channels = np.stack([np.median(y[bins == b], axis=0) for b in range(COLOUR_BINS)])
+        channels = np.maximum.accumulate(channels, axis=0)  # no channel brightens as the skin darkens
+        top = np.clip((channels[-1] - channels[-2]) / max(knots[-1] - knots[-2], 1e-6), 0.0, TINT_RANGE[1])
+        reach = cls.EXTRAPOLATE_TO
+        return cls(np.concatenate([[knots[0] - reach], knots, [knots[-1] + reach]]),
+                   np.concatenate([channels[:1] - reach * slopes, channels, channels[-1:] + reach * top]))
+
+    def log_colour(self, log_luminance: np.ndarray) -> np.ndarray:
+        """K log luminances -> K x 3 log channel values of the skin at them."""
+        return np.stack([np.interp(log_luminance, self.log_luminance, self.log_channels[:, c]) for c in range(3)], axis=1)
+
+    def darkening(self, colour: np.ndarray, factors: np.ndarray) -> np.ndarray:
+        """K x 3 per-channel factors that darken K x 3 RGB pixels by K luminance factors in (0, 1]:
+        each channel changes as the skin's own does between the pixel's luminance and the darker
+        one."""
+        log_luminance = np.log(np.maximum(np.asarray(colour, np.float64) @ LUMA, 1.0))
+        change = self.log_colour(log_luminance + np.log(np.maximum(factors, 1e-3))) - self.log_colour(log_luminance)
+        return np.exp(change).astype(np.float32)
 
 
 def _interpolate(values: np.ndarray, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:

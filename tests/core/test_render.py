@@ -14,7 +14,7 @@ from core.observe.align import warp_crop
 from core.pipeline import Pipeline, PipelineConfig
 from core.render.rasterizer import alpha_mask, interpolate, rasterize, render_shaded, render_textured
 from core.render.reconstruction import FACE_OVAL, MOUTH, ReconstructionRenderer, choose_reference_frame
-from core.render.shading import TINT_RANGE, SurfaceShader, skin_tint, smooth_normals
+from core.render.shading import LUMA, SkinShadowColour, SurfaceShader, smooth_normals
 from core.render.subdivision import LoopSubdivision, _loop_step
 from core.take import Take
 from core.video import open_source
@@ -371,18 +371,29 @@ def test_surface_shader_changes_nothing_without_deformation_or_for_a_translation
     np.testing.assert_allclose(shader.factors(moved, 0, tri, bary), 1.0, atol=1e-5)
 
 
-def test_skin_tint_follows_how_the_photo_s_skin_darkens_and_a_clipped_channel_stays():
+def test_shadows_take_the_colour_the_photo_s_own_skin_has_where_it_is_darker():
     rng = np.random.default_rng(4)
     brightness = rng.uniform(0.5, 1.0, 2000)
     skin = np.stack([200 * brightness**0.8, 150 * brightness**1.1, 120 * brightness**1.3], axis=1)
-    np.testing.assert_allclose(skin_tint(skin), [0.8, 1.1, 1.3], atol=0.06)  # slopes against luminance
+    colour = SkinShadowColour.of(skin)
+    pixel = np.array([[200 * 0.9**0.8, 150 * 0.9**1.1, 120 * 0.9**1.3]])  # a skin pixel at brightness 0.9
+    target = np.array([[200 * 0.6**0.8, 150 * 0.6**1.1, 120 * 0.6**1.3]])  # the same skin at 0.6
+    darkened = pixel * colour.darkening(pixel, (target @ LUMA) / (pixel @ LUMA))
+    np.testing.assert_allclose(darkened, target, rtol=0.04)  # the skin's own colour there
+    # an overexposed red channel that holds at 255 over the skin's brighter half keeps it there in
+    # a mild shadow, while green and blue fall as the photo's do (a single clamped slope darkened
+    # red too, and such shadows read olive on a pale face)
     clipped = skin.copy()
-    clipped[:, 0] = 255.0  # an overexposed red channel does not darken with the rest
-    tint = skin_tint(clipped)
-    # the lowest exponent allowed; green and blue follow, no further than the highest (against a
-    # luminance that the clipped red holds still, their slopes come out about 2.0 and 2.3)
-    assert tint[0] == TINT_RANGE[0] and TINT_RANGE[1] >= tint[2] >= tint[1] > 0.9
-    assert (skin_tint(skin[:50]) == 1.0).all()  # too few pixels: neutral
+    clipped[:, 0] = np.minimum(255.0, 400 * brightness**0.8)
+    pale = SkinShadowColour.of(clipped)
+    bright = clipped[np.argmax(brightness)][None]
+    factors = pale.darkening(bright, np.array([0.85]))[0]
+    assert factors[0] > 0.99 and factors[1] < 0.9 and factors[2] < factors[1]
+    # never brighter, in any channel, for any shadow
+    pixels = clipped[:200]
+    assert (pale.darkening(pixels, rng.uniform(0.3, 1.0, 200)) <= 1.0 + 1e-6).all()
+    # too few pixels: every channel follows the luminance alike
+    np.testing.assert_allclose(SkinShadowColour.of(skin[:50]).darkening(pixel, np.array([0.7])), 0.7, rtol=1e-5)
 
 
 def extra_shape_renderers(take, shape: np.ndarray, turn=(0.0, 0.0, 0.0)):
