@@ -545,6 +545,29 @@ def test_shaded_renders_are_deterministic(take, renderer):
     assert np.array_equal(first, other.render_crop(frame)[0])
 
 
+def widened_eyes(take) -> tuple[int, int, object]:
+    """(reference frame, another frame wearing the reference's curves with both eyes widened to
+    eyeWide 1, the fit with that change) of the render fixture."""
+    _, fit, _, model = take
+    ref = choose_reference_frame(fit)
+    frame = int(next(r for r in np.nonzero(fit.has_face)[0] if r != ref))
+    expression = fit.expression.copy()
+    expression[frame] = fit.expression[ref]
+    names = list(model.expression_names)
+    for side in ("Left", "Right"):
+        expression[frame, names.index(f"eyeWide{side}")] = 1.0
+    return ref, frame, dataclasses.replace(fit, expression=expression)
+
+
+def renderer_with_reference(take, fit_, ref: int) -> ReconstructionRenderer:
+    """A renderer of ``fit_`` on the render fixture, textured from frame ``ref``."""
+    take_, _, observations, model = take
+    renderer_ = ReconstructionRenderer(model, fit_, observations, reference_frame=ref)
+    with open_source(take_.manifest.source.path) as source:
+        renderer_.set_reference(ref, source.read(ref))
+    return renderer_
+
+
 def test_a_widened_eye_shows_white_above_the_iris_not_a_second_lid(take, monkeypatch):
     """Lids opened wider than the reference's reach past its opening onto its lid skin and lashes;
     the render shows the eyeball there: above the iris, the colour of the reference's own sclera,
@@ -554,21 +577,11 @@ def test_a_widened_eye_shows_white_above_the_iris_not_a_second_lid(take, monkeyp
     its mean colour, not pixel by pixel."""
     import core.render.reconstruction as reconstruction
 
-    take_, fit, observations, model = take
-    ref = choose_reference_frame(fit)
-    frame = int(next(r for r in np.nonzero(fit.has_face)[0] if r != ref))
-    expression = fit.expression.copy()
-    expression[frame] = fit.expression[ref]
-    names = list(model.expression_names)
-    for side in ("Left", "Right"):
-        expression[frame, names.index(f"eyeWide{side}")] = 1.0
-    widened = dataclasses.replace(fit, expression=expression)
+    _, fit, _, model = take
+    ref, frame, widened = widened_eyes(take)
 
     def renderer_for(fit_):
-        renderer_ = ReconstructionRenderer(model, fit_, observations, reference_frame=ref)
-        with open_source(take_.manifest.source.path) as source:
-            renderer_.set_reference(ref, source.read(ref))
-        return renderer_
+        return renderer_with_reference(take, fit_, ref)
 
     def band_above_irises(renderer_) -> list[np.ndarray]:
         """Per eye (right, left): RGB (N x 3) of its opening's pixels above its iris."""
@@ -657,7 +670,7 @@ def test_the_eyeball_fill_leaves_the_reference_opening_alone_and_draws_a_pupil()
     iris = np.zeros((3, 3))
     bare.paint(iris, np.arange(3), np.full(3, 50.0), np.array([30.0, 30.0 - 0.65 * radius, 30.0 - 0.88 * radius]),
                widened=True)
-    pupil, body, rim = iris @ np.array([0.299, 0.587, 0.114])
+    pupil, body, rim = iris @ LUMA
     assert pupil < 0.6 * body and rim < body
 
 
@@ -665,18 +678,8 @@ def test_lid_margins_are_anti_aliased(take):
     """The eye fillings are a layer behind the skin, so a widened eye's lid margin was a one-pixel
     staircase; it is softened: the colour steps between neighbouring pixels across the openings'
     outlines are smaller than without the softening."""
-    take_, fit, observations, model = take
-    ref = choose_reference_frame(fit)
-    frame = int(next(r for r in np.nonzero(fit.has_face)[0] if r != ref))
-    expression = fit.expression.copy()
-    expression[frame] = fit.expression[ref]
-    names = list(model.expression_names)
-    for side in ("Left", "Right"):
-        expression[frame, names.index(f"eyeWide{side}")] = 1.0
-    renderer = ReconstructionRenderer(model, dataclasses.replace(fit, expression=expression), observations,
-                                      reference_frame=ref)
-    with open_source(take_.manifest.source.path) as source:
-        renderer.set_reference(ref, source.read(ref))
+    ref, frame, widened = widened_eyes(take)
+    renderer = renderer_with_reference(take, widened, ref)
     frags, _ = renderer.fragments(frame)
     eyes = np.zeros(frags.triangle.shape, np.uint8)
     for name in ("right_eye", "left_eye"):
