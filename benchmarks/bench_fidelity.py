@@ -20,7 +20,9 @@ also with MediaPipe's view drift, core/observe/view_bias.py, taken out of the ob
 beside the share that even a perfect model would explain, MediaPipe's own landmark noise in both
 photos left unexplained (benchmarks/fidelity/landmark_noise.py); the **curve scale**: on the
 frontal photos, the fitted weight per unit of the learned network's score rise from the person's
-own neutral (1.0: the curves keep the network's, i.e. Apple's, scale);
+own neutral (1.0: the curves keep the network's, i.e. Apple's, scale); the **open mouth**: on the
+frontal photos, the share of the mouth opening brighter than 0.75 x the skin (the teeth), the
+photo against its person's neutral photo wearing its curves (benchmarks/fidelity/mouth.py);
 and the **view gap**: how far the curves of one expression photographed from 45 degrees are from
 those of its frontal photo (mean absolute difference over the 52 curves), with each view's own
 neutral and with the frontal neutral for both (one identity for a whole take, as when a performer
@@ -49,7 +51,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fidelity import sheets  # noqa: E402
+from benchmarks.fidelity import mouth, sheets  # noqa: E402
 from benchmarks.fidelity.carriers import CARRIER_FILES, Carrier, carriers_for, judged_labels  # noqa: E402
 from benchmarks.fidelity.curves import at_bound, curve_scale, off_prototype, prototype_in_top  # noqa: E402
 from benchmarks.fidelity.devset import EMOTION_LABELS, LABELS, Analysed, analyse, kdef_people, stills  # noqa: E402
@@ -153,6 +155,7 @@ def real_motion(config: PipelineConfig, work: Path, people: int) -> dict:
             if not neutral.found:
                 continue
             neutral_noise = noise_samples(neutral_path, neutral)
+            own = Carrier.build(neutral, model).renderer if view == "frontal" else None
             for label in EMOTION_LABELS:
                 path = photos.get((label, view))
                 if path is None:
@@ -173,6 +176,10 @@ def real_motion(config: PipelineConfig, work: Path, people: int) -> dict:
                 if view == "frontal":  # the curves' scale against the network's, change from the own neutral
                     shares[("scale", "fitted")].append(expressive.curves)
                     shares[("scale", "network")].append(np.clip(expressive.mediapipe - neutral.mediapipe, 0.0, 1.0))
+                    # the open mouth's bright share, the photo against its own neutral wearing its curves
+                    photo, render = mouth.photo_share(expressive), mouth.render_share(own, expressive.curves)
+                    if photo is not None and render is not None:
+                        shares[("mouth", label)].append((photo, render))
                 # the same with MediaPipe's view drift taken out of the observed motion as well
                 # (core/observe/view_bias.py): the drift between the two photos' head poses is no
                 # motion of the face
@@ -288,6 +295,12 @@ def print_tables(analysed, table, readings, shares, fixtures) -> None:
             print("  curve scale: fitted weight per unit of MediaPipe's learned score (its rise from the person's "
                   "neutral >= 0.1; frontal views, Left and Right pooled; 1.0 = the network's scale)")
             print("    " + "  ".join(f"{stem} {ratio:.2f} (n {n})" for stem, (ratio, n) in scale.items()))
+        pairs = {label: np.array(shares[("mouth", label)]) for label in EMOTION_LABELS if shares.get(("mouth", label))}
+        if pairs:
+            print(f"  open mouth: share of the opening brighter than {mouth.BRIGHT_OF_SKIN:g} x the skin's median "
+                  "(teeth), the photo against its person's neutral wearing its curves (frontal views)")
+            print("    " + "  ".join(f"{label} {v[:, 0].mean():.2f} / {v[:, 1].mean():.2f} (n {len(v)})"
+                                   for label, v in pairs.items()))
         for key, neutral in (("view gap", "each with its own view's neutral"),
                              ("view gap, frontal neutral", "both with the frontal neutral's identity")):
             gaps = {label: shares.get((key, label), []) for label in EMOTION_LABELS}

@@ -301,14 +301,16 @@ class ReconstructionRenderer:
                 rgb[k], mask[k] = self._draw(frames, k)
         return rgb, mask
 
-    def fragments(self, index: int) -> tuple[Fragments, np.ndarray]:
+    def fragments(self, index: int, expression: np.ndarray | None = None) -> tuple[Fragments, np.ndarray]:
         """The rasterised crop of frame ``index`` and the crop-space points it was rasterised from
         (the mesh vertices, then copies of the 478 landmarks that the eye and mouth fillings use,
         pushed back in depth), for inspection and other shaders. Triangle ids index
-        ``fragments.faces``; :attr:`layers` says which ids are skin, eye or mouth fillings."""
+        ``fragments.faces``; :attr:`layers` says which ids are skin, eye or mouth fillings.
+        expression: E weights the face wears instead of its own, as in :meth:`render_expressions`."""
         index = int(index)
         self._check_frame(index)
-        frames = self._geometry([index])
+        overrides = None if expression is None else {"expression": np.asarray(expression, np.float32).reshape(1, -1)}
+        frames = self._geometry([index], overrides)
         return self._rasterize(frames.points[0], frames.size), frames.points[0]
 
     # ---------------------------------------------------------------------------------------------

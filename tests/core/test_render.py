@@ -742,3 +742,24 @@ def test_learned_appearance_folds_the_skin_where_a_curve_acts_and_leaves_the_ref
 
     flame_like = dataclasses.replace(load_open_model(), expression_names=tuple(f"exp{k:03d}" for k in range(52)))
     assert ReconstructionRenderer(FaceModel(flame_like), fit, observations, reference_frame=ref).appearance is None
+
+
+def test_fragments_of_other_expressions_are_those_render_expressions_draws(renderer, take):
+    """fragments(index, expression) rasterises the face wearing other curves, as
+    render_expressions draws it: an opened jaw opens the mouth layer, and the face covers the same
+    pixels as the render's mask."""
+    _, fit, _, model = take
+    frame = int(np.nonzero(fit.has_face)[0][0])
+    row = int(np.nonzero(fit.frame_index == frame)[0][0])
+    opened = fit.expression[row].copy()
+    opened[list(model.expression_names).index("jawOpen")] = 0.6
+    start, stop = renderer.layers["mouth"]
+
+    def mouth_pixels(fragments) -> int:
+        return int(((fragments.triangle >= start) & (fragments.triangle < stop)).sum())
+
+    own, _ = renderer.fragments(frame)
+    worn, _ = renderer.fragments(frame, opened)
+    assert mouth_pixels(worn) > mouth_pixels(own) + 50
+    _, mask = renderer.render_expressions(frame, opened[None])
+    assert np.array_equal(mask[0], worn.triangle >= 0)
