@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.facemodel.open_model import ARKIT_NAMES
+from core.facemodel.open_model_calibration import stem as curve_stem
 
 
 def _both(*stems: str) -> dict[str, float]:
@@ -70,7 +71,7 @@ def curve_scale(fitted: np.ndarray, network: np.ndarray, min_change: float = 0.1
     fitted curves and the network's score change from the same person's neutral."""
     out = {}
     for stem in SCALE_STEMS:
-        columns = [k for k, n in enumerate(ARKIT_NAMES) if n.removesuffix("Left").removesuffix("Right") == stem]
+        columns = [k for k, name in enumerate(ARKIT_NAMES) if curve_stem(name) == stem]
         fit, net = np.asarray(fitted)[:, columns].ravel(), np.asarray(network)[:, columns].ravel()
         active = net >= min_change
         if active.any():

@@ -16,9 +16,9 @@ from benchmarks.fidelity.devset import Analysed
 from core.facemodel.open_model import LOWER_LIP_INNER, UPPER_LIP_INNER
 from core.observe.landmark_ids import FACE_OVAL
 from core.render.reconstruction import ReconstructionRenderer
+from core.render.shading import LUMA
 
 BRIGHT_OF_SKIN = 0.75
-LUMA = np.array([0.299, 0.587, 0.114])
 MIN_PIXELS = 20  # smaller openings are closed mouths: no share
 
 
